@@ -1,0 +1,190 @@
+/**
+ * Validation of a SnapshotSchedule without a cluster: the CRD's own OpenAPI schema
+ * (through ajv) plus the rules the CRD states in CEL and those only code can
+ * check (a cron that parses, a zone luxon knows). The controller reports the same
+ * errors as an InvalidSpec condition; `snapcron validate` prints them.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { parseSchedule, ScheduleError } from '../schedule/cron.ts';
+import { DurationError, parseDuration } from '../schedule/duration.ts';
+import { GROUP, SCHEDULE_KIND, VERSION } from './constants.ts';
+import { openAPIV3Schema, type SnapshotSchedule } from './types.generated.ts';
+
+export interface FieldError {
+  /** Dotted path from the object root, e.g. `spec.retention.maxCount`. */
+  path: string;
+  message: string;
+}
+
+// ajv-formats is CommonJS; under NodeNext its default export is the module object.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+/** The schema as `kubectl apply` with strict field validation sees it: unknown fields are errors. */
+function strictSchema(node: unknown, path: string): unknown {
+  if (Array.isArray(node)) return node.map((n) => strictSchema(n, path));
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k.startsWith('x-kubernetes-')) continue;
+    out[k] = k === 'properties' ? mapValues(v as Record<string, unknown>, path) : strictSchema(v, path);
+  }
+  if (out.properties && out.additionalProperties === undefined && path !== 'metadata') {
+    out.additionalProperties = false;
+  }
+  return out;
+}
+const mapValues = (props: Record<string, unknown>, _path: string): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(props).map(([k, v]) => [k, strictSchema(v, k)]));
+
+let compiled: ValidateFunction | undefined;
+function schemaValidator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
+    addFormats(ajv);
+    compiled = ajv.compile(strictSchema(openAPIV3Schema, '') as object);
+  }
+  return compiled;
+}
+
+const dotted = (instancePath: string): string =>
+  instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? `[${p}]` : p))
+    .join('.')
+    .replace(/\.\[/g, '[');
+
+function schemaErrorText(e: ErrorObject): FieldError {
+  const path = dotted(e.instancePath);
+  const at = (child: string): string => (path ? `${path}.${child}` : child);
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const field = String((e.params as { additionalProperty: string }).additionalProperty);
+      return {
+        path: at(field),
+        message: `unknown field "${field}": remove it or fix its spelling (kubectl explain snapshotschedule.${path || 'spec'})`,
+      };
+    }
+    case 'required': {
+      const field = String((e.params as { missingProperty: string }).missingProperty);
+      return { path: at(field), message: 'required field is missing' };
+    }
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String).join(', ');
+      return { path, message: `must be one of: ${allowed}` };
+    }
+    default:
+      return { path, message: e.message ?? 'is invalid' };
+  }
+}
+
+/** Rules the CRD expresses in CEL, and checks only code can make. */
+function semanticErrors(s: SnapshotSchedule): FieldError[] {
+  const errors: FieldError[] = [];
+  const spec = s.spec as Partial<SnapshotSchedule['spec']> | undefined;
+  if (!spec || typeof spec !== 'object') return errors;
+  if (typeof spec.schedule === 'string' && typeof (spec.timeZone ?? 'UTC') === 'string') {
+    try {
+      parseSchedule(spec.schedule, spec.timeZone ?? 'UTC');
+    } catch (err) {
+      if (!(err instanceof ScheduleError)) throw err;
+      errors.push({ path: `spec.${err.field}`, message: err.message });
+    }
+  }
+  const retention = spec.retention;
+  if (!retention || typeof retention !== 'object') return errors;
+  if (retention.maxCount === undefined && retention.expires === undefined && retention.keep === undefined) {
+    errors.push({
+      path: 'spec.retention',
+      message: 'retention needs at least one of maxCount, expires, keep (e.g. maxCount: 7)',
+    });
+  }
+  if (typeof retention.expires === 'string') {
+    try {
+      parseDuration(retention.expires);
+    } catch (err) {
+      if (!(err instanceof DurationError)) throw err;
+      errors.push({ path: 'spec.retention.expires', message: err.message });
+    }
+  }
+  if (
+    retention.keep &&
+    typeof retention.keep === 'object' &&
+    Object.values(retention.keep).every((v) => v === undefined)
+  ) {
+    errors.push({
+      path: 'spec.retention.keep',
+      message: 'keep needs at least one of last, hourly, daily, weekly, monthly, yearly',
+    });
+  }
+  const expressions = spec.claimSelector?.matchExpressions;
+  (Array.isArray(expressions) ? expressions : []).forEach((req, i) => {
+    const needsValues = req.operator === 'In' || req.operator === 'NotIn';
+    const has = (req.values?.length ?? 0) > 0;
+    if (needsValues !== has) {
+      errors.push({
+        path: `spec.claimSelector.matchExpressions[${i}].values`,
+        message: needsValues
+          ? `operator ${req.operator} needs at least one value`
+          : `operator ${req.operator} takes no values: remove them`,
+      });
+    }
+  });
+  for (const part of ['labels', 'annotations'] as const) {
+    const map = spec.snapshotTemplate?.[part];
+    for (const key of map && typeof map === 'object' ? Object.keys(map) : []) {
+      if (key.startsWith('snapcron.io/')) {
+        errors.push({
+          path: `spec.snapshotTemplate.${part}`,
+          message: `key "${key}" is reserved for snapcron: use another prefix`,
+        });
+      }
+    }
+  }
+  return errors;
+}
+
+/**
+ * Validates one object (already parsed from YAML/JSON). Applies the CRD's defaults
+ * to a copy and returns it with the errors, so callers see what the API server would store.
+ */
+export function validateSchedule(obj: unknown): { errors: FieldError[]; schedule?: SnapshotSchedule } {
+  if (obj === null || typeof obj !== 'object') return { errors: [{ path: '', message: 'not an object' }] };
+  const copy = structuredClone(obj) as Record<string, unknown>;
+  const expected = `${GROUP}/${VERSION}`;
+  if (copy.apiVersion !== expected || copy.kind !== SCHEDULE_KIND) {
+    return {
+      errors: [
+        {
+          path: 'kind',
+          message: `expected apiVersion ${expected}, kind ${SCHEDULE_KIND}; got ${String(copy.apiVersion)}, ${String(copy.kind)}`,
+        },
+      ],
+    };
+  }
+  const validate = schemaValidator();
+  const schemaOk = validate(copy);
+  const schedule = copy as unknown as SnapshotSchedule;
+  // Semantic rules give the friendlier message where both catch the same field.
+  const semantic = semanticErrors(schedule);
+  const semanticPaths = new Set(semantic.map((e) => e.path));
+  const seen = new Set<string>();
+  const errors = [
+    ...(schemaOk ? [] : (validate.errors ?? []).map(schemaErrorText)).filter(
+      (e) => !(e.message.startsWith('must match pattern') && semanticPaths.has(e.path)),
+    ),
+    ...semantic,
+  ].filter((e) => {
+    const key = `${e.path}\0${e.message}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+  return errors.length === 0 ? { errors, schedule } : { errors };
+}
+
+/** `namespace/name` of an object for messages. */
+export function objectRef(obj: unknown): string {
+  const meta = (obj as { metadata?: { name?: string; namespace?: string } } | null)?.metadata;
+  return `${meta?.namespace ?? 'default'}/${meta?.name ?? '<no name>'}`;
+}

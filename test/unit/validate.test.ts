@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { validateSchedule } from '../../src/api/validate.ts';
+
+const good = {
+  apiVersion: 'snapcron.io/v1',
+  kind: 'SnapshotSchedule',
+  metadata: { name: 'nightly', namespace: 'default' },
+  spec: { schedule: '0 2 * * *', retention: { maxCount: 7 } },
+};
+type Spec = Record<string, unknown>;
+const withSpec = (patch: (spec: Spec) => void): unknown => {
+  const copy = structuredClone(good) as unknown as { spec: Spec };
+  patch(copy.spec);
+  return copy;
+};
+
+describe('validateSchedule against the CRD schema and its rules', () => {
+  it('accepts the README examples and applies the CRD defaults', () => {
+    const docs = parseAllDocuments(readFileSync('deploy/examples/snapshotschedules.yaml', 'utf8')).map(
+      (d) => d.toJS() as unknown,
+    );
+    expect(docs.length).toBeGreaterThanOrEqual(3);
+    for (const doc of docs) expect(validateSchedule(doc).errors).toEqual([]);
+    const { schedule } = validateSchedule(good);
+    expect(schedule?.spec).toMatchObject({
+      timeZone: 'UTC',
+      suspend: false,
+      concurrencyPolicy: 'Allow',
+      deletionPolicy: 'Retain',
+      retention: { maxCount: 7, minReady: 1 },
+    });
+  });
+
+  it.each<[string, (s: Spec) => void, string, RegExp]>([
+    ['a cron with too few fields', (s) => (s.schedule = '* * *'), 'spec.schedule', /5 .*or 6/],
+    ['a cron of words', (s) => (s.schedule = 'every day'), 'spec.schedule', /fields/],
+    ['an unknown macro', (s) => (s.schedule = '@often'), 'spec.schedule', /@hourly/],
+    ['an out-of-range cron field', (s) => (s.schedule = '61 * * * *'), 'spec.schedule', /not a valid cron/],
+    ['an unknown zone', (s) => (s.timeZone = 'Mars/Olympus'), 'spec.timeZone', /unknown time zone/],
+    ['a zone that is not a name', (s) => (s.timeZone = 'not a zone'), 'spec.timeZone', /./],
+    ['maxCount 0', (s) => (s.retention = { maxCount: 0 }), 'spec.retention.maxCount', />= 1/],
+    ['maxCount -1', (s) => (s.retention = { maxCount: -1 }), 'spec.retention.maxCount', />= 1/],
+    ['keep.daily 0', (s) => (s.retention = { keep: { daily: 0 } }), 'spec.retention.keep.daily', />= 1/],
+    ['minReady -1', (s) => (s.retention = { maxCount: 3, minReady: -1 }), 'spec.retention.minReady', />= 0/],
+    [
+      'no retention rule',
+      (s) => (s.retention = {}),
+      'spec.retention',
+      /at least one of maxCount, expires, keep/,
+    ],
+    ['an empty keep', (s) => (s.retention = { keep: {} }), 'spec.retention.keep', /at least one of last/],
+    [
+      'a duration with words',
+      (s) => (s.retention = { expires: '7 days' }),
+      'spec.retention.expires',
+      /e\.g\. 90m/,
+    ],
+    [
+      'a zero duration',
+      (s) => (s.retention = { expires: '0d' }),
+      'spec.retention.expires',
+      /longer than zero/,
+    ],
+    ['an unknown field', (s) => (s.colour = 'blue'), 'spec.colour', /unknown field/],
+    ['a number for the schedule', (s) => (s.schedule = 5), 'spec.schedule', /must be string/],
+    ['a string for suspend', (s) => (s.suspend = 'yes'), 'spec.suspend', /must be boolean/],
+    [
+      'an unknown selector operator',
+      (s) => (s.claimSelector = { matchExpressions: [{ key: 'app', operator: 'Like', values: ['x'] }] }),
+      'spec.claimSelector.matchExpressions[0].operator',
+      /In, NotIn, Exists, DoesNotExist/,
+    ],
+    [
+      'In without values',
+      (s) => (s.claimSelector = { matchExpressions: [{ key: 'app', operator: 'In' }] }),
+      'spec.claimSelector.matchExpressions[0].values',
+      /at least one value/,
+    ],
+    [
+      'Exists with values',
+      (s) => (s.claimSelector = { matchExpressions: [{ key: 'app', operator: 'Exists', values: ['x'] }] }),
+      'spec.claimSelector.matchExpressions[0].values',
+      /takes no values/,
+    ],
+    [
+      'an unknown concurrencyPolicy',
+      (s) => (s.concurrencyPolicy = 'Sometimes'),
+      'spec.concurrencyPolicy',
+      /Allow, Forbid/,
+    ],
+    [
+      'an unknown deletionPolicy',
+      (s) => (s.deletionPolicy = 'Archive'),
+      'spec.deletionPolicy',
+      /Retain, Delete/,
+    ],
+    [
+      'a reserved template label',
+      (s) => (s.snapshotTemplate = { labels: { 'snapcron.io/schedule': 'x' } }),
+      'spec.snapshotTemplate.labels',
+      /reserved/,
+    ],
+    [
+      'startingDeadlineSeconds 0',
+      (s) => (s.startingDeadlineSeconds = 0),
+      'spec.startingDeadlineSeconds',
+      />= 1/,
+    ],
+    ['a missing schedule', (s) => delete s.schedule, 'spec.schedule', /required/],
+    [
+      'a bad snapshot class name',
+      (s) => (s.snapshotClassName = 'Not_A_Name'),
+      'spec.snapshotClassName',
+      /pattern/,
+    ],
+  ])('rejects %s, naming the field', (_name, patch, path, message) => {
+    const { errors, schedule } = validateSchedule(withSpec(patch));
+    expect(schedule).toBeUndefined();
+    const hit = errors.find((e) => e.path === path);
+    expect(hit, JSON.stringify(errors)).toBeDefined();
+    expect(hit?.message).toMatch(message);
+  });
+
+  it('rejects another kind', () => {
+    expect(validateSchedule({ ...good, kind: 'CronJob' }).errors[0]?.message).toMatch(
+      /expected apiVersion snapcron.io\/v1/,
+    );
+  });
+});
