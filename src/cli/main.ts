@@ -1,4 +1,5 @@
 /** snapcron's command line: one entry point, a subcommand per job. */
+import { controllerUsage, runController, runTick, tickUsage } from './cluster-commands.ts';
 import { UserError } from './errors.ts';
 import { nextUsage, runNext } from './next.ts';
 import { planUsage, runPlan } from './plan.ts';
@@ -10,6 +11,10 @@ Offline (no cluster needed):
   ${nextUsage}
   ${validateUsage}
   ${planUsage}
+
+With a cluster (KUBECONFIG or in-cluster):
+  ${controllerUsage}
+  ${tickUsage}
 
 Add --debug to any command for stack traces.`;
 
@@ -27,6 +32,10 @@ export async function main(argv: string[]): Promise<number> {
         return runValidate(rest, out, err);
       case 'plan':
         return runPlan(rest, new Date(), out);
+      case 'controller':
+        return await runController(rest);
+      case 'tick':
+        return await runTick(rest, out);
       case undefined:
       case 'help':
       case '--help':

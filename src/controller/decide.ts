@@ -1,0 +1,231 @@
+/**
+ * One pass over one schedule, decided without I/O: which snapshots to create, which
+ * PVCs to skip and why, what retention deletes, and the status to record. The
+ * controller and `snapcron tick` both run this and hand the plan to the executor.
+ */
+import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
+import { validateSchedule, type FieldError } from '../api/validate.ts';
+import { matchesSelector } from '../kube/selector.ts';
+import { belongsTo, planRetention, type RetentionPlan } from '../retention/plan.ts';
+import { snapshotState, snapshotTime, sourcePvc } from '../retention/snapshot-state.ts';
+import { dueRun, nextFireTime, parseSchedule, type DueRun } from '../schedule/cron.ts';
+import { snapshotMetadata, snapshotName } from '../snapshot/naming.ts';
+import { setConditions, type ConditionInput } from './conditions.ts';
+
+export interface ScheduleObservation {
+  schedule: SnapshotSchedule;
+  /** PVCs in the schedule's namespace. */
+  pvcs: PersistentVolumeClaim[];
+  /** VolumeSnapshots in the schedule's namespace (others' are ignored). */
+  snapshots: VolumeSnapshot[];
+  now: Date;
+  /** A scheduled time this process already took but may not see in status yet (cache lag). */
+  lastTakenInMemory?: Date | undefined;
+}
+
+export interface SnapshotCreate {
+  name: string;
+  pvc: string;
+  scheduledTime: Date;
+  manifest: VolumeSnapshot;
+}
+
+export type SkipReason = 'NotBound' | 'PreviousNotReady';
+export interface PvcSkip {
+  pvc: string;
+  reason: SkipReason;
+  message: string;
+}
+
+export interface SchedulePlan {
+  key: string;
+  errors: FieldError[];
+  due: DueRun;
+  creates: SnapshotCreate[];
+  skips: PvcSkip[];
+  retention: RetentionPlan | undefined;
+  /** Status to write if every create succeeds; the executor adjusts it on failures. */
+  status: SnapshotScheduleStatus;
+  /** The next instant this schedule needs a pass (fire time), if any. */
+  wakeAt: Date | undefined;
+}
+
+const isoSeconds = (t: Date): string => t.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const parseTime = (s: string | undefined): Date | undefined => {
+  if (!s) return undefined;
+  const t = new Date(s);
+  return Number.isNaN(t.getTime()) ? undefined : t;
+};
+const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
+  a && b ? (a > b ? a : b) : (a ?? b);
+
+export const scheduleKey = (s: SnapshotSchedule): string =>
+  `${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`;
+
+export function decide(obs: ScheduleObservation): SchedulePlan {
+  const { schedule, now } = obs;
+  const key = scheduleKey(schedule);
+  const name = schedule.metadata?.name ?? '';
+  const namespace = schedule.metadata?.namespace ?? 'default';
+  const generation = schedule.metadata?.generation;
+  const prior = schedule.status ?? {};
+  const own = obs.snapshots.filter((s) => belongsTo(s, name));
+  const counts = { ready: 0, pending: 0, failed: 0 };
+  for (const s of own) if (!s.metadata.deletionTimestamp) counts[snapshotState(s)]++;
+
+  const { errors, schedule: valid } = validateSchedule({
+    ...schedule,
+    apiVersion: schedule.apiVersion ?? 'snapcron.io/v1',
+    kind: schedule.kind ?? 'SnapshotSchedule',
+    metadata: undefined,
+    status: undefined,
+  });
+  if (!valid) {
+    const message = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+    return {
+      key,
+      errors,
+      due: { kind: 'idle' },
+      creates: [],
+      skips: [],
+      retention: undefined,
+      wakeAt: undefined,
+      status: {
+        ...prior,
+        observedGeneration: generation,
+        nextScheduleTime: undefined,
+        snapshots: counts,
+        conditions: setConditions(
+          prior.conditions,
+          [
+            { type: 'InvalidSpec', status: 'True', reason: 'InvalidSpec', message },
+            { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
+          ],
+          now,
+          generation,
+        ),
+      },
+    };
+  }
+
+  const spec = valid.spec;
+  const cron = parseSchedule(spec.schedule, spec.timeZone);
+  const suspended = spec.suspend === true;
+  const created = parseTime(String(schedule.metadata?.creationTimestamp ?? '')) ?? now;
+  const lastScheduleTime = later(parseTime(prior.lastScheduleTime), obs.lastTakenInMemory);
+  const due: DueRun = suspended
+    ? { kind: 'idle' }
+    : dueRun({
+        schedule: cron,
+        lastScheduleTime,
+        createdAt: created,
+        now,
+        startingDeadlineSeconds: spec.startingDeadlineSeconds,
+      });
+
+  const creates: SnapshotCreate[] = [];
+  const skips: PvcSkip[] = [];
+  if (due.kind === 'due') {
+    const selected = obs.pvcs
+      .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
+      .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
+      .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    for (const pvc of selected) {
+      const pvcName = pvc.metadata.name ?? '';
+      if (pvc.status?.phase !== 'Bound') {
+        skips.push({
+          pvc: pvcName,
+          reason: 'NotBound',
+          message: `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
+        });
+        continue;
+      }
+      if (spec.concurrencyPolicy === 'Forbid') {
+        const previous = own
+          .filter((s) => sourcePvc(s) === pvcName && !s.metadata.deletionTimestamp)
+          .sort((a, b) => (snapshotTime(b)?.getTime() ?? 0) - (snapshotTime(a)?.getTime() ?? 0))[0];
+        if (previous && snapshotState(previous) === 'pending') {
+          skips.push({
+            pvc: pvcName,
+            reason: 'PreviousNotReady',
+            message: `concurrencyPolicy Forbid: previous snapshot ${previous.metadata.name} of PVC ${pvcName} is not ready yet`,
+          });
+          continue;
+        }
+      }
+      const snapName = snapshotName(pvcName, name, due.scheduledTime);
+      const meta = snapshotMetadata(pvcName, name, due.scheduledTime);
+      creates.push({
+        name: snapName,
+        pvc: pvcName,
+        scheduledTime: due.scheduledTime,
+        manifest: {
+          apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
+          kind: 'VolumeSnapshot',
+          metadata: {
+            name: snapName,
+            namespace,
+            labels: { ...spec.snapshotTemplate?.labels, ...meta.labels },
+            annotations: { ...spec.snapshotTemplate?.annotations, ...meta.annotations },
+          },
+          spec: {
+            source: { persistentVolumeClaimName: pvcName },
+            ...(spec.snapshotClassName ? { volumeSnapshotClassName: spec.snapshotClassName } : {}),
+          },
+        },
+      });
+    }
+  }
+
+  const retention = planRetention({
+    scheduleName: name,
+    retention: spec.retention,
+    timeZone: spec.timeZone ?? 'UTC',
+    snapshots: own,
+    pvcs: obs.pvcs,
+    now,
+  });
+
+  const next = suspended ? undefined : nextFireTime(cron, now);
+  const conditions: ConditionInput[] = [
+    { type: 'InvalidSpec', status: 'False', reason: 'Valid', message: 'spec is valid' },
+    suspended
+      ? {
+          type: 'Suspended',
+          status: 'True',
+          reason: 'Suspended',
+          message: 'spec.suspend is true: no new snapshots',
+        }
+      : { type: 'Suspended', status: 'False', reason: 'Active', message: 'taking snapshots on schedule' },
+  ];
+  if (due.kind === 'too-late') {
+    conditions.push({
+      type: 'Ready',
+      status: 'False',
+      reason: 'MissedSchedule',
+      message: `missed the run of ${isoSeconds(due.scheduledTime)} by ${Math.round(due.lateMs / 1000)}s, more than startingDeadlineSeconds ${spec.startingDeadlineSeconds}`,
+    });
+  } else {
+    conditions.push({
+      type: 'Ready',
+      status: 'True',
+      reason: 'Scheduled',
+      message: 'schedule is valid and running',
+    });
+  }
+
+  const status: SnapshotScheduleStatus = {
+    ...prior,
+    observedGeneration: generation,
+    nextScheduleTime: next ? isoSeconds(next) : undefined,
+    snapshots: { ...counts, pending: counts.pending + creates.length },
+    conditions: setConditions(prior.conditions, conditions, now, generation),
+  };
+  if (due.kind === 'due') {
+    status.lastScheduleTime = isoSeconds(due.scheduledTime);
+    if (skips.length === 0) status.lastSuccessfulTime = isoSeconds(due.scheduledTime);
+  }
+  return { key, errors: [], due, creates, skips, retention, status, wakeAt: next };
+}

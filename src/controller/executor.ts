@@ -1,0 +1,320 @@
+/**
+ * The only code that writes snapshots and schedule status. It carries out a
+ * SchedulePlan: AlreadyExists on create and NotFound on delete count as success, and
+ * every delete re-reads the snapshot and the namespace's PVCs first, so a snapshot
+ * that became held or a restore source since the plan was made is never deleted.
+ */
+import type { Logger } from 'pino';
+import { LABEL_HOLD, LABEL_PVC, LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
+import type { Kube } from '../kube/client.ts';
+import type { EventRecorder, EventTarget } from '../kube/events.ts';
+import { errorMessage, statusOf } from '../kube/retry.ts';
+import { snapshotsInUse } from '../retention/plan.ts';
+import { snapshotState } from '../retention/snapshot-state.ts';
+import { labelValue } from '../snapshot/naming.ts';
+import { setConditions } from './conditions.ts';
+import type { SchedulePlan } from './decide.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface ExecutionResult {
+  created: string[];
+  existed: string[];
+  createFailures: { name: string; error: string }[];
+  pruned: string[];
+  pruneSkipped: { name: string; why: string }[];
+  statusWritten: boolean;
+  errors: string[];
+}
+
+export const scheduleTarget = (s: SnapshotSchedule): EventTarget => ({
+  apiVersion: 'snapcron.io/v1',
+  kind: 'SnapshotSchedule',
+  name: s.metadata?.name ?? '',
+  namespace: s.metadata?.namespace ?? 'default',
+  uid: s.metadata?.uid,
+});
+
+const pvcTarget = (namespace: string, name: string): EventTarget => ({
+  apiVersion: 'v1',
+  kind: 'PersistentVolumeClaim',
+  name,
+  namespace,
+});
+
+/** Status equality that ignores key order and undefined fields, so an unchanged pass writes nothing. */
+const sameStatus = (a: unknown, b: unknown): boolean =>
+  JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
+function normalize(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(normalize);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, normalize(x)]),
+    );
+  }
+  return v;
+}
+
+export class Executor {
+  private readonly kube: Kube;
+  private readonly events: EventRecorder;
+  private readonly log: Logger;
+  private readonly metrics: Metrics | undefined;
+  constructor(kube: Kube, events: EventRecorder, log: Logger, metrics?: Metrics) {
+    this.kube = kube;
+    this.events = events;
+    this.log = log;
+    this.metrics = metrics;
+  }
+
+  async execute(schedule: SnapshotSchedule, plan: SchedulePlan): Promise<ExecutionResult> {
+    const name = schedule.metadata?.name ?? '';
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    const log = this.log.child({ schedule: name, namespace });
+    const target = scheduleTarget(schedule);
+    const labels = { namespace, schedule: name };
+    const result: ExecutionResult = {
+      created: [],
+      existed: [],
+      createFailures: [],
+      pruned: [],
+      pruneSkipped: [],
+      statusWritten: false,
+      errors: [],
+    };
+
+    if (plan.errors.length > 0) {
+      const message = plan.errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+      if (schedule.status?.conditions?.find((c) => c.type === 'InvalidSpec')?.status !== 'True') {
+        log.warn({ errors: plan.errors }, 'schedule spec is invalid');
+        await this.events.record(target, 'Warning', 'InvalidSpec', message);
+      }
+      result.statusWritten = await this.writeStatus(schedule, plan.status, log);
+      return result;
+    }
+
+    if (plan.due.kind === 'due') {
+      this.metrics?.fireLag.observe(labels, plan.due.lateMs / 1000);
+      if (plan.due.skippedEarlier) {
+        await this.events.record(
+          target,
+          'Normal',
+          'CatchUp',
+          `taking one catch-up run for ${plan.due.scheduledTime.toISOString()}; earlier missed times are skipped`,
+        );
+      }
+    } else if (plan.due.kind === 'too-late') {
+      if (schedule.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'MissedSchedule') {
+        await this.events.record(
+          target,
+          'Warning',
+          'MissedSchedule',
+          `skipped the run of ${plan.due.scheduledTime.toISOString()}: ${Math.round(plan.due.lateMs / 1000)}s late, beyond startingDeadlineSeconds`,
+        );
+      }
+    }
+
+    for (const c of plan.creates) {
+      const slog = log.child({ pvc: c.pvc, snapshot: c.name });
+      try {
+        await this.kube.write(() =>
+          this.kube.custom.createNamespacedCustomObject({
+            ...this.kube.snapshots,
+            namespace,
+            body: c.manifest,
+          }),
+        );
+        result.created.push(c.name);
+        this.metrics?.created.inc(labels);
+        slog.info({ scheduledAt: c.scheduledTime.toISOString() }, 'snapshot created');
+        await this.events.record(
+          target,
+          'Normal',
+          'SnapshotCreated',
+          `created VolumeSnapshot ${c.name} of PVC ${c.pvc}`,
+        );
+      } catch (err) {
+        if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc))) {
+          result.existed.push(c.name);
+          slog.debug('snapshot already exists');
+          continue;
+        }
+        const error = errorMessage(err);
+        result.createFailures.push({ name: c.name, error });
+        this.metrics?.failed.inc(labels);
+        slog.error({ err: error }, 'snapshot create failed');
+        await this.events.record(
+          target,
+          'Warning',
+          'SnapshotCreateFailed',
+          `could not create VolumeSnapshot ${c.name} of PVC ${c.pvc}: ${error}`,
+        );
+      }
+    }
+
+    for (const skip of plan.skips) {
+      log.info({ pvc: skip.pvc, reason: skip.reason }, 'pvc skipped');
+      await this.events.record(target, 'Warning', `Skipped${skip.reason}`, skip.message);
+      await this.events.record(
+        pvcTarget(namespace, skip.pvc),
+        'Warning',
+        `Snapshot${skip.reason}`,
+        skip.message,
+      );
+    }
+
+    for (const v of plan.retention?.deletions ?? []) {
+      const slog = log.child({ pvc: v.pvc, snapshot: v.name });
+      try {
+        const outcome = await this.pruneOne(namespace, v.name);
+        if (outcome !== 'deleted') {
+          result.pruneSkipped.push({ name: v.name, why: outcome });
+          slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
+          continue;
+        }
+        result.pruned.push(v.name);
+        this.metrics?.pruned.inc({ ...labels, reason: v.reasons[0] ?? 'unknown' });
+        slog.info({ reasons: v.reasons }, 'snapshot pruned');
+        await this.events.record(
+          target,
+          v.state === 'failed' ? 'Warning' : 'Normal',
+          'SnapshotPruned',
+          `deleted VolumeSnapshot ${v.name} of PVC ${v.pvc}: ${v.reasons.join(', ')}`,
+        );
+      } catch (err) {
+        result.errors.push(`delete ${v.name}: ${errorMessage(err)}`);
+        slog.error({ err: errorMessage(err) }, 'snapshot prune failed');
+      }
+    }
+    const prunedStates = (plan.retention?.deletions ?? []).filter((v) => result.pruned.includes(v.name));
+    const status: SnapshotScheduleStatus = { ...plan.status };
+    if (status.snapshots) {
+      const counts = { ...status.snapshots };
+      for (const v of prunedStates) counts[v.state] = Math.max(0, (counts[v.state] ?? 0) - 1);
+      counts.pending = Math.max(0, (counts.pending ?? 0) - result.createFailures.length);
+      status.snapshots = counts;
+    }
+    if (result.createFailures.length > 0) {
+      status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
+      status.conditions = setConditions(
+        status.conditions,
+        [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'SnapshotCreateFailed',
+            message: result.createFailures.map((f) => `${f.name}: ${f.error}`).join('; '),
+          },
+        ],
+        new Date(),
+        schedule.metadata?.generation,
+      );
+    }
+    try {
+      result.statusWritten = await this.writeStatus(schedule, status, log);
+    } catch (err) {
+      result.errors.push(`status: ${errorMessage(err)}`);
+      log.error({ err: errorMessage(err) }, 'status update failed');
+    }
+    if (plan.wakeAt) this.metrics?.nextFire.set(labels, plan.wakeAt.getTime() / 1000);
+
+    return result;
+  }
+
+  /** Deletes one snapshot unless a fresh read shows it held, pending or in use; returns why not. */
+  private async pruneOne(
+    namespace: string,
+    name: string,
+  ): Promise<'deleted' | 'gone' | 'hold' | 'pending' | 'in-use' | 'changed'> {
+    let fresh: VolumeSnapshot;
+    try {
+      fresh = (await this.kube.read(() =>
+        this.kube.custom.getNamespacedCustomObject({ ...this.kube.snapshots, namespace, name }),
+      )) as VolumeSnapshot;
+    } catch (err) {
+      if (statusOf(err) === 404) return 'gone';
+      throw err;
+    }
+    if (fresh.metadata.labels?.[LABEL_HOLD] === 'true') return 'hold';
+    if (snapshotState(fresh) === 'pending') return 'pending';
+    const pvcs = (
+      await this.kube.read(() => this.kube.core.listNamespacedPersistentVolumeClaim({ namespace }))
+    ).items as unknown as PersistentVolumeClaim[];
+    if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
+    try {
+      await this.kube.write(() =>
+        this.kube.custom.deleteNamespacedCustomObject({
+          ...this.kube.snapshots,
+          namespace,
+          name,
+          body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
+        }),
+      );
+      return 'deleted';
+    } catch (err) {
+      if (statusOf(err) === 404) return 'gone';
+      if (statusOf(err) === 409) return 'changed';
+      throw err;
+    }
+  }
+
+  private async isOurs(namespace: string, name: string, schedule: string, pvc: string): Promise<boolean> {
+    try {
+      const existing = (await this.kube.read(() =>
+        this.kube.custom.getNamespacedCustomObject({ ...this.kube.snapshots, namespace, name }),
+      )) as VolumeSnapshot;
+      const l = existing.metadata.labels ?? {};
+      return l[LABEL_SCHEDULE] === labelValue(schedule) && l[LABEL_PVC] === labelValue(pvc);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Writes the status subresource when it changed, re-reading and retrying on conflict. */
+  async writeStatus(
+    schedule: SnapshotSchedule,
+    status: SnapshotScheduleStatus,
+    log: Logger,
+  ): Promise<boolean> {
+    if (sameStatus(schedule.status ?? {}, status)) return false;
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    const name = schedule.metadata?.name ?? '';
+    let current = schedule;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      try {
+        await this.kube.write(() =>
+          this.kube.custom.replaceNamespacedCustomObjectStatus({
+            ...this.kube.schedules,
+            namespace,
+            name,
+            body: { ...current, status: normalize(status) },
+          }),
+        );
+        return true;
+      } catch (err) {
+        if (statusOf(err) === 404) return false;
+        if (statusOf(err) !== 409 || attempt === 5) throw err;
+        log.debug({ attempt }, 'status conflict; re-reading');
+        current = (await this.kube.read(() =>
+          this.kube.custom.getNamespacedCustomObject({ ...this.kube.schedules, namespace, name }),
+        )) as SnapshotSchedule;
+        // Never move lastScheduleTime backwards if another writer (a parallel tick) got further.
+        const theirs = current.status?.lastScheduleTime;
+        if (theirs && status.lastScheduleTime && theirs > status.lastScheduleTime) {
+          status = {
+            ...status,
+            lastScheduleTime: theirs,
+            lastSuccessfulTime: current.status?.lastSuccessfulTime,
+          };
+        }
+      }
+    }
+    return false;
+  }
+}
+
+export const snapshotApiVersion = `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`;

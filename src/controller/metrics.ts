@@ -1,0 +1,42 @@
+/** Prometheus metrics (prom-client: the maintained Node client; its text format is exact). */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly created = new Counter({
+    name: 'snapcron_snapshots_created_total',
+    help: 'VolumeSnapshots created, by schedule.',
+    labelNames: ['namespace', 'schedule'],
+    registers: [this.registry],
+  });
+  readonly pruned = new Counter({
+    name: 'snapcron_snapshots_pruned_total',
+    help: 'VolumeSnapshots deleted by retention, by schedule and first reason.',
+    labelNames: ['namespace', 'schedule', 'reason'],
+    registers: [this.registry],
+  });
+  readonly failed = new Counter({
+    name: 'snapcron_snapshots_failed_total',
+    help: 'Snapshot creations that failed, and snapshots the driver reported failed, by schedule.',
+    labelNames: ['namespace', 'schedule'],
+    registers: [this.registry],
+  });
+  readonly fireLag = new Histogram({
+    name: 'snapcron_fire_lag_seconds',
+    help: 'Delay between a scheduled time and the pass that took it.',
+    labelNames: ['namespace', 'schedule'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    registers: [this.registry],
+  });
+  readonly nextFire = new Gauge({
+    name: 'snapcron_next_fire_timestamp_seconds',
+    help: 'Unix time of the next scheduled fire, by schedule.',
+    labelNames: ['namespace', 'schedule'],
+    registers: [this.registry],
+  });
+  readonly leader = new Gauge({
+    name: 'snapcron_leader',
+    help: '1 while this process holds the leader lease.',
+    registers: [this.registry],
+  });
+}

@@ -1,0 +1,87 @@
+/**
+ * `snapcron tick`: one pass over every schedule, for a Kubernetes CronJob. No watch,
+ * no lease: deterministic snapshot names make two overlapping ticks harmless.
+ */
+import type { Logger } from 'pino';
+import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { SnapshotSchedule } from '../api/types.generated.ts';
+import { LABEL_SCHEDULE } from '../api/constants.ts';
+import type { Kube } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { errorMessage } from '../kube/retry.ts';
+import { decide, scheduleKey } from './decide.ts';
+import { Executor } from './executor.ts';
+
+export interface TickOptions {
+  kube: Kube;
+  log: Logger;
+  /** Only this namespace; all namespaces when unset. */
+  namespace?: string | undefined;
+  now?: () => Date;
+  out: (line: string) => void;
+}
+
+export async function tick(opts: TickOptions): Promise<number> {
+  const { kube, log, out } = opts;
+  const clock = opts.now ?? (() => new Date());
+  const executor = new Executor(kube, new EventRecorder(kube, log), log);
+  const list: unknown = opts.namespace
+    ? await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: opts.namespace as string }),
+      )
+    : await kube.read(() => kube.custom.listClusterCustomObject({ ...kube.schedules }));
+  const schedules = ((list as { items: SnapshotSchedule[] }).items ?? []).filter(
+    (s) => !s.metadata?.deletionTimestamp,
+  );
+  if (schedules.length === 0) {
+    out(`no SnapshotSchedules found${opts.namespace ? ` in namespace ${opts.namespace}` : ''}`);
+    return 0;
+  }
+  const byNamespace = new Map<string, { pvcs: PersistentVolumeClaim[]; snapshots: VolumeSnapshot[] }>();
+  let failures = 0;
+  for (const schedule of schedules) {
+    const key = scheduleKey(schedule);
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    try {
+      let world = byNamespace.get(namespace);
+      if (!world) {
+        const pvcs = await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace }));
+        const snaps: unknown = await kube.read(() =>
+          kube.custom.listNamespacedCustomObject({
+            ...kube.snapshots,
+            namespace,
+            labelSelector: LABEL_SCHEDULE,
+          }),
+        );
+        world = {
+          pvcs: pvcs.items as unknown as PersistentVolumeClaim[],
+          snapshots: (snaps as { items: VolumeSnapshot[] }).items,
+        };
+        byNamespace.set(namespace, world);
+      }
+      const plan = decide({ schedule, pvcs: world.pvcs, snapshots: world.snapshots, now: clock() });
+      const r = await executor.execute(schedule, plan);
+      const bad = plan.errors.length > 0 || r.createFailures.length > 0 || r.errors.length > 0;
+      if (bad) failures++;
+      const what =
+        plan.errors.length > 0
+          ? `invalid: ${plan.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`
+          : plan.due.kind === 'due'
+            ? `took ${plan.due.scheduledTime.toISOString()}: ${r.created.length} created, ${r.existed.length} existed, ${plan.skips.length} skipped, ${r.createFailures.length} failed`
+            : plan.due.kind === 'too-late'
+              ? `missed ${plan.due.scheduledTime.toISOString()} (beyond startingDeadlineSeconds)`
+              : 'nothing due';
+      out(
+        `${key}: ${what}; pruned ${r.pruned.length}; next ${plan.status.nextScheduleTime ?? '-'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`,
+      );
+    } catch (err) {
+      failures++;
+      log.error(
+        { schedule: schedule.metadata?.name, namespace, err: errorMessage(err) },
+        'tick failed for schedule',
+      );
+      out(`${key}: failed: ${errorMessage(err)}`);
+    }
+  }
+  return failures === 0 ? 0 : 1;
+}

@@ -1,0 +1,67 @@
+/** The Kubernetes clients snapcron uses, built once from a KubeConfig, with write throttling. */
+import { readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import { GROUP, SCHEDULE_PLURAL, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION } from '../api/constants.ts';
+import { TokenBucket, withRetry, type RetryOptions } from './retry.ts';
+
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export interface KubeOptions {
+  qps?: number;
+  burst?: number;
+  retry?: RetryOptions;
+}
+
+export class Kube {
+  readonly kc: k8s.KubeConfig;
+  readonly custom: k8s.CustomObjectsApi;
+  readonly core: k8s.CoreV1Api;
+  readonly coordination: k8s.CoordinationV1Api;
+  private readonly writes: TokenBucket;
+  private readonly retry: RetryOptions;
+
+  constructor(kc: k8s.KubeConfig, opts: KubeOptions = {}) {
+    this.kc = kc;
+    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    this.writes = new TokenBucket(opts.qps ?? 20, opts.burst ?? 30);
+    this.retry = opts.retry ?? {};
+  }
+
+  static fromDefault(opts: KubeOptions = {}): Kube {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromDefault();
+    return new Kube(kc, opts);
+  }
+
+  /** The namespace for our own objects (the Lease): in-cluster, else the context's, else default. */
+  defaultNamespace(): string {
+    try {
+      return readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim();
+    } catch {
+      const ctx = this.kc.getContextObject(this.kc.getCurrentContext());
+      return ctx?.namespace || 'default';
+    }
+  }
+
+  /** A read, retried on transient errors. */
+  read<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetry(fn, this.retry);
+  }
+
+  /** A write: throttled by the token bucket, retried on transient errors. */
+  write<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetry(async () => {
+      await this.writes.take();
+      return fn();
+    }, this.retry);
+  }
+
+  readonly schedules = { group: GROUP, version: VERSION, plural: SCHEDULE_PLURAL } as const;
+  readonly snapshots = {
+    group: SNAPSHOT_GROUP,
+    version: SNAPSHOT_VERSION,
+    plural: 'volumesnapshots',
+  } as const;
+}

@@ -1,0 +1,88 @@
+/**
+ * Client-side protection for the API server: a token bucket for writes (QPS and
+ * burst, like client-go's flags) and retry with jittered exponential backoff on
+ * 429, 5xx and lost connections. Other errors (404, 409, 422, 403) are answers,
+ * not failures to retry.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly now: () => number;
+  constructor(qps: number, burst: number, now: () => number = Date.now) {
+    this.qps = qps;
+    this.burst = Math.max(1, burst);
+    this.tokens = this.burst;
+    this.now = now;
+    this.last = now();
+  }
+
+  /** Milliseconds to wait before the next call may go, and takes its token. */
+  reserve(): number {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
+    this.last = t;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.qps) * 1000);
+  }
+
+  async take(): Promise<void> {
+    const wait = this.reserve();
+    if (wait > 0) await sleep(wait);
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** HTTP status of a client-node ApiException or a fetch-style error, if any. */
+export function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export function isTransient(err: unknown): boolean {
+  const status = statusOf(err);
+  if (status !== undefined) return status === 429 || status >= 500;
+  // No HTTP status: the request never got an answer (refused, reset, timed out).
+  return true;
+}
+
+export interface RetryOptions {
+  attempts?: number;
+  baseMs?: number;
+  maxMs?: number;
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+}
+
+export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const attempts = opts.attempts ?? 6;
+  const base = opts.baseMs ?? 200;
+  const max = opts.maxMs ?? 10_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || !isTransient(err)) throw err;
+      const delay = Math.min(max, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      opts.onRetry?.(err, attempt, delay);
+      await sleep(delay);
+    }
+  }
+}
+
+/** A short description of an API error for logs and events. */
+export function errorMessage(err: unknown): string {
+  const body = (err as { body?: unknown } | null)?.body;
+  if (typeof body === 'string') {
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return parsed.message;
+    } catch {
+      /* not JSON */
+    }
+  } else if (body && typeof body === 'object' && 'message' in body) {
+    return String(body.message);
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import type { PersistentVolumeClaim } from '../../src/api/objects.ts';
+import { decide } from '../../src/controller/decide.ts';
+import { schedule, snap } from '../support/builders.ts';
+
+const pvc = (
+  name: string,
+  labels: Record<string, string> = { app: 'web' },
+  phase = 'Bound',
+): PersistentVolumeClaim => ({
+  metadata: { name, namespace: 'default', labels },
+  status: { phase },
+});
+const created = '2026-01-01T00:00:00Z';
+const withMeta = (s: ReturnType<typeof schedule>, status = {}) => ({
+  ...s,
+  metadata: { ...s.metadata, creationTimestamp: created, generation: 3, uid: 'u1' },
+  status,
+});
+
+describe('decide: one pass over one schedule', () => {
+  const hourly = withMeta(
+    schedule('hourly', {
+      schedule: '0 * * * *',
+      claimSelector: { matchLabels: { app: 'web' } },
+      snapshotClassName: 'fast',
+    }),
+  );
+
+  it('creates one snapshot per selected Bound PVC with deterministic name, labels and class', () => {
+    const plan = decide({
+      schedule: hourly,
+      pvcs: [pvc('web-0'), pvc('web-1'), pvc('db-0', { app: 'db' })],
+      snapshots: [],
+      now: new Date('2026-01-01T01:00:01Z'),
+    });
+    expect(plan.creates.map((c) => c.name)).toEqual([
+      'web-0-hourly-202601010100',
+      'web-1-hourly-202601010100',
+    ]);
+    expect(plan.creates[0]?.manifest).toMatchObject({
+      metadata: {
+        labels: { 'snapcron.io/schedule': 'hourly', 'snapcron.io/pvc': 'web-0' },
+        annotations: { 'snapcron.io/scheduled-at': '2026-01-01T01:00:00Z' },
+      },
+      spec: { source: { persistentVolumeClaimName: 'web-0' }, volumeSnapshotClassName: 'fast' },
+    });
+    expect(plan.status).toMatchObject({
+      lastScheduleTime: '2026-01-01T01:00:00Z',
+      lastSuccessfulTime: '2026-01-01T01:00:00Z',
+      nextScheduleTime: '2026-01-01T02:00:00Z',
+      observedGeneration: 3,
+      snapshots: { ready: 0, pending: 2, failed: 0 },
+    });
+  });
+
+  it('skips a PVC that is not Bound, and records no success for the run', () => {
+    const plan = decide({
+      schedule: hourly,
+      pvcs: [pvc('web-0', { app: 'web' }, 'Pending')],
+      snapshots: [],
+      now: new Date('2026-01-01T01:00:01Z'),
+    });
+    expect(plan.creates).toEqual([]);
+    expect(plan.skips).toMatchObject([{ pvc: 'web-0', reason: 'NotBound' }]);
+    expect(plan.status.lastSuccessfulTime).toBeUndefined();
+  });
+
+  it('does nothing new once the run was taken (status or memory)', () => {
+    const taken = withMeta(hourly, { lastScheduleTime: '2026-01-01T01:00:00Z' });
+    expect(
+      decide({ schedule: taken, pvcs: [pvc('web-0')], snapshots: [], now: new Date('2026-01-01T01:30:00Z') })
+        .creates,
+    ).toEqual([]);
+    expect(
+      decide({
+        schedule: hourly,
+        pvcs: [pvc('web-0')],
+        snapshots: [],
+        now: new Date('2026-01-01T01:30:00Z'),
+        lastTakenInMemory: new Date('2026-01-01T01:00:00Z'),
+      }).creates,
+    ).toEqual([]);
+  });
+
+  it('concurrencyPolicy Forbid skips a PVC whose previous snapshot is still pending', () => {
+    const forbid = withMeta(schedule('hourly', { schedule: '0 * * * *', concurrencyPolicy: 'Forbid' }), {
+      lastScheduleTime: '2026-01-01T01:00:00Z',
+    });
+    const plan = decide({
+      schedule: forbid,
+      pvcs: [pvc('web-0'), pvc('web-1')],
+      snapshots: [
+        snap('web-0-hourly-202601010100', {
+          at: '2026-01-01T01:00:00Z',
+          pvc: 'web-0',
+          schedule: 'hourly',
+          state: 'pending',
+        }),
+        snap('web-1-hourly-202601010100', { at: '2026-01-01T01:00:00Z', pvc: 'web-1', schedule: 'hourly' }),
+      ],
+      now: new Date('2026-01-01T02:00:00Z'),
+    });
+    expect(plan.skips).toMatchObject([{ pvc: 'web-0', reason: 'PreviousNotReady' }]);
+    expect(plan.creates.map((c) => c.pvc)).toEqual(['web-1']);
+  });
+
+  it('a suspended schedule takes nothing and has no next time, but still prunes', () => {
+    const suspended = withMeta(
+      schedule('hourly', { schedule: '0 * * * *', suspend: true, retention: { maxCount: 1 } }),
+    );
+    const plan = decide({
+      schedule: suspended,
+      pvcs: [pvc('web-0')],
+      snapshots: [
+        snap('a', { at: '2026-01-01T00:00:00Z', pvc: 'web-0', schedule: 'hourly' }),
+        snap('b', { at: '2025-12-31T23:00:00Z', pvc: 'web-0', schedule: 'hourly' }),
+      ],
+      now: new Date('2026-01-01T05:00:00Z'),
+    });
+    expect(plan.creates).toEqual([]);
+    expect(plan.status.nextScheduleTime).toBeUndefined();
+    expect(plan.retention?.deletions.map((d) => d.name)).toEqual(['b']);
+    expect(plan.status.conditions?.find((c) => c.type === 'Suspended')?.status).toBe('True');
+  });
+
+  it('an invalid spec yields InvalidSpec naming the field, and no action', () => {
+    const bad = withMeta(schedule('bad', { schedule: '0 * * * *', timeZone: 'Mars/Olympus' }));
+    const plan = decide({
+      schedule: bad,
+      pvcs: [pvc('web-0')],
+      snapshots: [],
+      now: new Date('2026-01-01T05:00:00Z'),
+    });
+    expect(plan.creates).toEqual([]);
+    expect(plan.retention).toBeUndefined();
+    const cond = plan.status.conditions?.find((c) => c.type === 'InvalidSpec');
+    expect(cond).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    expect(cond?.message).toMatch(/spec.timeZone: unknown time zone "Mars\/Olympus"/);
+  });
+
+  it('reports a missed run beyond startingDeadlineSeconds as not Ready, without taking it', () => {
+    const late = withMeta(schedule('hourly', { schedule: '0 * * * *', startingDeadlineSeconds: 60 }), {
+      lastScheduleTime: '2026-01-01T01:00:00Z',
+    });
+    const plan = decide({
+      schedule: late,
+      pvcs: [pvc('web-0')],
+      snapshots: [],
+      now: new Date('2026-01-01T03:10:00Z'),
+    });
+    expect(plan.creates).toEqual([]);
+    expect(plan.due.kind).toBe('too-late');
+    expect(plan.status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'MissedSchedule',
+    });
+  });
+
+  it('keeps condition transition times when nothing changed', () => {
+    const now1 = new Date('2026-01-01T01:00:01Z');
+    const first = decide({ schedule: hourly, pvcs: [], snapshots: [], now: now1 });
+    const again = decide({
+      schedule: withMeta(hourly, first.status),
+      pvcs: [],
+      snapshots: [],
+      now: new Date('2026-01-01T01:20:00Z'),
+    });
+    expect(again.status.conditions).toEqual(first.status.conditions);
+  });
+});
