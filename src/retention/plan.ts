@@ -3,7 +3,7 @@
  * Pure: takes the observed snapshots and PVCs and `now`, returns verdicts with
  * reasons. The act layer deletes exactly `plan.deletions` and nothing else.
  */
-import { DateTime } from 'luxon';
+import { IANAZone } from 'luxon';
 import { LABEL_HOLD, LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { KeepRules, RetentionPolicy } from '../api/types.generated.ts';
@@ -69,13 +69,32 @@ export function snapshotsInUse(pvcs: PersistentVolumeClaim[]): Set<string> {
 export const belongsTo = (s: VolumeSnapshot, scheduleName: string): boolean =>
   s.metadata.labels?.[LABEL_SCHEDULE] === labelValue(scheduleName);
 
-const BUCKET_FORMAT: Record<Exclude<KeepRule, 'last'>, string> = {
-  hourly: 'yyyy-MM-dd HH',
-  daily: 'yyyy-MM-dd',
-  weekly: "kkkk-'W'WW",
-  monthly: 'yyyy-MM',
-  yearly: 'yyyy',
-};
+type BucketRule = Exclude<KeepRule, 'last'>;
+
+/**
+ * The wall-clock buckets of an instant in a zone. One zone-offset lookup per snapshot,
+ * then plain UTC arithmetic on the shifted time: formatting through luxon per rule
+ * made planning 2,000 snapshots ~10x slower (bench/run.ts).
+ */
+export function buckets(t: Date, zone: IANAZone): Record<BucketRule, string> {
+  const local = new Date(t.getTime() + zone.offset(t.getTime()) * 60_000);
+  const y = local.getUTCFullYear();
+  const m = local.getUTCMonth() + 1;
+  const d = local.getUTCDate();
+  // ISO week: the week (Mon-Sun) holding this date's Thursday, numbered within that Thursday's year.
+  const dayOfWeek = local.getUTCDay() || 7;
+  const thursday = Date.UTC(y, m - 1, d + 4 - dayOfWeek);
+  const weekYear = new Date(thursday).getUTCFullYear();
+  const week = Math.floor((thursday - Date.UTC(weekYear, 0, 1)) / 86_400_000 / 7) + 1;
+  const day = `${y}-${m}-${d}`;
+  return {
+    hourly: `${day} ${local.getUTCHours()}`,
+    daily: day,
+    weekly: `${weekYear}-W${week}`,
+    monthly: `${y}-${m}`,
+    yearly: `${y}`,
+  };
+}
 
 interface Entry {
   snapshot: VolumeSnapshot;
@@ -85,7 +104,9 @@ interface Entry {
 }
 
 /** restic `forget`: which ready snapshots each keep rule selects (input newest first). */
-function keepSelections(ready: Entry[], keep: KeepRules, zone: string): Map<Entry, KeepRule[]> {
+function keepSelections(ready: Entry[], keep: KeepRules, zoneName: string): Map<Entry, KeepRule[]> {
+  const zone = IANAZone.create(zoneName);
+  const keys = new Map(ready.map((e) => [e, buckets(e.time, zone)]));
   const selected = new Map<Entry, KeepRule[]>();
   const mark = (e: Entry, rule: KeepRule): void => {
     selected.set(e, [...(selected.get(e) ?? []), rule]);
@@ -98,7 +119,7 @@ function keepSelections(ready: Entry[], keep: KeepRules, zone: string): Map<Entr
     let count = 0;
     for (const e of ready) {
       if (count >= n) break;
-      const bucket = DateTime.fromJSDate(e.time, { zone }).toFormat(BUCKET_FORMAT[rule]);
+      const bucket = keys.get(e)?.[rule];
       if (bucket === lastBucket) continue;
       lastBucket = bucket;
       count++;

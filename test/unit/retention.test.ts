@@ -306,3 +306,24 @@ describe('retention properties', () => {
     );
   });
 });
+
+describe('bucket keys', () => {
+  it('agree with luxon wall-clock formatting for any instant and zone (property)', async () => {
+    const { DateTime, IANAZone } = await import('luxon');
+    const { buckets } = await import('../../src/retention/plan.ts');
+    fc.assert(
+      fc.property(
+        fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }),
+        fc.constantFrom('UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Shanghai'),
+        (t, zone) => {
+          const dt = DateTime.fromMillis(t, { zone });
+          const b = buckets(new Date(t), IANAZone.create(zone));
+          expect(b.hourly).toBe(`${dt.year}-${dt.month}-${dt.day} ${dt.hour}`);
+          expect(b.weekly).toBe(`${dt.weekYear}-W${dt.weekNumber}`);
+          expect(b.monthly).toBe(`${dt.year}-${dt.month}`);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
