@@ -2,6 +2,8 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Kube } from '../kube/client.ts';
+import { EventRecorder } from '../kube/events.ts';
+import { startWebhook } from '../restore/webhook.ts';
 import { Controller } from '../controller/controller.ts';
 import { Metrics } from '../controller/metrics.ts';
 import { startHttpServer } from '../controller/server.ts';
@@ -11,7 +13,7 @@ import { makeLogger } from '../log.ts';
 import { UserError } from './errors.ts';
 
 export const controllerUsage =
-  'snapcron controller [--namespace NS] [--metrics-addr :8080] [--lease-namespace NS] [--lease-name snapcron-controller] [--lease-duration 15s] [--retry-period 2s] [--qps 20] [--burst 30] [--identity ID] [--log-level info]';
+  'snapcron controller [--namespace NS] [--metrics-addr :8080] [--lease-namespace NS] [--lease-name snapcron-controller] [--lease-duration 15s] [--retry-period 2s] [--qps 20] [--burst 30] [--identity ID] [--log-level info] [--webhook-addr :9443|off] [--webhook-cert-dir DIR] [--webhook-config-name snapcron-restore]';
 export const tickUsage = 'snapcron tick [--namespace NS] [--qps 20] [--burst 30] [--log-level info]';
 
 const number = (flag: string, text: string): number => {
@@ -51,6 +53,10 @@ export async function runController(args: string[]): Promise<number> {
       burst: { type: 'string', default: '30' },
       identity: { type: 'string', default: `${hostname()}-${process.pid}` },
       'log-level': { type: 'string', default: process.env.SNAPCRON_LOG_LEVEL ?? 'info' },
+      'webhook-addr': { type: 'string', default: ':9443' },
+      'webhook-cert-dir': { type: 'string' },
+      'webhook-config-name': { type: 'string', default: 'snapcron-restore' },
+      'webhook-dns-names': { type: 'string', default: 'snapcron-webhook.snapcron-system.svc,localhost' },
     },
   });
   const log = makeLogger(values['log-level']);
@@ -83,7 +89,21 @@ export async function runController(args: string[]): Promise<number> {
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
   await controller.start();
+  let webhook: { server: { close: (cb: () => void) => void } } | undefined;
+  if (values['webhook-addr'] !== 'off') {
+    webhook = await startWebhook({
+      address: values['webhook-addr'],
+      certDir: values['webhook-cert-dir'],
+      dnsNames: values['webhook-dns-names'].split(',').filter(Boolean),
+      configName: values['webhook-config-name'],
+      kube,
+      log,
+      events: new EventRecorder(kube, log),
+      snapshotsIn: (ns) => controller.snapshotsIn(ns),
+    });
+  }
   await done;
+  await new Promise<void>((resolve) => (webhook ? webhook.server.close(() => resolve()) : resolve()));
   log.info('stopped');
   return 0;
 }

@@ -85,6 +85,11 @@ export class Controller {
     return this.elector.isLeader;
   }
 
+  /** The cached VolumeSnapshots of a namespace (for the restore webhook). */
+  snapshotsIn(namespace: string): VolumeSnapshot[] {
+    return this.synced ? (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]) : [];
+  }
+
   async start(): Promise<void> {
     const { kube } = this.o;
     const ns = this.o.namespace;
@@ -111,13 +116,10 @@ export class Controller {
       `/apis/${kube.snapshots.group}/${kube.snapshots.version}${nsPath}/${kube.snapshots.plural}`,
       () =>
         ns
-          ? kube.custom.listNamespacedCustomObject({
-              ...kube.snapshots,
-              namespace: ns,
-              labelSelector: LABEL_SCHEDULE,
-            })
-          : kube.custom.listClusterCustomObject({ ...kube.snapshots, labelSelector: LABEL_SCHEDULE }),
-      LABEL_SCHEDULE,
+          ? kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace: ns })
+          : kube.custom.listClusterCustomObject({ ...kube.snapshots }),
+      // Every snapshot, not only ours: the restore webhook may restore from a manual one too.
+      undefined,
       (o) => this.enqueueOwner(o as unknown as VolumeSnapshot),
     );
     await Promise.all([this.schedules.start(), this.pvcs.start(), this.snapshots.start()]);
@@ -184,6 +186,7 @@ export class Controller {
   }
   private enqueueOwner(snap: VolumeSnapshot): void {
     const label = snap.metadata.labels?.[LABEL_SCHEDULE];
+    if (!label) return;
     for (const s of this.allSchedules()) {
       if (s.metadata?.namespace === snap.metadata.namespace && labelValue(s.metadata?.name ?? '') === label)
         this.enqueue(scheduleKey(s));

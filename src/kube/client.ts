@@ -17,6 +17,7 @@ export class Kube {
   readonly custom: k8s.CustomObjectsApi;
   readonly core: k8s.CoreV1Api;
   readonly coordination: k8s.CoordinationV1Api;
+  readonly admission: k8s.AdmissionregistrationV1Api;
   private readonly writes: TokenBucket;
   private readonly retry: RetryOptions;
 
@@ -25,6 +26,7 @@ export class Kube {
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+    this.admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
     this.writes = new TokenBucket(opts.qps ?? 20, opts.burst ?? 30);
     this.retry = opts.retry ?? {};
   }
