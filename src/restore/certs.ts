@@ -30,7 +30,7 @@ export async function makeServingCertificate(
 ): Promise<ServingCertificate> {
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(Date.now() + days * 86_400_000);
-  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as KeyPair;
+  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Date.now().toString(16),
     name: 'CN=snapcron webhook CA',
@@ -43,7 +43,7 @@ export async function makeServingCertificate(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
     ],
   });
-  const leafKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as KeyPair;
+  const leafKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: (Date.now() + 1).toString(16),
     subject: `CN=${dnsNames[0] ?? 'snapcron-webhook'}`,

@@ -6,6 +6,7 @@
  * MutatingWebhookConfiguration's caBundle.
  */
 import { readFileSync, statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -33,7 +34,7 @@ export interface WebhookOptions {
   snapshotsIn: (namespace: string) => VolumeSnapshot[];
 }
 
-async function readBody(req: import('node:http').IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
