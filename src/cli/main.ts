@@ -1,6 +1,7 @@
 /** snapcron's command line: one entry point, a subcommand per job. */
 import { controllerUsage, runController, runTick, tickUsage } from './cluster-commands.ts';
 import { UserError } from './errors.ts';
+import { restoreUsage, runRestore } from './restore.ts';
 import { nextUsage, runNext } from './next.ts';
 import { planUsage, runPlan } from './plan.ts';
 import { runValidate, validateUsage } from './validate.ts';
@@ -15,6 +16,7 @@ Offline (no cluster needed):
 With a cluster (KUBECONFIG or in-cluster):
   ${controllerUsage}
   ${tickUsage}
+  ${restoreUsage}
 
 Add --debug to any command for stack traces.`;
 
@@ -36,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runController(rest);
       case 'tick':
         return await runTick(rest, out);
+      case 'restore':
+        return await runRestore(rest, new Date(), out);
       case undefined:
       case 'help':
       case '--help':

@@ -10,7 +10,6 @@ import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export interface ServingCertificate {
@@ -29,7 +28,7 @@ export async function makeServingCertificate(
 ): Promise<ServingCertificate> {
   const notBefore = new Date(Date.now() - 60_000);
   const notAfter = new Date(Date.now() + days * 86_400_000);
-  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
+  const caKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Date.now().toString(16),
     name: 'CN=snapcron webhook CA',
@@ -42,7 +41,7 @@ export async function makeServingCertificate(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
     ],
   });
-  const leafKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']));
+  const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: (Date.now() + 1).toString(16),
     subject: `CN=${dnsNames[0] ?? 'snapcron-webhook'}`,
