@@ -1,0 +1,169 @@
+/** Helpers for integration tests on the real control plane. */
+import { randomBytes } from 'node:crypto';
+import * as k8s from '@kubernetes/client-node';
+import { afterEach, beforeEach, inject } from 'vitest';
+import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
+import type { SnapshotSchedule, SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
+import { Kube } from '../../src/kube/client.ts';
+
+export const kubeconfigPath = (): string => inject('kubeconfig');
+
+export function kubeConfig(path = kubeconfigPath()): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+export const kube = (): Kube =>
+  new Kube(kubeConfig(), { qps: 200, burst: 200, retry: { attempts: 8, baseMs: 100 } });
+
+/** Asks the global setup's process to restart kube-apiserver. */
+export async function restartApiServer(downMs = 0): Promise<void> {
+  const res = await fetch(`${inject('controlChannel')}/restart-apiserver?downMs=${downMs}`, {
+    method: 'POST',
+  });
+  if (!res.ok) throw new Error(`restart failed: ${await res.text()}`);
+}
+
+/** A kubeconfig authenticating as `user` (client certificate), so RBAC applies for real. */
+export async function kubeconfigFor(user: string, groups: string[] = []): Promise<string> {
+  const q = new URLSearchParams({ user });
+  for (const g of groups) q.append('group', g);
+  const res = await fetch(`${inject('controlChannel')}/kubeconfig-for?${q.toString()}`, { method: 'POST' });
+  if (!res.ok) throw new Error(`kubeconfig-for failed: ${await res.text()}`);
+  return res.text();
+}
+
+/** A fresh namespace per test, deleted afterwards; returns a getter for its name. */
+export function useNamespace(prefix = 't'): () => string {
+  let name = '';
+  beforeEach(async () => {
+    name = `${prefix}-${randomBytes(4).toString('hex')}`;
+    await kube().core.createNamespace({ body: { metadata: { name } } });
+  });
+  afterEach(async () => {
+    await kube()
+      .core.deleteNamespace({ name })
+      .catch(() => undefined);
+  });
+  return () => name;
+}
+
+/** Polls until `fn` returns a truthy value (or stops throwing), or fails with the last error. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  stepMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = 'never truthy';
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  throw new Error(
+    `eventually: timed out after ${timeoutMs} ms: ${last instanceof Error ? last.message : String(last)}`,
+  );
+}
+
+let pvSeq = 0;
+/** A PV + PVC pair that the real PV binder binds; resolves when the PVC is Bound. */
+export async function boundPvc(
+  namespace: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<PersistentVolumeClaim> {
+  const k = kube();
+  const pv = `pv-${namespace}-${name}-${pvSeq++}`.slice(0, 63).replace(/-+$/, '');
+  await k.core.createPersistentVolume({
+    body: {
+      metadata: { name: pv, labels: { 'snapcron-test/ns': namespace } },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Delete',
+        storageClassName: 'manual',
+        hostPath: { path: `/tmp/${pv}` },
+        claimRef: { namespace, name },
+      },
+    },
+  });
+  await k.core.createNamespacedPersistentVolumeClaim({
+    namespace,
+    body: {
+      metadata: { name, labels },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        storageClassName: 'manual',
+        resources: { requests: { storage: '1Gi' } },
+      },
+    },
+  });
+  return eventually(async () => {
+    const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name, namespace });
+    return pvc.status?.phase === 'Bound' ? (pvc as unknown as PersistentVolumeClaim) : undefined;
+  });
+}
+
+export async function createSchedule(
+  namespace: string,
+  name: string,
+  spec: Partial<SnapshotScheduleSpec>,
+): Promise<SnapshotSchedule> {
+  const k = kube();
+  return (await k.custom.createNamespacedCustomObject({
+    ...k.schedules,
+    namespace,
+    body: {
+      apiVersion: 'snapcron.io/v1',
+      kind: 'SnapshotSchedule',
+      metadata: { name },
+      spec: { schedule: '* * * * * *', retention: { maxCount: 100 }, ...spec },
+    },
+  })) as SnapshotSchedule;
+}
+
+export async function getSchedule(namespace: string, name: string): Promise<SnapshotSchedule> {
+  const k = kube();
+  return (await k.custom.getNamespacedCustomObject({ ...k.schedules, namespace, name })) as SnapshotSchedule;
+}
+
+export async function listSnapshots(namespace: string): Promise<VolumeSnapshot[]> {
+  const k = kube();
+  const list = (await k.custom.listNamespacedCustomObject({ ...k.snapshots, namespace })) as {
+    items: VolumeSnapshot[];
+  };
+  return list.items;
+}
+
+/** Marks a snapshot ready (or failed) through the status subresource, as a CSI snapshotter would. */
+export async function setSnapshotStatus(
+  namespace: string,
+  name: string,
+  status: VolumeSnapshot['status'],
+): Promise<void> {
+  const k = kube();
+  for (let attempt = 0; ; attempt++) {
+    const snap = (await k.custom.getNamespacedCustomObject({
+      ...k.snapshots,
+      namespace,
+      name,
+    })) as VolumeSnapshot;
+    try {
+      await k.custom.replaceNamespacedCustomObjectStatus({
+        ...k.snapshots,
+        namespace,
+        name,
+        body: { ...snap, status },
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt > 5) throw err;
+    }
+  }
+}

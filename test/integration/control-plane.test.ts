@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import * as k8s from '@kubernetes/client-node';
+import {
+  boundPvc,
+  createSchedule,
+  eventually,
+  getSchedule,
+  kube,
+  kubeConfig,
+  kubeconfigFor,
+  listSnapshots,
+  restartApiServer,
+  setSnapshotStatus,
+  useNamespace,
+} from '../env/kube.ts';
+
+describe('the test control plane', () => {
+  const ns = useNamespace('cp');
+
+  it('binds a PVC to its PV through the real controller-manager', async () => {
+    const pvc = await boundPvc(ns(), 'data');
+    expect(pvc.status?.phase).toBe('Bound');
+    expect(pvc.spec?.volumeName).toMatch(/^pv-/);
+  });
+
+  it('serves VolumeSnapshots with a status subresource', async () => {
+    const k = kube();
+    await k.custom.createNamespacedCustomObject({
+      ...k.snapshots,
+      namespace: ns(),
+      body: {
+        apiVersion: 'snapshot.storage.k8s.io/v1',
+        kind: 'VolumeSnapshot',
+        metadata: { name: 's1' },
+        spec: { source: { persistentVolumeClaimName: 'data' } },
+      },
+    });
+    await setSnapshotStatus(ns(), 's1', { readyToUse: true, restoreSize: '1Gi' });
+    expect((await listSnapshots(ns()))[0]?.status).toMatchObject({ readyToUse: true, restoreSize: '1Gi' });
+  });
+
+  it('enforces RBAC: a ServiceAccount with a narrow Role is refused outside it', async () => {
+    const admin = kube();
+    const other = `${ns()}-b`;
+    await admin.core.createNamespace({ body: { metadata: { name: other } } });
+    try {
+      const rbac = kubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
+      await rbac.createNamespacedRole({
+        namespace: ns(),
+        body: {
+          metadata: { name: 'reader' },
+          rules: [{ apiGroups: ['snapcron.io'], resources: ['snapshotschedules'], verbs: ['get', 'list'] }],
+        },
+      });
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns(),
+        body: {
+          metadata: { name: 'reader' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' },
+          subjects: [{ kind: 'ServiceAccount', name: 'narrow', namespace: ns() }],
+        },
+      });
+      const path = await kubeconfigFor(`system:serviceaccount:${ns()}:narrow`, ['system:serviceaccounts']);
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(path);
+      const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+      const base = { group: 'snapcron.io', version: 'v1', plural: 'snapshotschedules' };
+      const allowed = (await eventually(() =>
+        custom.listNamespacedCustomObject({ ...base, namespace: ns() }),
+      )) as { items: unknown[] };
+      expect(allowed.items).toEqual([]);
+      const code = async (p: Promise<unknown>): Promise<number | undefined> =>
+        p.then(
+          () => 200,
+          (e: { code?: number }) => e.code,
+        );
+      expect(await code(custom.listNamespacedCustomObject({ ...base, namespace: other }))).toBe(403);
+      expect(
+        await code(
+          custom.createNamespacedCustomObject({
+            ...base,
+            namespace: ns(),
+            body: {
+              apiVersion: 'snapcron.io/v1',
+              kind: 'SnapshotSchedule',
+              metadata: { name: 'x' },
+              spec: { schedule: '@daily', retention: { maxCount: 1 } },
+            },
+          }),
+        ),
+      ).toBe(403);
+    } finally {
+      await admin.core.deleteNamespace({ name: other }).catch(() => undefined);
+    }
+  });
+
+  it('survives a kube-apiserver restart: stored objects are still there', async () => {
+    await createSchedule(ns(), 'kept', { schedule: '@daily' });
+    await restartApiServer();
+    const s = await eventually(() => getSchedule(ns(), 'kept'));
+    expect(s.spec.schedule).toBe('@daily');
+  });
+});
