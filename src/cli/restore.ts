@@ -102,9 +102,7 @@ export async function runRestore(args: string[], now: Date, out: (line: string) 
     return 0;
   }
   try {
-    await kube.write(() =>
-      kube.core.createNamespacedPersistentVolumeClaim({ namespace, body: pvc }),
-    );
+    await kube.write(() => kube.core.createNamespacedPersistentVolumeClaim({ namespace, body: pvc }));
   } catch (err) {
     throw new UserError(`could not create PVC ${namespace}/${name}: ${errorMessage(err)}`);
   }

@@ -3,7 +3,7 @@
  * PVCs to skip and why, what retention deletes, and the status to record. The
  * controller and `snapcron tick` both run this and hand the plan to the executor.
  */
-import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import { ANNOTATION_SCHEDULED_AT, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import { validateSchedule, type FieldError } from '../api/validate.ts';
@@ -125,13 +125,64 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
         startingDeadlineSeconds: spec.startingDeadlineSeconds,
       });
 
+  const selected = obs.pvcs
+    .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
+    .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
+    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+  const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${snapshotTime(s)?.getTime() ?? 0}`));
+
   const creates: SnapshotCreate[] = [];
   const skips: PvcSkip[] = [];
+  const createFor = (pvc: PersistentVolumeClaim, at: Date): SnapshotCreate => {
+    const pvcName = pvc.metadata.name ?? '';
+    const snapName = snapshotName(pvcName, name, at);
+    const meta = snapshotMetadata(pvcName, name, at);
+    return {
+      name: snapName,
+      pvc: pvcName,
+      scheduledTime: at,
+      manifest: {
+        apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
+        kind: 'VolumeSnapshot',
+        metadata: {
+          name: snapName,
+          namespace,
+          labels: { ...spec.snapshotTemplate?.labels, ...meta.labels },
+          annotations: { ...spec.snapshotTemplate?.annotations, ...meta.annotations },
+        },
+        spec: {
+          source: { persistentVolumeClaimName: pvcName },
+          ...(spec.snapshotClassName ? { volumeSnapshotClassName: spec.snapshotClassName } : {}),
+        },
+      },
+    };
+  };
+
+  // A run interrupted before its status was written (a crash mid-burst) is finished, not
+  // skipped: its snapshots exist for some PVCs, so it was due for all of them. This is
+  // completion of one run, never a catch-up of missed ones.
+  const statusLast = parseTime(prior.lastScheduleTime);
+  const newestOwn = own
+    .map((s) => s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT])
+    .map((t) => parseTime(t))
+    .reduce<Date | undefined>((a, b) => later(a, b), undefined);
+  const interrupted =
+    !suspended &&
+    newestOwn &&
+    (!statusLast || newestOwn > statusLast) &&
+    (due.kind !== 'due' || newestOwn < due.scheduledTime)
+      ? newestOwn
+      : undefined;
+  if (interrupted) {
+    for (const pvc of selected) {
+      const created = parseTime(String(pvc.metadata.creationTimestamp ?? ''));
+      if (pvc.status?.phase !== 'Bound' || (created && created > interrupted)) continue;
+      if (!taken.has(`${pvc.metadata.name ?? ''}\0${interrupted.getTime()}`))
+        creates.push(createFor(pvc, interrupted));
+    }
+  }
+
   if (due.kind === 'due') {
-    const selected = obs.pvcs
-      .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
-      .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
-      .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
     for (const pvc of selected) {
       const pvcName = pvc.metadata.name ?? '';
       if (pvc.status?.phase !== 'Bound') {
@@ -155,27 +206,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
           continue;
         }
       }
-      const snapName = snapshotName(pvcName, name, due.scheduledTime);
-      const meta = snapshotMetadata(pvcName, name, due.scheduledTime);
-      creates.push({
-        name: snapName,
-        pvc: pvcName,
-        scheduledTime: due.scheduledTime,
-        manifest: {
-          apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
-          kind: 'VolumeSnapshot',
-          metadata: {
-            name: snapName,
-            namespace,
-            labels: { ...spec.snapshotTemplate?.labels, ...meta.labels },
-            annotations: { ...spec.snapshotTemplate?.annotations, ...meta.annotations },
-          },
-          spec: {
-            source: { persistentVolumeClaimName: pvcName },
-            ...(spec.snapshotClassName ? { volumeSnapshotClassName: spec.snapshotClassName } : {}),
-          },
-        },
-      });
+      creates.push(createFor(pvc, due.scheduledTime));
     }
   }
 
@@ -226,6 +257,9 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   if (due.kind === 'due') {
     status.lastScheduleTime = isoSeconds(due.scheduledTime);
     if (skips.length === 0) status.lastSuccessfulTime = isoSeconds(due.scheduledTime);
+  } else if (interrupted) {
+    status.lastScheduleTime = isoSeconds(interrupted);
+    status.lastSuccessfulTime = isoSeconds(interrupted);
   }
   return { key, errors: [], due, creates, skips, retention, status, wakeAt: next };
 }

@@ -169,3 +169,39 @@ describe('decide: one pass over one schedule', () => {
     expect(again.status.conditions).toEqual(first.status.conditions);
   });
 });
+
+describe('decide: a run interrupted by a crash', () => {
+  const everyMinute = withMeta(schedule('m', { schedule: '* * * * *' }), {
+    lastScheduleTime: '2026-01-01T00:58:00Z',
+  });
+  const pvcs = ['a', 'b', 'c'].map((n) => ({
+    ...pvc(n),
+    metadata: { ...pvc(n).metadata, creationTimestamp: created },
+  }));
+  const partial = [
+    snap('a-m-202601010059', { at: '2026-01-01T00:59:00Z', pvc: 'a', schedule: 'm', state: 'pending' }),
+  ];
+
+  it('is finished for the PVCs it missed, besides the run now due', () => {
+    const plan = decide({
+      schedule: everyMinute,
+      pvcs,
+      snapshots: partial,
+      now: new Date('2026-01-01T01:00:01Z'),
+    });
+    expect(plan.creates.map((c) => c.name).sort()).toEqual([
+      'a-m-202601010100',
+      'b-m-202601010059',
+      'b-m-202601010100',
+      'c-m-202601010059',
+      'c-m-202601010100',
+    ]);
+    expect(plan.status.lastScheduleTime).toBe('2026-01-01T01:00:00Z');
+  });
+
+  it('is not repeated once status records it', () => {
+    const done = withMeta(everyMinute, { lastScheduleTime: '2026-01-01T00:59:00Z' });
+    const plan = decide({ schedule: done, pvcs, snapshots: partial, now: new Date('2026-01-01T00:59:30Z') });
+    expect(plan.creates).toEqual([]);
+  });
+});

@@ -1,0 +1,103 @@
+// A local control plane for people and scripts: `npm run cluster:up` starts one in the
+// background and prints KUBECONFIG=<path> as its last line; `npm run cluster:down` stops it.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const STATE_DIR = join(ROOT, '.cluster');
+const STATE = join(STATE_DIR, 'state.json');
+const KUBECONFIG = join(STATE_DIR, 'kubeconfig');
+const say = (msg: string): void => void process.stderr.write(`[cluster] ${msg}\n`);
+
+interface State {
+  pid: number;
+  kubeconfig: string;
+  server: string;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function up(): Promise<void> {
+  if (existsSync(STATE)) {
+    const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
+    if (alive(state.pid)) {
+      say(`already running (pid ${state.pid}, ${state.server})`);
+      console.log(`KUBECONFIG=${state.kubeconfig}`);
+      return;
+    }
+    rmSync(STATE);
+  }
+  mkdirSync(STATE_DIR, { recursive: true });
+  say(
+    'starting etcd, kube-apiserver and kube-controller-manager (the first run builds them from Go modules: ~6 min)',
+  );
+  const log = openSync(join(STATE_DIR, 'cluster.log'), 'a');
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  child.unref();
+  const deadline = Date.now() + 20 * 60_000;
+  while (Date.now() < deadline) {
+    if (existsSync(STATE)) {
+      const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
+      say(
+        `running: ${state.server} (pid ${state.pid}); stop with npm run cluster:down; log ${join(STATE_DIR, 'cluster.log')}`,
+      );
+      console.log(`KUBECONFIG=${state.kubeconfig}`);
+      return;
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`control plane did not start; see ${join(STATE_DIR, 'cluster.log')}`);
+}
+
+async function serve(): Promise<void> {
+  const { ControlPlane } = await import('../test/env/control-plane.ts');
+  const cp = await ControlPlane.start();
+  copyFileSync(cp.kubeconfigPath, KUBECONFIG);
+  const state: State = { pid: process.pid, kubeconfig: KUBECONFIG, server: cp.server };
+  writeFileSync(STATE, JSON.stringify(state));
+  const stop = (): void => {
+    void cp.stop().finally(() => {
+      rmSync(STATE, { force: true });
+      process.exit(0);
+    });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  setInterval(() => undefined, 1 << 30);
+}
+
+async function down(): Promise<void> {
+  if (!existsSync(STATE)) {
+    say('not running');
+    return;
+  }
+  const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
+  if (alive(state.pid)) {
+    process.kill(state.pid, 'SIGTERM');
+    for (let i = 0; i < 100 && alive(state.pid); i++) await new Promise((r) => setTimeout(r, 200));
+  }
+  rmSync(STATE, { force: true });
+  rmSync(KUBECONFIG, { force: true });
+  say('stopped');
+}
+
+const command = process.argv[2];
+const run = command === 'up' ? up : command === 'down' ? down : command === 'serve' ? serve : undefined;
+if (!run) {
+  console.error('usage: node hack/cluster.ts up|down');
+  process.exit(2);
+}
+await run();
