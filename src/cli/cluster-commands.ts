@@ -21,7 +21,10 @@ const number = (flag: string, text: string): number => {
   if (!Number.isFinite(n) || n <= 0) throw new UserError(`--${flag} "${text}" must be a positive number`, 2);
   return n;
 };
+/** A flag duration in ms: the CRD's units (s m h d w), plus ms for sub-second periods. */
 const seconds = (flag: string, text: string): number => {
+  const ms = /^(\d+)ms$/.exec(text);
+  if (ms) return Number(ms[1]);
   try {
     return parseDuration(text);
   } catch (err) {

@@ -25,10 +25,7 @@ export class CertificateAuthority {
   }
 
   static async create(name: string): Promise<CertificateAuthority> {
-    const keys = (await webcrypto.subtle.generateKey(ALG, true, [
-      'sign',
-      'verify',
-    ]));
+    const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: '01',
       name: `CN=${name}`,
@@ -49,10 +46,7 @@ export class CertificateAuthority {
     subject: string,
     opts: { dns?: string[]; ips?: string[]; server?: boolean } = {},
   ): Promise<KeyAndCert> {
-    const keys = (await webcrypto.subtle.generateKey(ALG, true, [
-      'sign',
-      'verify',
-    ]));
+    const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
     const sans = [
       ...(opts.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
       ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value })),

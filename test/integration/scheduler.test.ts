@@ -1,0 +1,396 @@
+import { describe, expect, it } from 'vitest';
+import type { VolumeSnapshot } from '../../src/api/objects.ts';
+import type { SnapshotSchedule, SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
+import { planRetention } from '../../src/retention/plan.ts';
+import { snapshotName } from '../../src/snapshot/naming.ts';
+import {
+  boundPvc,
+  createSchedule,
+  eventually,
+  getSchedule,
+  kube,
+  listSnapshots,
+  restartApiServer,
+  setSnapshotStatus,
+  useNamespace,
+} from '../env/kube.ts';
+import { metrics, runTick, startController } from '../env/processes.ts';
+
+const at = (s: VolumeSnapshot): number =>
+  Date.parse(s.metadata.annotations?.['snapcron.io/scheduled-at'] ?? '');
+const of = (schedule: string) => (s: VolumeSnapshot) =>
+  s.metadata.labels?.['snapcron.io/schedule'] === schedule;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function updateSpec(
+  namespace: string,
+  name: string,
+  patch: Partial<SnapshotScheduleSpec>,
+): Promise<void> {
+  const k = kube();
+  for (let i = 0; ; i++) {
+    const s = await getSchedule(namespace, name);
+    try {
+      await k.custom.replaceNamespacedCustomObject({
+        ...k.schedules,
+        namespace,
+        name,
+        body: { ...s, spec: { ...s.spec, ...patch } },
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || i > 5) throw err;
+    }
+  }
+}
+
+/** Every (PVC, time) has exactly one snapshot, and every taken time covers all `pvcs`. */
+function expectCompleteRuns(snaps: VolumeSnapshot[], pvcs: string[]): number[] {
+  const byTime = new Map<number, string[]>();
+  for (const s of snaps)
+    byTime.set(at(s), [...(byTime.get(at(s)) ?? []), s.spec.source.persistentVolumeClaimName ?? '']);
+  for (const [time, names] of byTime) {
+    expect(names.sort(), `run ${new Date(time).toISOString()}`).toEqual([...pvcs].sort());
+  }
+  return [...byTime.keys()].sort((a, b) => a - b);
+}
+
+describe('snapcron controller on a real API server', () => {
+  const ns = useNamespace('sched');
+
+  it('fires on time for several schedules and zones, follows selector changes and suspend', async () => {
+    await Promise.all([
+      boundPvc(ns(), 'web-0', { app: 'web' }),
+      boundPvc(ns(), 'web-1', { app: 'web' }),
+      boundPvc(ns(), 'db-0', { app: 'db' }),
+    ]);
+    await createSchedule(ns(), 'every2', {
+      schedule: '*/2 * * * * *',
+      claimSelector: { matchLabels: { app: 'web' } },
+    });
+    await createSchedule(ns(), 'shanghai', {
+      schedule: '*/3 * * * * *',
+      timeZone: 'Asia/Shanghai',
+      claimSelector: { matchLabels: { app: 'db' } },
+    });
+    const ctl = startController(ns());
+    const port = await ctl.metricsPort();
+    await eventually(async () => (await listSnapshots(ns())).filter(of('every2')).length >= 6, 20_000);
+
+    const snaps = await listSnapshots(ns());
+    for (const s of snaps) {
+      const sched = s.metadata.labels?.['snapcron.io/schedule'] ?? '';
+      const pvc = s.spec.source.persistentVolumeClaimName ?? '';
+      expect(s.metadata.name).toBe(snapshotName(pvc, sched, new Date(at(s))));
+      expect(s.metadata.labels?.['snapcron.io/pvc']).toBe(pvc);
+      expect((at(s) / 1000) % (sched === 'every2' ? 2 : 3)).toBe(0);
+      expect(sched === 'every2' ? pvc.startsWith('web-') : pvc === 'db-0').toBe(true);
+    }
+    expectCompleteRuns(snaps.filter(of('every2')), ['web-0', 'web-1']);
+
+    // On time: the fire-lag histogram stays well under a second.
+    const text = await metrics(port);
+    const lagSum = Number(
+      /snapcron_fire_lag_seconds_sum\{namespace="[^"]+",schedule="every2"\} ([\d.e-]+)/.exec(text)?.[1],
+    );
+    const lagCount = Number(
+      /snapcron_fire_lag_seconds_count\{namespace="[^"]+",schedule="every2"\} (\d+)/.exec(text)?.[1],
+    );
+    expect(lagCount).toBeGreaterThanOrEqual(2);
+    expect(lagSum / lagCount).toBeLessThan(0.5);
+    expect(text).toMatch(/snapcron_snapshots_created_total\{namespace="[^"]+",schedule="every2"\} \d+/);
+
+    const status = (await getSchedule(ns(), 'every2')).status;
+    expect(Date.parse(status?.nextScheduleTime ?? '') - Date.parse(status?.lastScheduleTime ?? '')).toBe(
+      2000,
+    );
+    expect(status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+
+    // The selector widens without a restart.
+    await updateSpec(ns(), 'every2', {
+      claimSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'db'] }] },
+    });
+    await eventually(
+      async () =>
+        (await listSnapshots(ns())).some(
+          (s) => of('every2')(s) && s.spec.source.persistentVolumeClaimName === 'db-0',
+        ),
+      10_000,
+    );
+
+    // Suspend stops firing.
+    await updateSpec(ns(), 'every2', { suspend: true });
+    await eventually(
+      async () =>
+        (await getSchedule(ns(), 'every2')).status?.conditions?.find((c) => c.type === 'Suspended')
+          ?.status === 'True',
+      10_000,
+    );
+    await sleep(500);
+    const before = (await listSnapshots(ns())).filter(of('every2')).length;
+    await sleep(4500);
+    expect((await listSnapshots(ns())).filter(of('every2')).length).toBe(before);
+    expect((await listSnapshots(ns())).filter(of('shanghai')).length).toBeGreaterThan(2);
+
+    // Events tell the story on the schedule.
+    const events = await kube().core.listNamespacedEvent({ namespace: ns() });
+    expect(
+      events.items.some((e) => e.reason === 'SnapshotCreated' && e.involvedObject.name === 'every2'),
+    ).toBe(true);
+    expect(await ctl.kill('SIGTERM')).toBe(0);
+  });
+
+  it("prunes exactly the planner's deletions, never a held, in-use, pending or last-ready snapshot", async () => {
+    await boundPvc(ns(), 'web-0');
+    // A yearly schedule never fires during the test: only pruning acts.
+    const schedule = await createSchedule(ns(), 'keep', {
+      schedule: '0 0 1 1 *',
+      retention: { maxCount: 2 },
+    });
+    const k = kube();
+    const hour = 3_600_000;
+    const specs: [string, number, VolumeSnapshot['status'] | undefined, Record<string, string>?][] = [
+      ['s1-pending', 1, undefined],
+      ['s2', 2, { readyToUse: true }],
+      ['s3', 3, { readyToUse: true }],
+      ['s4-held', 4, { readyToUse: true }, { 'snapcron.io/hold': 'true' }],
+      ['s5-in-use', 5, { readyToUse: true }],
+      ['s6-old', 6, { readyToUse: true }],
+      ['s7-failed', 7, { readyToUse: false, error: { message: 'InvalidDiskId.NotFound' } }],
+    ];
+    for (const [name, hoursAgo, status, extra] of specs) {
+      await k.custom.createNamespacedCustomObject({
+        ...k.snapshots,
+        namespace: ns(),
+        body: {
+          apiVersion: 'snapshot.storage.k8s.io/v1',
+          kind: 'VolumeSnapshot',
+          metadata: {
+            name,
+            labels: { 'snapcron.io/schedule': 'keep', 'snapcron.io/pvc': 'web-0', ...extra },
+            annotations: { 'snapcron.io/scheduled-at': new Date(Date.now() - hoursAgo * hour).toISOString() },
+          },
+          spec: { source: { persistentVolumeClaimName: 'web-0' } },
+        },
+      });
+      if (status) await setSnapshotStatus(ns(), name, status);
+    }
+    // A restore still reading s5: its PVC cannot bind (no such class), so it stays Pending.
+    await k.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns(),
+      body: {
+        metadata: { name: 'restore-x' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: 'not-provisioned',
+          resources: { requests: { storage: '1Gi' } },
+          dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 's5-in-use' },
+        },
+      },
+    });
+    const pvcs = (await k.core.listNamespacedPersistentVolumeClaim({ namespace: ns() })).items;
+    const oracle = planRetention({
+      scheduleName: 'keep',
+      retention: (schedule).spec.retention,
+      timeZone: 'UTC',
+      snapshots: await listSnapshots(ns()),
+      pvcs: pvcs as never,
+      now: new Date(),
+    });
+    expect(oracle.deletions.map((d) => d.name).sort()).toEqual(['s6-old', 's7-failed']);
+
+    const ctl = startController(ns());
+    const survivors = ['s1-pending', 's2', 's3', 's4-held', 's5-in-use'];
+    await eventually(async () => {
+      const names = (await listSnapshots(ns())).map((s) => s.metadata.name).sort();
+      return JSON.stringify(names) === JSON.stringify(survivors);
+    }, 20_000);
+    await sleep(2000); // and nothing more goes
+    expect((await listSnapshots(ns())).map((s) => s.metadata.name).sort()).toEqual(survivors);
+    const status = (await getSchedule(ns(), 'keep')).status;
+    expect(status?.snapshots).toEqual({ ready: 4, pending: 1, failed: 0 });
+    const events = await k.core.listNamespacedEvent({ namespace: ns() });
+    expect(
+      events.items
+        .filter((e) => e.reason === 'SnapshotPruned')
+        .map((e) => e.message)
+        .sort(),
+    ).toEqual([
+      'deleted VolumeSnapshot s6-old of PVC web-0: max-count',
+      'deleted VolumeSnapshot s7-failed of PVC web-0: failed',
+    ]);
+    await ctl.kill();
+  });
+
+  it('after kill -9 mid-burst and a restart, every taken run is complete, once, and the outage is caught up once', async () => {
+    const pvcs = ['d-0', 'd-1', 'd-2', 'd-3'];
+    await Promise.all(pvcs.map((p) => boundPvc(ns(), p)));
+    await createSchedule(ns(), 'burst', { schedule: '* * * * * *', retention: { maxCount: 1000 } });
+    const first = startController(ns());
+    await eventually(async () => (await listSnapshots(ns())).length >= 12, 20_000);
+    await sleep(Math.random() * 900);
+    const killedAt = Date.now();
+    await first.kill('SIGKILL');
+    await sleep(3500);
+    const restartedAt = Date.now();
+    const second = startController(ns());
+    await sleep(3000);
+    await second.kill();
+
+    const times = expectCompleteRuns(await listSnapshots(ns()), pvcs);
+    // Nothing was taken for the seconds the controller was down, except one catch-up at restart.
+    const duringOutage = times.filter((t) => t > killedAt + 1000 && t < restartedAt - 500);
+    expect(duringOutage).toEqual([]);
+    const afterRestart = times.filter((t) => t >= restartedAt - 500);
+    expect(afterRestart.length).toBeGreaterThan(0);
+    const caughtUp = second
+      .logs()
+      .filter((l) => l.msg === 'snapshot created')
+      .map((l) => Date.parse(String(l.scheduledAt)));
+    expect(new Set(caughtUp.filter((t) => t < restartedAt)).size).toBeLessThanOrEqual(2); // one catch-up (+ finishing the interrupted run)
+  });
+
+  it('two controllers: one leader, no duplicates; the standby takes over when the leader dies', async () => {
+    const pvcs = ['h-0', 'h-1'];
+    await Promise.all(pvcs.map((p) => boundPvc(ns(), p)));
+    await createSchedule(ns(), 'ha', { schedule: '* * * * * *', retention: { maxCount: 1000 } });
+    const a = startController(ns(), [], 'ctl-a');
+    await eventually(async () => a.logs().some((l) => l.msg === 'became leader'), 10_000);
+    const b = startController(ns(), [], 'ctl-b');
+    await b.metricsPort();
+    await sleep(3000);
+    expect(b.logs().some((l) => l.msg === 'became leader')).toBe(false);
+    expect(b.logs().some((l) => l.msg === 'snapshot created')).toBe(false);
+    const lease = await kube().coordination.readNamespacedLease({
+      name: 'snapcron-controller',
+      namespace: ns(),
+    });
+    expect(lease.spec?.holderIdentity).toBe('ctl-a');
+
+    const killedAt = Date.now();
+    await a.kill('SIGKILL');
+    await eventually(async () => b.logs().some((l) => l.msg === 'became leader'), 10_000, 50);
+    const tookOverMs = Date.now() - killedAt;
+    expect(tookOverMs).toBeLessThan(3000 + 1500); // lease duration + a retry period and slack
+    await eventually(async () => b.logs().some((l) => l.msg === 'snapshot created'), 5000);
+    await sleep(1500);
+    await b.kill();
+    expectCompleteRuns(await listSnapshots(ns()), pvcs);
+    console.log(`standby took over ${tookOverMs} ms after the leader was killed`);
+  });
+
+  it('recovers from a kube-apiserver restart without being restarted', async () => {
+    await boundPvc(ns(), 'r-0');
+    await createSchedule(ns(), 'steady', { schedule: '* * * * * *', retention: { maxCount: 1000 } });
+    const ctl = startController(ns());
+    await eventually(async () => (await listSnapshots(ns())).length >= 2, 15_000);
+    await restartApiServer();
+    const back = Date.now();
+    await eventually(async () => (await listSnapshots(ns())).some((s) => at(s) > back + 1000), 30_000);
+    expect(ctl.proc.exitCode).toBeNull();
+    expect(ctl.logs().some((l) => l.msg === 'watch broke; resuming')).toBe(true);
+    await ctl.kill();
+  });
+
+  it('reports an invalid schedule as InvalidSpec naming the field, and keeps running the others', async () => {
+    await boundPvc(ns(), 'v-0');
+    // Passes the CRD's shape checks (it has 5 fields) but is not a valid cron: only code can tell.
+    await createSchedule(ns(), 'broken', { schedule: '61 * * * *' });
+    await createSchedule(ns(), 'fine', { schedule: '* * * * * *' });
+    const ctl = startController(ns());
+    const cond = await eventually(async () =>
+      (await getSchedule(ns(), 'broken')).status?.conditions?.find(
+        (c) => c.type === 'InvalidSpec' && c.status === 'True',
+      ),
+    );
+    expect(cond?.message).toMatch(/spec\.schedule: "61 \* \* \* \*" is not a valid cron expression/);
+    await eventually(async () => (await listSnapshots(ns())).filter(of('fine')).length >= 2, 10_000);
+    expect((await listSnapshots(ns())).filter(of('broken'))).toEqual([]);
+    await ctl.kill();
+  });
+
+  it("deletionPolicy Delete removes the schedule's snapshots (but not held ones) before the schedule goes", async () => {
+    await boundPvc(ns(), 'f-0');
+    await createSchedule(ns(), 'tidy', { schedule: '* * * * * *', deletionPolicy: 'Delete' });
+    const ctl = startController(ns());
+    await eventually(async () =>
+      (await getSchedule(ns(), 'tidy')).metadata?.finalizers?.includes('snapcron.io/snapshots'),
+    );
+    const [firstSnap] = await eventually(async () => {
+      const s = await listSnapshots(ns());
+      return s.length >= 2 ? s : undefined;
+    });
+    const k = kube();
+    const heldName = (firstSnap as VolumeSnapshot).metadata.name ?? '';
+    const fresh = (await k.custom.getNamespacedCustomObject({
+      ...k.snapshots,
+      namespace: ns(),
+      name: heldName,
+    })) as VolumeSnapshot;
+    fresh.metadata.labels = { ...fresh.metadata.labels, 'snapcron.io/hold': 'true' };
+    await k.custom.replaceNamespacedCustomObject({
+      ...k.snapshots,
+      namespace: ns(),
+      name: heldName,
+      body: fresh,
+    });
+    await k.custom.deleteNamespacedCustomObject({ ...k.schedules, namespace: ns(), name: 'tidy' });
+    await eventually(async () => {
+      try {
+        await getSchedule(ns(), 'tidy');
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    }, 20_000);
+    expect((await listSnapshots(ns())).map((s) => s.metadata.name)).toEqual([heldName]);
+    await ctl.kill();
+  });
+});
+
+describe('snapcron tick (CronJob mode) on a real API server', () => {
+  const ns = useNamespace('tick');
+
+  it('two ticks at once create no duplicates; after downtime one catch-up; a second tick adds nothing', async () => {
+    const pvcs = ['t-0', 't-1', 't-2'];
+    await Promise.all(pvcs.map((p) => boundPvc(ns(), p)));
+    await createSchedule(ns(), 'hourly', { schedule: '0 * * * *' });
+    // Pretend the last run was five hours ago: five runs were missed.
+    const k = kube();
+    const s = await getSchedule(ns(), 'hourly');
+    await k.custom.replaceNamespacedCustomObjectStatus({
+      ...k.schedules,
+      namespace: ns(),
+      name: 'hourly',
+      body: {
+        ...s,
+        status: {
+          lastScheduleTime: new Date(Date.now() - 5 * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        },
+      },
+    });
+    const [a, b] = await Promise.all([runTick(ns()), runTick(ns())]);
+    expect([a.code, b.code], `${a.out}\n${b.out}`).toEqual([0, 0]);
+    expect(a.out).toMatch(new RegExp(`${ns()}/hourly: (took|nothing due)`));
+    const snaps = await listSnapshots(ns());
+    expect(snaps).toHaveLength(3);
+    const times = expectCompleteRuns(snaps, pvcs);
+    const hourStart = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    expect(times).toEqual([hourStart]);
+
+    const again = await runTick(ns());
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/nothing due/);
+    expect(await listSnapshots(ns())).toHaveLength(3);
+    expect((await getSchedule(ns(), 'hourly')).status?.lastScheduleTime).toBe(
+      new Date(hourStart).toISOString().replace('.000Z', 'Z'),
+    );
+  });
+
+  it('exits non-zero and names the field when a schedule is invalid', async () => {
+    await createSchedule(ns(), 'broken', { schedule: '61 * * * *' });
+    const r = await runTick(ns());
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/broken: invalid: spec\.schedule: "61 \* \* \* \*" is not a valid cron/);
+  });
+});
