@@ -97,3 +97,18 @@ export function runTick(
     proc.once('exit', (code) => resolve({ code, out }));
   });
 }
+
+/** Any snapcron command as a child process. */
+export function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.once('exit', (code) => resolve({ code, out, err }));
+  });
+}

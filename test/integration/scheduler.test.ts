@@ -191,7 +191,7 @@ describe('snapcron controller on a real API server', () => {
     const pvcs = (await k.core.listNamespacedPersistentVolumeClaim({ namespace: ns() })).items;
     const oracle = planRetention({
       scheduleName: 'keep',
-      retention: (schedule).spec.retention,
+      retention: schedule.spec.retention,
       timeZone: 'UTC',
       snapshots: await listSnapshots(ns()),
       pvcs: pvcs as never,
