@@ -68,6 +68,9 @@ async function createPvc(
     const body = (err as { body?: unknown }).body;
     throw new Error(
       typeof body === 'string' ? (JSON.parse(body) as { message: string }).message : String(err),
+      {
+        cause: err,
+      },
     );
   }
 }

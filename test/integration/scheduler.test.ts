@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { VolumeSnapshot } from '../../src/api/objects.ts';
-import type { SnapshotSchedule, SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
+import type { SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
 import { planRetention } from '../../src/retention/plan.ts';
 import { snapshotName } from '../../src/snapshot/naming.ts';
 import {
