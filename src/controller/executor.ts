@@ -177,13 +177,22 @@ export class Executor {
           continue;
         }
         result.pruned.push(v.name);
+        if (v.state === 'failed') {
+          await this.events.record(
+            target,
+            'Warning',
+            'SnapshotFailed',
+            `VolumeSnapshot ${v.name} of PVC ${v.pvc} failed: ${v.error ?? 'no error message from the driver'}`,
+          );
+        }
         this.metrics?.pruned.inc({ ...labels, reason: v.reasons[0] ?? 'unknown' });
+        if (v.state === 'failed') this.metrics?.failed.inc(labels);
         slog.info({ reasons: v.reasons }, 'snapshot pruned');
         await this.events.record(
           target,
           v.state === 'failed' ? 'Warning' : 'Normal',
           'SnapshotPruned',
-          `deleted VolumeSnapshot ${v.name} of PVC ${v.pvc}: ${v.reasons.join(', ')}`,
+          `deleted VolumeSnapshot ${v.name} of PVC ${v.pvc}: ${v.reasons.join(', ')}${v.error ? ` (driver error: ${v.error})` : ''}`,
         );
       } catch (err) {
         result.errors.push(`delete ${v.name}: ${errorMessage(err)}`);

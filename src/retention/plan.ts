@@ -31,6 +31,8 @@ export interface Verdict {
   reasons: Reason[];
   /** Rules that would delete a kept snapshot but were overridden by a protection. */
   overridden: DeleteReason[];
+  /** The driver's error for a failed snapshot. */
+  error?: string;
 }
 
 export interface RetentionPlan {
@@ -178,7 +180,15 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       if (retention.keep && e.state === 'ready' && keepRules.length === 0) deletes.push('not-kept');
 
       const keepReasons: KeepReason[] = keepRules.map((r) => `keep-${r}` as const);
-      const base = { name: e.name, namespace, pvc, time: e.time, state: e.state };
+      const error = e.snapshot.status?.error?.message;
+      const base = {
+        name: e.name,
+        namespace,
+        pvc,
+        time: e.time,
+        state: e.state,
+        ...(error ? { error } : {}),
+      };
       if (protections.length > 0) {
         verdicts.push({
           ...base,
