@@ -1,0 +1,245 @@
+// `npm run demo`: the seed's flow, scheduled, on an embedded control plane and CSI stack.
+// Builds what it needs the first time (with progress), runs `snapcron controller`, and
+// narrates: app volume, data written, schedule applied, snapshots appearing and being
+// pruned, restore by annotation, data verified. `--exit` stops at the end instead of
+// leaving everything up for you to look around.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as k8s from '@kubernetes/client-node';
+import type { VolumeSnapshot } from '../src/api/objects.ts';
+import { ControlPlane, freePort } from '../test/env/control-plane.ts';
+import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../test/env/csi-stack.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const STATE = join(ROOT, '.cluster', 'demo');
+const exitAtEnd = process.argv.includes('--exit');
+const tty = process.stdout.isTTY;
+const bold = (s: string): string => (tty ? `\x1b[1m${s}\x1b[0m` : s);
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+let stepStart = Date.now();
+const timings: [string, number][] = [];
+function step(n: number, title: string): void {
+  console.log(`\n${bold(`[${n}/6] ${title}`)}`);
+  stepStart = Date.now();
+}
+function done(name: string): void {
+  const ms = Date.now() - stepStart;
+  timings.push([name, ms]);
+  console.log(`      done in ${(ms / 1000).toFixed(1)} s`);
+}
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    await sleep(300);
+  }
+  throw new Error(`demo: timed out waiting for ${what}`);
+}
+
+mkdirSync(STATE, { recursive: true });
+step(
+  1,
+  'Control plane: etcd + kube-apiserver + kube-controller-manager (built from Go modules on first run, ~6 min)',
+);
+const cp = await ControlPlane.start();
+const kubeconfig = join(STATE, 'kubeconfig');
+copyFileSync(cp.kubeconfigPath, kubeconfig);
+done('control plane');
+
+step(2, 'CSI stack: host-path driver + snapshot-controller + csi-snapshotter + csi-provisioner');
+const stack = await CsiStack.start(kubeconfig, join(STATE, 'csi'));
+const kc = new k8s.KubeConfig();
+kc.loadFromFile(kubeconfig);
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const ns = 'default';
+const port = await freePort();
+await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+  body: {
+    metadata: { name: 'snapcron-restore' },
+    webhooks: [
+      {
+        name: 'restore.snapcron.io',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Fail',
+        clientConfig: { url: `https://127.0.0.1:${port}/mutate-v1-pvc` },
+        objectSelector: { matchLabels: { 'snapcron.io/restore': 'true' } },
+        rules: [
+          {
+            apiGroups: [''],
+            apiVersions: ['v1'],
+            operations: ['CREATE'],
+            resources: ['persistentvolumeclaims'],
+          },
+        ],
+      },
+    ],
+  },
+});
+const controllerLog = join(STATE, 'snapcron-controller.log');
+const controller = spawn(
+  process.execPath,
+  [join(ROOT, 'src/cli.ts'), 'controller', `--webhook-addr=127.0.0.1:${port}`, '--metrics-addr=127.0.0.1:0'],
+  {
+    env: { ...process.env, KUBECONFIG: kubeconfig },
+    stdio: ['ignore', openSync(controllerLog, 'a'), openSync(controllerLog, 'a')],
+    detached: true,
+  },
+);
+console.log(`      snapcron controller running (pid ${controller.pid}), log ${controllerLog}`);
+done('CSI stack + controller');
+
+step(3, "App volume disk-ssd-web-0 (the seed's StatefulSet web), data written");
+await core.createNamespacedPersistentVolumeClaim({
+  namespace: ns,
+  body: {
+    metadata: { name: 'disk-ssd-web-0', labels: { app: 'nginx' } },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: STORAGE_CLASS,
+      resources: { requests: { storage: '1Gi' } },
+    },
+  },
+});
+const volumeOf = async (name: string): Promise<string> => {
+  const pvc = await until(`PVC ${name} Bound`, async () => {
+    const p = await core.readNamespacedPersistentVolumeClaim({ name, namespace: ns });
+    return p.status?.phase === 'Bound' ? p : undefined;
+  });
+  const pv = await core.readPersistentVolume({ name: pvc.spec?.volumeName ?? '' });
+  return stack.volumeDir(pv.spec?.csi?.volumeHandle ?? '');
+};
+const source = await volumeOf('disk-ssd-web-0');
+const data = randomBytes(64 * 1024);
+writeFileSync(join(source, 'test'), data);
+console.log(`      PVC disk-ssd-web-0 Bound; wrote /data/test: 64 KiB, sha256 ${sha(data)}`);
+done('app volume');
+
+step(4, 'SnapshotSchedule web: every 5 seconds, keep 3 (watch them appear and be pruned)');
+await custom.createNamespacedCustomObject({
+  group: 'snapcron.io',
+  version: 'v1',
+  namespace: ns,
+  plural: 'snapshotschedules',
+  body: {
+    apiVersion: 'snapcron.io/v1',
+    kind: 'SnapshotSchedule',
+    metadata: { name: 'web' },
+    spec: {
+      schedule: '*/5 * * * * *',
+      timeZone: 'Asia/Shanghai',
+      claimSelector: { matchLabels: { app: 'nginx' } },
+      snapshotClassName: SNAPSHOT_CLASS,
+      retention: { maxCount: 3 },
+    },
+  },
+});
+const seen = new Set<string>();
+let lines = 0;
+const started = Date.now();
+while (Date.now() - started < 28_000) {
+  const list = (await custom.listNamespacedCustomObject({
+    group: 'snapshot.storage.k8s.io',
+    version: 'v1',
+    namespace: ns,
+    plural: 'volumesnapshots',
+  })) as { items: VolumeSnapshot[] };
+  const names = new Set(list.items.map((s) => s.metadata.name ?? ''));
+  for (const n of names) seen.add(n);
+  const rows = [...seen].sort().map((n) => {
+    const s = list.items.find((x) => x.metadata.name === n);
+    const state = !s ? 'PRUNED' : s.status?.readyToUse ? 'ready' : s.status?.error ? 'failed' : 'pending';
+    return `      ${n.padEnd(44)} ${state}`;
+  });
+  const text = [`      ${'SNAPSHOT'.padEnd(44)} STATE`, ...rows].join('\n');
+  if (tty && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
+  if (tty || Date.now() - started > 27_000) {
+    console.log(text);
+    lines = text.split('\n').length;
+  }
+  await sleep(tty ? 1000 : 3000);
+}
+const kept = (
+  (await custom.listNamespacedCustomObject({
+    group: 'snapshot.storage.k8s.io',
+    version: 'v1',
+    namespace: ns,
+    plural: 'volumesnapshots',
+  })) as { items: VolumeSnapshot[] }
+).items;
+console.log(
+  `      ${seen.size} taken, ${seen.size - kept.length} pruned by retention (maxCount 3), ${kept.length} kept`,
+);
+done('schedule + retention');
+
+step(5, 'Restore: PVC disk-ssd-web-restore-0 with snapcron.io/restore-from: disk-ssd-web-{ordinal}');
+writeFileSync(join(source, 'late'), 'written after the snapshots');
+await core.createNamespacedPersistentVolumeClaim({
+  namespace: ns,
+  body: {
+    metadata: {
+      name: 'disk-ssd-web-restore-0',
+      labels: { 'snapcron.io/restore': 'true' },
+      annotations: { 'snapcron.io/restore-from': 'disk-ssd-web-{ordinal}' },
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: STORAGE_CLASS,
+      resources: { requests: { storage: '1Gi' } },
+    },
+  },
+});
+const restoredPvc = await core.readNamespacedPersistentVolumeClaim({
+  name: 'disk-ssd-web-restore-0',
+  namespace: ns,
+});
+console.log(
+  `      webhook chose VolumeSnapshot ${restoredPvc.metadata?.annotations?.['snapcron.io/restored-from-snapshot']} (taken ${restoredPvc.metadata?.annotations?.['snapcron.io/restored-snapshot-time']})`,
+);
+const restored = await volumeOf('disk-ssd-web-restore-0');
+done('restore');
+
+step(6, 'Verify the data came back');
+const back = readFileSync(join(restored, 'test'));
+console.log(
+  `      /data/test in the restored volume: sha256 ${sha(back)} ${back.equals(data) ? '= original ✔' : '≠ original ✘'}`,
+);
+console.log(
+  `      file written after the snapshot present: ${existsSync(join(restored, 'late')) ? 'yes ✘' : 'no ✔ (point in time)'}`,
+);
+done('verify');
+
+console.log(
+  `\n${bold('Timings')}: ${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)}s`).join(', ')}`,
+);
+console.log(
+  `\nLook around:\n  export KUBECONFIG=${kubeconfig}\n  kubectl get snapsched,volumesnapshots,pvc\n  kubectl describe snapsched web`,
+);
+const ok = back.equals(data);
+const stopAll = async (): Promise<void> => {
+  try {
+    process.kill(-(controller.pid ?? 0), 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+  await stack.stop();
+  await cp.stop();
+};
+if (exitAtEnd) {
+  await stopAll();
+  process.exit(ok ? 0 : 1);
+}
+console.log('Stop: press Ctrl-C (everything started here is stopped and cleaned up).');
+process.once('SIGINT', () => void stopAll().then(() => process.exit(ok ? 0 : 1)));
+process.once('SIGTERM', () => void stopAll().then(() => process.exit(ok ? 0 : 1)));
+setInterval(() => undefined, 1 << 30);
