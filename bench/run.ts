@@ -28,7 +28,7 @@ function bench(name: string, baselineName: string, baseline: () => void, ours: (
     baselineName,
     `${(b * 1000).toFixed(1)}µs`,
     `${(o * 1000).toFixed(1)}µs`,
-    `${(o / b).toFixed(2)}x`,
+    o / b >= 0.01 ? `${(o / b).toFixed(2)}x` : `${(o / b).toExponential(1)}x (${Math.round(b / o)}x faster)`,
   ]);
 }
 

@@ -105,11 +105,23 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
 /** Offset in ms of the zone at an instant. */
 const offsetAt = (zone: IANAZone, instant: number): number => zone.offset(instant) * MINUTE;
 
-/** The offsets in force within a day either side: enough to cover any one transition. */
+/**
+ * The offsets in force within a day either side: enough to cover any one transition.
+ * Cached per zone and UTC day (sampled over a wider window, so a superset), because
+ * asking Intl for offsets dominated the cost of walking fire times (bench/run.ts).
+ */
+const offsetCache = new Map<string, number[]>();
 function nearbyOffsets(zone: IANAZone, instant: number): number[] {
-  return [
-    ...new Set([offsetAt(zone, instant - DAY), offsetAt(zone, instant), offsetAt(zone, instant + DAY)]),
-  ];
+  const day = Math.floor(instant / DAY);
+  const key = `${zone.name}\0${day}`;
+  let offsets = offsetCache.get(key);
+  if (!offsets) {
+    if (offsetCache.size > 50_000) offsetCache.clear();
+    const start = day * DAY;
+    offsets = [...new Set([-DAY, 0, DAY, 2 * DAY].map((d) => offsetAt(zone, start + d)))];
+    offsetCache.set(key, offsets);
+  }
+  return offsets;
 }
 
 /** The real instants at which a zone's wall clock shows `naive` (a wall time encoded as UTC ms): 0, 1 or 2. */
