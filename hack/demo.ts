@@ -12,6 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../src/api/objects.ts';
 import { ControlPlane, freePort } from '../test/env/control-plane.ts';
 import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../test/env/csi-stack.ts';
+import { installRestoreWebhook } from '../test/env/webhook.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE = join(ROOT, '.cluster', 'demo');
@@ -63,29 +64,7 @@ const core = kc.makeApiClient(k8s.CoreV1Api);
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const ns = 'default';
 const port = await freePort();
-await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
-  body: {
-    metadata: { name: 'snapcron-restore' },
-    webhooks: [
-      {
-        name: 'restore.snapcron.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'None',
-        failurePolicy: 'Fail',
-        clientConfig: { url: `https://127.0.0.1:${port}/mutate-v1-pvc` },
-        objectSelector: { matchLabels: { 'snapcron.io/restore': 'true' } },
-        rules: [
-          {
-            apiGroups: [''],
-            apiVersions: ['v1'],
-            operations: ['CREATE'],
-            resources: ['persistentvolumeclaims'],
-          },
-        ],
-      },
-    ],
-  },
-});
+await installRestoreWebhook(kc, 'snapcron-restore', port);
 const controllerLog = join(STATE, 'snapcron-controller.log');
 const controller = spawn(
   process.execPath,

@@ -18,7 +18,8 @@ export interface ServingCertificate {
   keyPem: string;
 }
 
-const pem = (label: string, der: ArrayBuffer): string =>
+/** DER bytes as a PEM block. */
+export const pem = (label: string, der: ArrayBuffer): string =>
   `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
 
 export async function makeServingCertificate(

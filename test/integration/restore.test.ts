@@ -12,6 +12,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { runCli, startController, type Running } from '../env/processes.ts';
+import { installRestoreWebhook } from '../env/webhook.ts';
 
 const HOUR = 3_600_000;
 
@@ -81,34 +82,9 @@ describe('restore from latest through the admission webhook (real API server, TL
   let port: number;
 
   async function startWithWebhook(): Promise<void> {
-    const admission = kubeConfig().makeApiClient(k8s.AdmissionregistrationV1Api);
     const name = `snapcron-restore-${ns()}`;
     port = await freePort();
-    await admission.createMutatingWebhookConfiguration({
-      body: {
-        metadata: { name },
-        webhooks: [
-          {
-            name: 'restore.snapcron.io',
-            admissionReviewVersions: ['v1'],
-            sideEffects: 'None',
-            failurePolicy: 'Fail',
-            timeoutSeconds: 5,
-            clientConfig: { url: `https://127.0.0.1:${port}/mutate-v1-pvc` },
-            objectSelector: { matchLabels: { 'snapcron.io/restore': 'true' } },
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns() } },
-            rules: [
-              {
-                apiGroups: [''],
-                apiVersions: ['v1'],
-                operations: ['CREATE'],
-                resources: ['persistentvolumeclaims'],
-              },
-            ],
-          },
-        ],
-      },
-    });
+    await installRestoreWebhook(kubeConfig(), name, port, ns());
     ctl = startController(ns(), [
       `--webhook-addr=127.0.0.1:${port}`,
       `--webhook-config-name=${name}`,

@@ -1,0 +1,38 @@
+/** A MutatingWebhookConfiguration that sends labelled PVCs to a local snapcron webhook. */
+import * as k8s from '@kubernetes/client-node';
+
+/** Like deploy/webhook.yaml, but by URL on loopback; `namespace` limits it to one namespace. */
+export async function installRestoreWebhook(
+  kc: k8s.KubeConfig,
+  name: string,
+  port: number,
+  namespace?: string,
+): Promise<void> {
+  await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name },
+      webhooks: [
+        {
+          name: 'restore.snapcron.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          clientConfig: { url: `https://127.0.0.1:${port}/mutate-v1-pvc` },
+          objectSelector: { matchLabels: { 'snapcron.io/restore': 'true' } },
+          ...(namespace
+            ? { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } } }
+            : {}),
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['persistentvolumeclaims'],
+            },
+          ],
+        },
+      ],
+    },
+  });
+}
