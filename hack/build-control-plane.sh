@@ -7,6 +7,7 @@
 # module with a local path. We generate a throwaway module that requires it and
 # pins each staging module to the matching v0.x release instead.
 set -euo pipefail
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin" # Go lives here on these machines
 
 K8S_VERSION="${SNAPCRON_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${SNAPCRON_ETCD_VERSION:-v3.6.8}"

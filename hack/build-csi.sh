@@ -5,6 +5,7 @@
 # requires each upstream module and rewrites its local replace directives to
 # published versions. Prints the bin dir as the last line.
 set -euo pipefail
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin" # Go lives here on these machines
 SNAPSHOTTER="${SNAPCRON_SNAPSHOTTER_VERSION:-v8.6.0}"
 PROVISIONER="${SNAPCRON_PROVISIONER_VERSION:-v5.3.0}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/snapcron"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the path of csi.proto from the CSI spec Go module (module cache); nothing is copied.
 set -euo pipefail
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin" # Go lives here on these machines
 VERSION="${SNAPCRON_CSI_SPEC_VERSION:-v1.13.0}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

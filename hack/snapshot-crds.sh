@@ -3,6 +3,7 @@
 # VolumeSnapshotContent, VolumeSnapshotClass) inside the external-snapshotter client
 # module, fetched into the Go module cache by name. Nothing is copied into this repo.
 set -euo pipefail
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin" # Go lives here on these machines
 VERSION="${SNAPCRON_SNAPSHOTTER_VERSION:-v8.6.0}"
 MODULE="github.com/kubernetes-csi/external-snapshotter/client/v8@$VERSION"
 tmp="$(mktemp -d)"

@@ -13,7 +13,7 @@ import { makeLogger } from '../log.ts';
 import { UserError } from './errors.ts';
 
 export const controllerUsage =
-  'snapcron controller [--namespace NS] [--metrics-addr :8080] [--lease-namespace NS] [--lease-name snapcron-controller] [--lease-duration 15s] [--retry-period 2s] [--qps 20] [--burst 30] [--identity ID] [--log-level info] [--webhook-addr :9443|off] [--webhook-cert-dir DIR] [--webhook-config-name snapcron-restore]';
+  'snapcron controller [--namespace NS] [--metrics-addr :8080] [--lease-namespace NS] [--lease-name snapcron-controller] [--lease-duration 15s] [--retry-period 2s] [--qps 20] [--burst 30] [--identity ID] [--log-level info] [--webhook-addr :9443|off] [--webhook-cert-dir DIR] [--webhook-config-name snapcron-restore] [--webhook-secret-name snapcron-webhook-tls]';
 export const tickUsage = 'snapcron tick [--namespace NS] [--qps 20] [--burst 30] [--log-level info]';
 
 const number = (flag: string, text: string): number => {
@@ -59,19 +59,21 @@ export async function runController(args: string[]): Promise<number> {
       'webhook-addr': { type: 'string', default: ':9443' },
       'webhook-cert-dir': { type: 'string' },
       'webhook-config-name': { type: 'string', default: 'snapcron-restore' },
+      'webhook-secret-name': { type: 'string', default: 'snapcron-webhook-tls' },
       'webhook-dns-names': { type: 'string', default: 'snapcron-webhook.snapcron-system.svc,localhost' },
     },
   });
   const log = makeLogger(values['log-level']);
   const kube = connect(number('qps', values.qps), number('burst', values.burst));
   const metrics = new Metrics();
+  const ownNamespace = values['lease-namespace'] ?? kube.defaultNamespace();
   const controller = new Controller({
     kube,
     log,
     metrics,
     namespace: values.namespace,
     lease: {
-      namespace: values['lease-namespace'] ?? kube.defaultNamespace(),
+      namespace: ownNamespace,
       name: values['lease-name'],
       identity: values.identity,
       durationSeconds: Math.max(1, Math.round(seconds('lease-duration', values['lease-duration']) / 1000)),
@@ -97,6 +99,7 @@ export async function runController(args: string[]): Promise<number> {
     webhook = await startWebhook({
       address: values['webhook-addr'],
       certDir: values['webhook-cert-dir'],
+      secret: { namespace: ownNamespace, name: values['webhook-secret-name'] },
       dnsNames: values['webhook-dns-names'].split(',').filter(Boolean),
       configName: values['webhook-config-name'],
       kube,

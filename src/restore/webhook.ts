@@ -2,8 +2,8 @@
  * The restore webhook's HTTPS server: AdmissionReview in, the pure admitRestore
  * decision out, answered from the controller's snapshot cache (no LIST per request).
  * TLS comes from mounted files (a cert-manager Secret: tls.crt/tls.key, reloaded when
- * they change) or is generated at start-up, with its CA written into the
- * MutatingWebhookConfiguration's caBundle.
+ * they change) or from a Secret the replicas generate and share, with its CA written into
+ * the MutatingWebhookConfiguration's caBundle.
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -15,15 +15,17 @@ import type { Kube } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
 import { admitRestore, type AdmissionRequest } from './admission.ts';
-import { makeServingCertificate } from './certs.ts';
+import { ensureSharedCertificate, type ServingPair } from './shared-certificate.ts';
 
 export const WEBHOOK_PATH = '/mutate-v1-pvc';
 
 export interface WebhookOptions {
   /** `host:port` or `:port`. */
   address: string;
-  /** Directory holding tls.crt and tls.key; generated when unset. */
+  /** Directory holding tls.crt and tls.key; when unset the shared generated Secret is used. */
   certDir?: string | undefined;
+  /** Where replicas share the generated certificate (the controller's own namespace). */
+  secret: { namespace: string; name: string };
   /** Names the generated certificate is valid for. */
   dnsNames: string[];
   /** MutatingWebhookConfiguration whose caBundle receives the generated CA. */
@@ -49,16 +51,17 @@ export async function startWebhook(
   o: WebhookOptions,
 ): Promise<{ server: Server; port: number; caPem?: string }> {
   let tls: { cert: string; key: string };
-  let caPem: string | undefined;
+  let shared: ServingPair | undefined;
+  const loadShared = (): Promise<ServingPair> =>
+    ensureSharedCertificate({ kube: o.kube, ...o.secret, dnsNames: o.dnsNames, log: o.log });
   if (o.certDir) {
     tls = {
       cert: readFileSync(join(o.certDir, 'tls.crt'), 'utf8'),
       key: readFileSync(join(o.certDir, 'tls.key'), 'utf8'),
     };
   } else {
-    const generated = await makeServingCertificate(o.dnsNames, ['127.0.0.1']);
-    tls = { cert: generated.certPem, key: generated.keyPem };
-    caPem = generated.caPem;
+    shared = await loadShared();
+    tls = { cert: shared.certPem, key: shared.keyPem };
   }
 
   const server = createServer({ ...tls, minVersion: 'TLSv1.2' }, (req, res) => {
@@ -110,9 +113,39 @@ export async function startWebhook(
   });
   const addr = server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
-  if (caPem && o.configName) await injectCaBundle(o.kube, o.configName, caPem, o.log);
-  o.log.info({ port: boundPort, path: WEBHOOK_PATH, generatedCert: !!caPem }, 'restore webhook serving');
-  return { server, port: boundPort, ...(caPem ? { caPem } : {}) };
+  if (shared) {
+    if (o.configName) await injectCaBundle(o.kube, o.configName, shared.caBundlePem, o.log);
+    refreshShared(server, shared, loadShared, o);
+  }
+  o.log.info({ port: boundPort, path: WEBHOOK_PATH, generatedCert: !!shared }, 'restore webhook serving');
+  return { server, port: boundPort, ...(shared ? { caPem: shared.caBundlePem } : {}) };
+}
+
+/** How often a replica re-reads the shared Secret (renewal, or another replica's renewal). */
+export const SHARED_REFRESH_MS = 5 * 60_000;
+
+function refreshShared(
+  server: Server,
+  initial: ServingPair,
+  load: () => Promise<ServingPair>,
+  o: WebhookOptions,
+): void {
+  let serving = initial;
+  setInterval(() => {
+    void (async () => {
+      try {
+        const next = await load();
+        if (next.certPem === serving.certPem && next.caBundlePem === serving.caBundlePem) return;
+        // Trust first, then serve: the bundle holds the old CA too, so no request fails in between.
+        if (o.configName) await injectCaBundle(o.kube, o.configName, next.caBundlePem, o.log);
+        server.setSecureContext({ cert: next.certPem, key: next.keyPem, minVersion: 'TLSv1.2' });
+        serving = next;
+        o.log.info({ secret: o.secret.name }, 'webhook certificate renewed');
+      } catch (err) {
+        o.log.warn({ secret: o.secret.name, err: errorMessage(err) }, 'webhook certificate refresh failed');
+      }
+    })();
+  }, SHARED_REFRESH_MS).unref();
 }
 
 export function splitAddress(address: string): [string | undefined, number] {
@@ -121,31 +154,48 @@ export function splitAddress(address: string): [string | undefined, number] {
   return [host, Number(address.slice(i + 1))];
 }
 
-/** cert-manager renews the Secret in place: pick the new files up without a restart. */
+/** How often the mounted certificate is checked for renewal. */
+export const CERT_RELOAD_MS = 10_000;
+
+/**
+ * cert-manager renews the Secret in place and the kubelet swaps the mounted files (a symlink
+ * flip): pick the new pair up without a restart. Identity is inode + mtime, so a swap to a
+ * file with an older mtime still counts.
+ */
 function watchCertificates(server: Server, dir: string, log: Logger): void {
-  let stamp = statSync(join(dir, 'tls.crt')).mtimeMs;
+  const identity = (): string => {
+    const st = statSync(join(dir, 'tls.crt'));
+    return `${st.ino}:${st.mtimeMs}`;
+  };
+  let seen = identity();
   setInterval(() => {
     try {
-      const now = statSync(join(dir, 'tls.crt')).mtimeMs;
-      if (now === stamp) return;
-      stamp = now;
+      const now = identity();
+      if (now === seen) return;
       server.setSecureContext({
         cert: readFileSync(join(dir, 'tls.crt')),
         key: readFileSync(join(dir, 'tls.key')),
+        minVersion: 'TLSv1.2',
       });
+      seen = now;
       log.info({ dir }, 'webhook certificate reloaded');
     } catch (err) {
+      // A half-written pair fails to load: keep serving the old one and try again next time.
       log.warn({ dir, err: errorMessage(err) }, 'webhook certificate reload failed');
     }
-  }, 30_000).unref();
+  }, CERT_RELOAD_MS).unref();
 }
 
 /** Writes the CA into every webhook of the configuration, so the API server trusts our generated certificate. */
-async function injectCaBundle(kube: Kube, name: string, caPem: string, log: Logger): Promise<void> {
-  const caBundle = Buffer.from(caPem).toString('base64');
+async function injectCaBundle(kube: Kube, name: string, caBundlePem: string, log: Logger): Promise<void> {
+  const caBundle = Buffer.from(caBundlePem).toString('base64');
   for (let attempt = 1; attempt <= 5; attempt++) {
     try {
       const config = await kube.read(() => kube.admission.readMutatingWebhookConfiguration({ name }));
+      if ((config.webhooks ?? []).every((w) => w.clientConfig.caBundle === caBundle)) {
+        log.info({ configuration: name }, 'caBundle injected'); // already there: another replica wrote it
+        return;
+      }
       for (const w of config.webhooks ?? []) w.clientConfig.caBundle = caBundle;
       await kube.write(() => kube.admission.replaceMutatingWebhookConfiguration({ name, body: config }));
       log.info({ configuration: name }, 'caBundle injected');

@@ -141,6 +141,45 @@ export async function listSnapshots(namespace: string): Promise<VolumeSnapshot[]
   return list.items;
 }
 
+/**
+ * Creates a VolumeSnapshot of `pvc` as a schedule would have (labels and scheduled-at when
+ * `schedule` is given), then sets its status when one is given.
+ */
+export async function createSnapshot(
+  namespace: string,
+  name: string,
+  opts: {
+    pvc: string;
+    schedule?: string;
+    takenAt?: Date;
+    labels?: Record<string, string>;
+    status?: VolumeSnapshot['status'];
+  },
+): Promise<void> {
+  const k = kube();
+  const scheduled = opts.schedule !== undefined;
+  await k.custom.createNamespacedCustomObject({
+    ...k.snapshots,
+    namespace,
+    body: {
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshot',
+      metadata: {
+        name,
+        labels: {
+          ...(scheduled ? { 'snapcron.io/schedule': opts.schedule, 'snapcron.io/pvc': opts.pvc } : {}),
+          ...opts.labels,
+        },
+        annotations: scheduled
+          ? { 'snapcron.io/scheduled-at': (opts.takenAt ?? new Date()).toISOString() }
+          : {},
+      },
+      spec: { source: { persistentVolumeClaimName: opts.pvc } },
+    },
+  });
+  if (opts.status) await setSnapshotStatus(namespace, name, opts.status);
+}
+
 /** Marks a snapshot ready (or failed) through the status subresource, as a CSI snapshotter would. */
 export async function setSnapshotStatus(
   namespace: string,

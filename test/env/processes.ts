@@ -24,7 +24,12 @@ afterEach(async () => {
   await new Promise((r) => setTimeout(r, 50));
 });
 
-export function startController(namespace: string, extra: string[] = [], identity = 'ctl'): Running {
+export function startController(
+  namespace: string,
+  extra: string[] = [],
+  identity = 'ctl',
+  kubeconfig = kubeconfigPath(),
+): Running {
   const proc = spawn(
     process.execPath,
     [
@@ -40,7 +45,7 @@ export function startController(namespace: string, extra: string[] = [], identit
       '--log-level=debug',
       ...extra,
     ],
-    { env: { ...process.env, KUBECONFIG: kubeconfigPath() }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(proc);
   let out = '';
@@ -85,10 +90,11 @@ export async function metrics(port: number): Promise<string> {
 export function runTick(
   namespace: string,
   extra: string[] = [],
+  kubeconfig = kubeconfigPath(),
 ): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [CLI, 'tick', `--namespace=${namespace}`, ...extra], {
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+      env: { ...process.env, KUBECONFIG: kubeconfig },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

@@ -3,6 +3,7 @@ import * as k8s from '@kubernetes/client-node';
 import {
   boundPvc,
   createSchedule,
+  createSnapshot,
   eventually,
   getSchedule,
   kube,
@@ -10,7 +11,6 @@ import {
   kubeconfigFor,
   listSnapshots,
   restartApiServer,
-  setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
 
@@ -24,18 +24,7 @@ describe('the test control plane', () => {
   });
 
   it('serves VolumeSnapshots with a status subresource', async () => {
-    const k = kube();
-    await k.custom.createNamespacedCustomObject({
-      ...k.snapshots,
-      namespace: ns(),
-      body: {
-        apiVersion: 'snapshot.storage.k8s.io/v1',
-        kind: 'VolumeSnapshot',
-        metadata: { name: 's1' },
-        spec: { source: { persistentVolumeClaimName: 'data' } },
-      },
-    });
-    await setSnapshotStatus(ns(), 's1', { readyToUse: true, restoreSize: '1Gi' });
+    await createSnapshot(ns(), 's1', { pvc: 'data', status: { readyToUse: true, restoreSize: '1Gi' } });
     expect((await listSnapshots(ns()))[0]?.status).toMatchObject({ readyToUse: true, restoreSize: '1Gi' });
   });
 

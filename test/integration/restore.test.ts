@@ -1,22 +1,27 @@
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import { freePort } from '../env/control-plane.ts';
 import {
   createSchedule,
+  createSnapshot,
   eventually,
   kube,
   kubeConfig,
   listSnapshots,
-  setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
 import { runCli, startController, type Running } from '../env/processes.ts';
 import { installRestoreWebhook } from '../env/webhook.ts';
+import { CertificateAuthority } from '../../src/tls/authority.ts';
 
 const HOUR = 3_600_000;
 
-async function snapshot(
+function snapshot(
   namespace: string,
   name: string,
   pvc: string,
@@ -24,22 +29,12 @@ async function snapshot(
   status: VolumeSnapshot['status'],
   schedule = 'nightly',
 ): Promise<void> {
-  const k = kube();
-  await k.custom.createNamespacedCustomObject({
-    ...k.snapshots,
-    namespace,
-    body: {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshot',
-      metadata: {
-        name,
-        labels: { 'snapcron.io/schedule': schedule, 'snapcron.io/pvc': pvc },
-        annotations: { 'snapcron.io/scheduled-at': new Date(Date.now() - hoursAgo * HOUR).toISOString() },
-      },
-      spec: { source: { persistentVolumeClaimName: pvc } },
-    },
+  return createSnapshot(namespace, name, {
+    pvc,
+    schedule,
+    takenAt: new Date(Date.now() - hoursAgo * HOUR),
+    status,
   });
-  if (status) await setSnapshotStatus(namespace, name, status);
 }
 
 /** Creates a PVC; resolves with the stored object or rejects with the API server's message. */
@@ -74,6 +69,23 @@ async function createPvc(
       },
     );
   }
+}
+
+/** Connects over TLS trusting only `caPem`: was the served certificate verified, and which was it? */
+function servedCertificate(
+  port: number,
+  caPem: string,
+): Promise<{ authorized: boolean; fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect(
+      { host: '127.0.0.1', port, ca: caPem, servername: 'localhost', rejectUnauthorized: false },
+      () => {
+        resolve({ authorized: socket.authorized, fingerprint: socket.getPeerCertificate().fingerprint256 });
+        socket.end();
+      },
+    );
+    socket.once('error', reject);
+  });
 }
 
 describe('restore from latest through the admission webhook (real API server, TLS)', () => {
@@ -211,6 +223,31 @@ describe('restore from latest through the admission webhook (real API server, TL
     expect(stillFine.metadata.name).toBe('plain-2');
   });
 
+  it('every replica serves the one shared certificate that caBundle trusts', async () => {
+    const port2 = await freePort();
+    const second = startController(
+      ns(),
+      [
+        `--webhook-addr=127.0.0.1:${port2}`,
+        `--webhook-config-name=snapcron-restore-${ns()}`,
+        '--webhook-dns-names=localhost',
+      ],
+      'ctl-2',
+    );
+    await eventually(async () => second.logs().some((l) => l.msg === 'restore webhook serving'), 20_000);
+    const config = await kubeConfig()
+      .makeApiClient(k8s.AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: `snapcron-restore-${ns()}` });
+    const bundle = Buffer.from(config.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString();
+    const [a, b] = await Promise.all([servedCertificate(port, bundle), servedCertificate(port2, bundle)]);
+    expect(a.authorized).toBe(true);
+    expect(b.authorized).toBe(true);
+    expect(b.fingerprint).toBe(a.fingerprint);
+    const secret = await kube().core.readNamespacedSecret({ namespace: ns(), name: 'snapcron-webhook-tls' });
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+  });
+
   it('the snapshot chosen for a Pending PVC survives pruning', async () => {
     await createSchedule(ns(), 'nightly', { schedule: '0 0 1 1 *', retention: { maxCount: 1 } });
     const at = new Date(Date.now() - 8 * HOUR).toISOString();
@@ -226,6 +263,111 @@ describe('restore from latest through the admission webhook (real API server, TL
     const names = (await listSnapshots(ns())).map((s) => s.metadata.name);
     expect(names).toContain('web-0-9h');
     expect(names).toContain('web-0-3h');
+  });
+});
+
+describe('webhook certificate from a mounted Secret (cert-manager)', () => {
+  const ns = useNamespace('restore-certdir');
+  let dir: string | undefined;
+
+  afterEach(async () => {
+    await kubeConfig()
+      .makeApiClient(k8s.AdmissionregistrationV1Api)
+      .deleteMutatingWebhookConfiguration({ name: `snapcron-restore-${ns()}` })
+      .catch(() => undefined);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  async function writePair(ca: CertificateAuthority): Promise<void> {
+    const leaf = await ca.issue('CN=localhost', { dns: ['localhost'], ips: ['127.0.0.1'], server: true });
+    // Like the kubelet's atomic update of a Secret volume: new files renamed into place.
+    const d = dir ?? '';
+    writeFileSync(join(d, 'tls.key.new'), leaf.keyPem);
+    writeFileSync(join(d, 'tls.crt.new'), leaf.certPem);
+    renameSync(join(d, 'tls.key.new'), join(d, 'tls.key'));
+    renameSync(join(d, 'tls.crt.new'), join(d, 'tls.crt'));
+  }
+
+  it('renews a shared generated certificate near expiry at start-up, keeping the old CA trusted', async () => {
+    const name = `snapcron-restore-${ns()}`;
+    const old = await CertificateAuthority.create('old CA');
+    const expiring = await old.issue('CN=localhost', { dns: ['localhost'], server: true, days: 10 });
+    const b64 = (text: string): string => Buffer.from(text).toString('base64');
+    await kube().core.createNamespacedSecret({
+      namespace: ns(),
+      body: {
+        metadata: { name: 'snapcron-webhook-tls' },
+        type: 'kubernetes.io/tls',
+        data: {
+          'ca.crt': b64(old.certPem),
+          'tls.crt': b64(expiring.certPem),
+          'tls.key': b64(expiring.keyPem),
+        },
+      },
+    });
+    const port = await freePort();
+    await installRestoreWebhook(kubeConfig(), name, port, ns());
+    const ctl = startController(ns(), [
+      `--webhook-addr=127.0.0.1:${port}`,
+      `--webhook-config-name=${name}`,
+      '--webhook-dns-names=localhost',
+    ]);
+    await eventually(async () => ctl.logs().some((l) => l.msg === 'caBundle injected'), 20_000);
+    const stored = ctl.logs().find((l) => l.msg === 'webhook certificate stored');
+    expect(stored?.reason).toMatch(/^certificate expires /);
+    const secret = await kube().core.readNamespacedSecret({ namespace: ns(), name: 'snapcron-webhook-tls' });
+    const data = (key: string): string => Buffer.from(secret.data?.[key] ?? '', 'base64').toString();
+    expect(data('ca-previous.crt')).toBe(old.certPem);
+    expect(data('tls.crt')).not.toBe(expiring.certPem);
+    const config = await kubeConfig()
+      .makeApiClient(k8s.AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name });
+    const bundle = Buffer.from(config.webhooks?.[0]?.clientConfig.caBundle ?? '', 'base64').toString();
+    expect(bundle).toBe(data('ca.crt') + old.certPem);
+    expect((await servedCertificate(port, data('ca.crt'))).authorized).toBe(true);
+  });
+
+  it('serves the mounted certificate, leaves caBundle alone, and picks up a renewal without a restart', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'snapcron-certs-'));
+    const name = `snapcron-restore-${ns()}`;
+    const first = await CertificateAuthority.create('cert-manager CA 1');
+    await writePair(first);
+    await snapshot(ns(), 'web-0-1h', 'web-0', 1, { readyToUse: true, restoreSize: '1Gi' });
+    const port = await freePort();
+    await installRestoreWebhook(kubeConfig(), name, port, ns(), first.certPem);
+    const ctl = startController(ns(), [
+      `--webhook-addr=127.0.0.1:${port}`,
+      `--webhook-config-name=${name}`,
+      `--webhook-cert-dir=${dir}`,
+    ]);
+    const restored = await eventually(
+      // The API server may still hold the old caBundle for a moment: retry until served.
+      () => createPvc(ns(), `a-${Date.now()}`, { annotations: { 'snapcron.io/restore-from': 'web-0' } }),
+      20_000,
+      300,
+    );
+    expect(restored.spec?.dataSource?.name).toBe('web-0-1h');
+    const admission = kubeConfig().makeApiClient(k8s.AdmissionregistrationV1Api);
+    const config = await admission.readMutatingWebhookConfiguration({ name });
+    expect(config.webhooks?.[0]?.clientConfig.caBundle).toBe(Buffer.from(first.certPem).toString('base64'));
+    expect(ctl.logs().some((l) => l.msg === 'caBundle injected')).toBe(false);
+
+    // Renewal by a new CA: the API server now trusts only the new one, so a served request
+    // proves the controller reloaded its certificate.
+    const second = await CertificateAuthority.create('cert-manager CA 2');
+    await writePair(second);
+    for (const w of config.webhooks ?? [])
+      w.clientConfig.caBundle = Buffer.from(second.certPem).toString('base64');
+    await admission.replaceMutatingWebhookConfiguration({ name, body: config });
+    await eventually(async () => ctl.logs().some((l) => l.msg === 'webhook certificate reloaded'), 25_000);
+    const renewed = await eventually(
+      // The API server may still hold the old caBundle for a moment: retry until served.
+      () => createPvc(ns(), `b-${Date.now()}`, { annotations: { 'snapcron.io/restore-from': 'web-0' } }),
+      20_000,
+      300,
+    );
+    expect(renewed.spec?.dataSource?.name).toBe('web-0-1h');
   });
 });
 

@@ -6,12 +6,12 @@ import { snapshotName } from '../../src/snapshot/naming.ts';
 import {
   boundPvc,
   createSchedule,
+  createSnapshot,
   eventually,
   getSchedule,
   kube,
   listSnapshots,
   restartApiServer,
-  setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
 import { metrics, runTick, startController } from '../env/processes.ts';
@@ -160,21 +160,13 @@ describe('snapcron controller on a real API server', () => {
       ['s7-failed', 7, { readyToUse: false, error: { message: 'InvalidDiskId.NotFound' } }],
     ];
     for (const [name, hoursAgo, status, extra] of specs) {
-      await k.custom.createNamespacedCustomObject({
-        ...k.snapshots,
-        namespace: ns(),
-        body: {
-          apiVersion: 'snapshot.storage.k8s.io/v1',
-          kind: 'VolumeSnapshot',
-          metadata: {
-            name,
-            labels: { 'snapcron.io/schedule': 'keep', 'snapcron.io/pvc': 'web-0', ...extra },
-            annotations: { 'snapcron.io/scheduled-at': new Date(Date.now() - hoursAgo * hour).toISOString() },
-          },
-          spec: { source: { persistentVolumeClaimName: 'web-0' } },
-        },
+      await createSnapshot(ns(), name, {
+        pvc: 'web-0',
+        schedule: 'keep',
+        takenAt: new Date(Date.now() - hoursAgo * hour),
+        labels: extra,
+        status,
       });
-      if (status) await setSnapshotStatus(ns(), name, status);
     }
     // A restore still reading s5: its PVC cannot bind (no such class), so it stays Pending.
     await k.core.createNamespacedPersistentVolumeClaim({

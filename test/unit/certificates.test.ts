@@ -1,0 +1,82 @@
+import { X509Certificate } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { reasonToRenew, RENEW_BEFORE_MS } from '../../src/restore/shared-certificate.ts';
+import { CertificateAuthority } from '../../src/tls/authority.ts';
+
+const NAMES = ['snapcron-webhook.snapcron-system.svc', 'localhost'];
+const DAY = 86_400_000;
+
+async function storedPair(days = 365, names = NAMES): Promise<Record<string, string>> {
+  const ca = await CertificateAuthority.create('test CA', 730);
+  const leaf = await ca.issue(`CN=${names[0]}`, { dns: names, ips: ['127.0.0.1'], server: true, days });
+  return { 'ca.crt': ca.certPem, 'tls.crt': leaf.certPem, 'tls.key': leaf.keyPem };
+}
+
+describe('CertificateAuthority', () => {
+  it('issues serving certificates it verifies, for the given names only', async () => {
+    const ca = await CertificateAuthority.create('test CA');
+    const pair = await ca.issue('CN=localhost', { dns: NAMES, ips: ['127.0.0.1'], server: true, days: 30 });
+    const root = new X509Certificate(ca.certPem);
+    const leaf = new X509Certificate(pair.certPem);
+    expect(root.ca).toBe(true);
+    expect(leaf.ca).toBe(false);
+    expect(leaf.checkIssued(root)).toBe(true);
+    expect(leaf.verify(root.publicKey)).toBe(true);
+    expect(leaf.checkHost('snapcron-webhook.snapcron-system.svc')).toBeDefined();
+    expect(leaf.checkHost('other.example')).toBeUndefined();
+    expect(leaf.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(leaf.keyUsage).toContain('1.3.6.1.5.5.7.3.1'); // serverAuth
+    const lifetimeDays = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / DAY;
+    expect(lifetimeDays).toBeGreaterThan(29);
+    expect(lifetimeDays).toBeLessThan(32);
+    expect(pair.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+  });
+
+  it('issues client certificates with distinct serial numbers', async () => {
+    const ca = await CertificateAuthority.create('test CA');
+    const a = new X509Certificate((await ca.issue('CN=a,O=system:masters')).certPem);
+    const b = new X509Certificate((await ca.issue('CN=b')).certPem);
+    expect(a.serialNumber).not.toBe(b.serialNumber);
+    expect(a.subject).toContain('O=system:masters');
+    expect(a.keyUsage).toContain('1.3.6.1.5.5.7.3.2'); // clientAuth
+  });
+});
+
+describe('reasonToRenew (the shared webhook Secret)', () => {
+  const now = new Date();
+
+  it('serves a fresh pair that names every DNS name', async () => {
+    expect(reasonToRenew(await storedPair(), NAMES, now)).toBeUndefined();
+  });
+
+  it('renews when nothing is stored or a key is missing', async () => {
+    expect(reasonToRenew(undefined, NAMES, now)).toBe('no certificate stored yet');
+    const noKey = await storedPair();
+    delete noKey['tls.key'];
+    expect(reasonToRenew(noKey, NAMES, now)).toBe('no certificate stored yet');
+  });
+
+  it('renews within the renewal window, not before it', async () => {
+    const pair = await storedPair(90);
+    const expiry = Date.parse(new X509Certificate(pair['tls.crt'] ?? '').validTo);
+    expect(reasonToRenew(pair, NAMES, new Date(expiry - RENEW_BEFORE_MS - DAY))).toBeUndefined();
+    expect(reasonToRenew(pair, NAMES, new Date(expiry - RENEW_BEFORE_MS + DAY))).toMatch(
+      /^certificate expires /,
+    );
+  });
+
+  it('renews when the service name changed', async () => {
+    expect(reasonToRenew(await storedPair(365, ['old.svc']), NAMES, now)).toMatch(
+      /does not name snapcron-webhook\.snapcron-system\.svc, localhost/,
+    );
+  });
+
+  it('renews a pair whose CA does not match, or garbage', async () => {
+    const a = await storedPair();
+    const b = await storedPair();
+    expect(reasonToRenew({ ...a, 'ca.crt': b['ca.crt'] ?? '' }, NAMES, now)).toBe(
+      'stored certificate is not signed by the stored CA',
+    );
+    expect(reasonToRenew({ ...a, 'tls.crt': 'not a certificate' }, NAMES, now)).toMatch(/does not parse/);
+  });
+});
