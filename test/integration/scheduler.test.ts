@@ -81,6 +81,7 @@ describe('snapcron controller on a real API server', () => {
     const port = await ctl.metricsPort();
     await eventually(async () => (await listSnapshots(ns())).filter(of('every2')).length >= 6, 20_000);
 
+    const listedAt = Date.now();
     const snaps = await listSnapshots(ns());
     for (const s of snaps) {
       const sched = s.metadata.labels?.['snapcron.io/schedule'] ?? '';
@@ -90,7 +91,7 @@ describe('snapcron controller on a real API server', () => {
       expect((at(s) / 1000) % (sched === 'every2' ? 2 : 3)).toBe(0);
       expect(sched === 'every2' ? pvc.startsWith('web-') : pvc === 'db-0').toBe(true);
     }
-    expectCompleteRuns(snaps.filter(of('every2')), ['web-0', 'web-1']);
+    expectCompleteRuns(snaps.filter(of('every2')), ['web-0', 'web-1'], listedAt - 2000);
 
     // On time: after the start-up catch-up, each run is taken well within a second of its time.
     const lags = ctl
