@@ -147,7 +147,10 @@ export class ControlPlane {
     await this.startApiServer();
     this.spawn('kube-controller-manager', join(this.bin, 'kube-controller-manager'), [
       `--kubeconfig=${this.kubeconfigPath}`,
-      '--controllers=persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller',
+      // The PV binder (PVCs bind for real) and the namespace controller (a test's deleted
+      // namespace really goes, with its snapshots: the CSI snapshot-controller watches every
+      // namespace and would otherwise wade through all earlier tests' leftovers).
+      '--controllers=persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,namespace-controller',
       '--leader-elect=false',
       `--secure-port=${await freePort()}`,
       '--bind-address=127.0.0.1',
