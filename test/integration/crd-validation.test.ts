@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { SnapshotSchedule } from '../../src/api/types.generated.ts';
-import { kube, useNamespace } from '../env/kube.ts';
+import { boundPvc, createSchedule, kube, kubeConfig, useNamespace } from '../env/kube.ts';
+import { runTick } from '../env/processes.ts';
 
 type Spec = Record<string, unknown>;
 const good = { schedule: '0 2 * * *', retention: { maxCount: 7 } };
@@ -33,6 +35,37 @@ async function rejection(
     return { code: e.code ?? 0, message: body.message };
   }
   throw new Error('the API server accepted it');
+}
+
+interface Table {
+  columnDefinitions: { name: string }[];
+  rows: { cells: unknown[] }[];
+}
+
+/** What `kubectl get` prints comes from the server as a meta.k8s.io Table: ask for one. */
+function getTable(path: string): Promise<Table> {
+  const kc = kubeConfig();
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const b64 = (v: string | undefined): Buffer => Buffer.from(v ?? '', 'base64');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(path, cluster?.server),
+      {
+        ca: b64(cluster?.caData),
+        cert: b64(user?.certData),
+        key: b64(user?.keyData),
+        headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(JSON.parse(body) as Table));
+      },
+    );
+    req.once('error', reject);
+    req.end();
+  });
 }
 
 describe('the SnapshotSchedule CRD on a real API server', () => {
@@ -98,5 +131,34 @@ describe('the SnapshotSchedule CRD on a real API server', () => {
     const { code, message } = await rejection(ns(), spec, strict);
     expect(code).toBe(strict ? 400 : 422); // strict field validation answers 400 BadRequest
     expect(message).toContain(field);
+  });
+
+  it('gives `kubectl get snapsched` the columns the README shows, filled from status', async () => {
+    await boundPvc(ns(), 'web-0');
+    await createSchedule(ns(), 'web-nightly', {
+      schedule: '0 2 * * *',
+      timeZone: 'Asia/Shanghai',
+      retention: { maxCount: 7 },
+    });
+    expect((await runTick(ns())).code).toBe(0); // writes status
+    const table = await getTable(`/apis/snapcron.io/v1/namespaces/${ns()}/snapshotschedules`);
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'Schedule',
+      'TimeZone',
+      'Suspend',
+      'Last',
+      'Next',
+      'Ready',
+      'Age',
+    ]);
+    const [name, schedule, zone, suspend, last, next] = table.rows[0]?.cells ?? [];
+    expect([name, schedule, zone, suspend]).toEqual(['web-nightly', '0 2 * * *', 'Asia/Shanghai', false]);
+    // A new schedule takes no catch-up for times before it existed: Last stays empty until 02:00
+    // Shanghai time, which is 18:00 UTC the day before.
+    expect(last).toBeNull();
+    expect(next).toMatch(/T18:00:00Z$/);
+    expect(Date.parse(String(next)) - Date.now()).toBeLessThanOrEqual(86_400_000);
+    expect(table.rows[0]?.cells[6]).toBe(0);
   });
 });
