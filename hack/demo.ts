@@ -124,38 +124,50 @@ await custom.createNamespacedCustomObject({
   },
 });
 const seen = new Set<string>();
+const listSnapshots = async (): Promise<VolumeSnapshot[]> =>
+  (
+    (await custom.listNamespacedCustomObject({
+      group: 'snapshot.storage.k8s.io',
+      version: 'v1',
+      namespace: ns,
+      plural: 'volumesnapshots',
+    })) as { items: VolumeSnapshot[] }
+  ).items;
+// A pruned snapshot lingers, terminating, until the CSI driver has deleted its backend copy.
+const stateOf = (s: VolumeSnapshot | undefined): string =>
+  !s
+    ? 'PRUNED'
+    : s.metadata.deletionTimestamp
+      ? 'PRUNED (deleting in backend)'
+      : s.status?.readyToUse
+        ? 'ready'
+        : s.status?.error
+          ? 'failed'
+          : 'pending';
+const table = (items: VolumeSnapshot[]): string => {
+  for (const s of items) seen.add(s.metadata.name ?? '');
+  const rows = [...seen]
+    .sort()
+    .map((n) => `      ${n.padEnd(44)} ${stateOf(items.find((x) => x.metadata.name === n))}`);
+  return [`      ${'SNAPSHOT'.padEnd(44)} STATE`, ...rows].join('\n');
+};
 let lines = 0;
 const started = Date.now();
 while (Date.now() - started < 28_000) {
-  const list = (await custom.listNamespacedCustomObject({
-    group: 'snapshot.storage.k8s.io',
-    version: 'v1',
-    namespace: ns,
-    plural: 'volumesnapshots',
-  })) as { items: VolumeSnapshot[] };
-  const names = new Set(list.items.map((s) => s.metadata.name ?? ''));
-  for (const n of names) seen.add(n);
-  const rows = [...seen].sort().map((n) => {
-    const s = list.items.find((x) => x.metadata.name === n);
-    const state = !s ? 'PRUNED' : s.status?.readyToUse ? 'ready' : s.status?.error ? 'failed' : 'pending';
-    return `      ${n.padEnd(44)} ${state}`;
-  });
-  const text = [`      ${'SNAPSHOT'.padEnd(44)} STATE`, ...rows].join('\n');
-  if (tty && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
-  if (tty || Date.now() - started > 27_000) {
+  const text = table(await listSnapshots());
+  if (tty) {
+    if (lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
     console.log(text);
     lines = text.split('\n').length;
   }
-  await sleep(tty ? 1000 : 3000);
+  await sleep(1000);
 }
-const kept = (
-  (await custom.listNamespacedCustomObject({
-    group: 'snapshot.storage.k8s.io',
-    version: 'v1',
-    namespace: ns,
-    plural: 'volumesnapshots',
-  })) as { items: VolumeSnapshot[] }
-).items;
+// The summary and the last table come from one listing, so they agree.
+const final = await listSnapshots();
+const finalText = table(final);
+if (tty && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
+console.log(finalText);
+const kept = final.filter((s) => !s.metadata.deletionTimestamp);
 console.log(
   `      ${seen.size} taken, ${seen.size - kept.length} pruned by retention (maxCount 3), ${kept.length} kept`,
 );
