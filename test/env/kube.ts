@@ -1,5 +1,6 @@
 /** Helpers for integration tests on the real control plane. */
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, inject } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
@@ -16,6 +17,31 @@ export function kubeConfig(path = kubeconfigPath()): k8s.KubeConfig {
 
 export const kube = (): Kube =>
   new Kube(kubeConfig(), { qps: 200, burst: 200, retry: { attempts: 8, baseMs: 100 } });
+
+/** A raw GET as the admin (for what the typed clients do not expose: Tables, /metrics). */
+export function apiGet(path: string, accept = 'application/json'): Promise<string> {
+  const kc = kubeConfig();
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const b64 = (v: string | undefined): Buffer => Buffer.from(v ?? '', 'base64');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      new URL(path, cluster?.server),
+      { ca: b64(cluster?.caData), cert: b64(user?.certData), key: b64(user?.keyData), headers: { accept } },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(body)
+            : reject(new Error(`GET ${path}: ${res.statusCode}: ${body}`)),
+        );
+      },
+    );
+    req.once('error', reject);
+    req.end();
+  });
+}
 
 /** Asks the global setup's process to restart kube-apiserver. */
 export async function restartApiServer(downMs = 0): Promise<void> {

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { SnapshotSchedule } from '../../src/api/types.generated.ts';
-import { boundPvc, createSchedule, kube, kubeConfig, useNamespace } from '../env/kube.ts';
+import { apiGet, boundPvc, createSchedule, kube, useNamespace } from '../env/kube.ts';
 import { runTick } from '../env/processes.ts';
 
 type Spec = Record<string, unknown>;
@@ -43,29 +42,8 @@ interface Table {
 }
 
 /** What `kubectl get` prints comes from the server as a meta.k8s.io Table: ask for one. */
-function getTable(path: string): Promise<Table> {
-  const kc = kubeConfig();
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  const b64 = (v: string | undefined): Buffer => Buffer.from(v ?? '', 'base64');
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(path, cluster?.server),
-      {
-        ca: b64(cluster?.caData),
-        cert: b64(user?.certData),
-        key: b64(user?.keyData),
-        headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
-      },
-      (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve(JSON.parse(body) as Table));
-      },
-    );
-    req.once('error', reject);
-    req.end();
-  });
+async function getTable(path: string): Promise<Table> {
+  return JSON.parse(await apiGet(path, 'application/json;as=Table;v=v1;g=meta.k8s.io')) as Table;
 }
 
 describe('the SnapshotSchedule CRD on a real API server', () => {

@@ -4,6 +4,7 @@ import type { SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
 import { planRetention } from '../../src/retention/plan.ts';
 import { snapshotName } from '../../src/snapshot/naming.ts';
 import {
+  apiGet,
   boundPvc,
   createSchedule,
   createSnapshot,
@@ -57,6 +58,25 @@ function expectCompleteRuns(snaps: VolumeSnapshot[], pvcs: string[], settledBefo
     expect(names.sort(), `run ${new Date(time).toISOString()}`).toEqual([...pvcs].sort());
   }
   return [...byTime.keys()].sort((a, b) => a - b);
+}
+
+/**
+ * kube-apiserver's own count of requests by verb for one resource: finished ones
+ * (apiserver_request_total), or open long-running ones such as watches.
+ */
+async function requestCount(
+  resource: string,
+  verb: string,
+  metric = 'apiserver_request_total',
+): Promise<number> {
+  let total = 0;
+  for (const line of (await apiGet('/metrics', 'text/plain')).split('\n')) {
+    if (!line.startsWith(`${metric}{`)) continue;
+    if (!line.includes(`resource="${resource}"`) || !line.includes(`verb="${verb}"`)) continue;
+    if (!line.includes('subresource=""')) continue;
+    total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
 }
 
 describe('snapcron controller on a real API server', () => {
@@ -367,6 +387,36 @@ describe('snapcron controller on a real API server', () => {
       }
     }, 20_000);
     expect((await listSnapshots(ns())).map((s) => s.metadata.name)).toEqual([heldName]);
+    await ctl.kill();
+  });
+
+  it('lists each kind once at start-up, then works from watch events, not polling lists', async () => {
+    await Promise.all(['w-0', 'w-1'].map((p) => boundPvc(ns(), p)));
+    // Earlier tests' namespaces are being deleted: the namespace controller LISTs while it does.
+    await eventually(async () => {
+      const all = await kube().core.listNamespace();
+      return all.items.every((n) => n.status?.phase !== 'Terminating');
+    }, 60_000);
+    const kinds = ['snapshotschedules', 'volumesnapshots', 'persistentvolumeclaims'];
+    const before = await Promise.all(kinds.map((r) => requestCount(r, 'LIST')));
+    const ctl = startController(ns());
+    await createSchedule(ns(), 'watch', { schedule: '* * * * * *', retention: { maxCount: 1000 } });
+    // Ten runs, told by the controller's log (a LIST from the test would count too).
+    await eventually(async () => ctl.logs().filter((l) => l.msg === 'snapshot created').length >= 20, 30_000);
+    await boundPvc(ns(), 'w-2'); // a new PVC arrives by watch and is snapshotted
+    await eventually(
+      async () => ctl.logs().some((l) => l.msg === 'snapshot created' && l.pvc === 'w-2'),
+      10_000,
+    );
+    const after = await Promise.all(kinds.map((r) => requestCount(r, 'LIST')));
+    // Once each, plus once per watch the server broke (a fresh API server answers the first
+    // watch of a kind with "storage is (re)initializing" while its watch cache fills).
+    const resumed = kinds.map(
+      (r) => ctl.logs().filter((l) => l.msg === 'watch resumed' && String(l.path).endsWith(`/${r}`)).length,
+    );
+    expect(after.map((n, i) => n - (before[i] ?? 0))).toEqual(resumed.map((n) => 1 + n));
+    for (const r of kinds)
+      expect(await requestCount(r, 'WATCH', 'apiserver_longrunning_requests'), r).toBeGreaterThan(0);
     await ctl.kill();
   });
 });
