@@ -154,6 +154,29 @@ export async function createSchedule(
   })) as SnapshotSchedule;
 }
 
+/** Changes a schedule's spec, re-reading on conflict (the controller writes its status meanwhile). */
+export async function updateScheduleSpec(
+  namespace: string,
+  name: string,
+  patch: Partial<SnapshotScheduleSpec>,
+): Promise<void> {
+  const k = kube();
+  for (let i = 0; ; i++) {
+    const s = await getSchedule(namespace, name);
+    try {
+      await k.custom.replaceNamespacedCustomObject({
+        ...k.schedules,
+        namespace,
+        name,
+        body: { ...s, spec: { ...s.spec, ...patch } },
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || i > 5) throw err;
+    }
+  }
+}
+
 export async function getSchedule(namespace: string, name: string): Promise<SnapshotSchedule> {
   const k = kube();
   return (await k.custom.getNamespacedCustomObject({ ...k.schedules, namespace, name })) as SnapshotSchedule;

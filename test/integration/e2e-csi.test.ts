@@ -15,11 +15,11 @@ import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
 import {
   createSchedule,
   eventually,
-  getSchedule,
   kube,
   kubeConfig,
   kubeconfigPath,
   listSnapshots,
+  updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
 import { startController } from '../env/processes.ts';
@@ -143,13 +143,7 @@ describe('the seed flow on a real CSI stack', () => {
         (await listSnapshots(ns())).some((s) => at(s) > secondWrittenAt + 500 && s.status?.readyToUse),
       30_000,
     );
-    const schedule = await getSchedule(ns(), 'web');
-    await k.custom.replaceNamespacedCustomObject({
-      ...k.schedules,
-      namespace: ns(),
-      name: 'web',
-      body: { ...schedule, spec: { ...schedule.spec, suspend: true } },
-    });
+    await updateScheduleSpec(ns(), 'web', { suspend: true });
     await eventually(async () => (await listSnapshots(ns())).every((s) => s.status?.readyToUse), 30_000);
     writeFileSync(join(source, 'late'), 'written after the last snapshot');
     step('second content snapshotted');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { VolumeSnapshot } from '../../src/api/objects.ts';
-import type { SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
 import { planRetention } from '../../src/retention/plan.ts';
 import { snapshotName } from '../../src/snapshot/naming.ts';
 import {
@@ -13,6 +12,7 @@ import {
   kube,
   listSnapshots,
   restartApiServer,
+  updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
 import { metrics, runTick, startController } from '../env/processes.ts';
@@ -22,28 +22,6 @@ const at = (s: VolumeSnapshot): number =>
 const of = (schedule: string) => (s: VolumeSnapshot) =>
   s.metadata.labels?.['snapcron.io/schedule'] === schedule;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function updateSpec(
-  namespace: string,
-  name: string,
-  patch: Partial<SnapshotScheduleSpec>,
-): Promise<void> {
-  const k = kube();
-  for (let i = 0; ; i++) {
-    const s = await getSchedule(namespace, name);
-    try {
-      await k.custom.replaceNamespacedCustomObject({
-        ...k.schedules,
-        namespace,
-        name,
-        body: { ...s, spec: { ...s.spec, ...patch } },
-      });
-      return;
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409 || i > 5) throw err;
-    }
-  }
-}
 
 /**
  * Every (PVC, time) has exactly one snapshot, and every taken time covers all `pvcs`. With a
@@ -133,7 +111,7 @@ describe('snapcron controller on a real API server', () => {
     expect(status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
 
     // The selector widens without a restart.
-    await updateSpec(ns(), 'every2', {
+    await updateScheduleSpec(ns(), 'every2', {
       claimSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'db'] }] },
     });
     await eventually(
@@ -145,7 +123,7 @@ describe('snapcron controller on a real API server', () => {
     );
 
     // Suspend stops firing.
-    await updateSpec(ns(), 'every2', { suspend: true });
+    await updateScheduleSpec(ns(), 'every2', { suspend: true });
     await eventually(
       async () =>
         (await getSchedule(ns(), 'every2')).status?.conditions?.find((c) => c.type === 'Suspended')
