@@ -3,14 +3,34 @@
  * the few operations that need this process (restarting kube-apiserver, minting a
  * client certificate) go through a tiny loopback control channel.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { ControlPlane } from './control-plane.ts';
+
+/** Runs a build script with its progress on stderr; rejects with its exit code. */
+function build(script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn('bash', [fileURLToPath(new URL(`../../${script}`, import.meta.url))], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    proc.once('error', reject);
+    proc.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${script} exited with ${code}`)),
+    );
+  });
+}
 
 let cp: ControlPlane | undefined;
 let channel: Server | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // On a fresh machine the first `npm test` builds everything here, where no test timeout
+  // applies (minutes, with progress); later runs find the binaries cached at once.
+  await build('hack/build-control-plane.sh');
+  await build('hack/build-csi.sh');
+  await build('hack/csi-proto.sh');
   cp = await ControlPlane.start();
   const plane = cp;
   channel = createServer((req, res) => {
