@@ -47,9 +47,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export async function startWebhook(
-  o: WebhookOptions,
-): Promise<{ server: Server; port: number; caPem?: string }> {
+export async function startWebhook(o: WebhookOptions): Promise<{ server: Server; port: number }> {
   let tls: { cert: string; key: string };
   let shared: ServingPair | undefined;
   const loadShared = (): Promise<ServingPair> =>
@@ -118,11 +116,11 @@ export async function startWebhook(
     refreshShared(server, shared, loadShared, o);
   }
   o.log.info({ port: boundPort, path: WEBHOOK_PATH, generatedCert: !!shared }, 'restore webhook serving');
-  return { server, port: boundPort, ...(shared ? { caPem: shared.caBundlePem } : {}) };
+  return { server, port: boundPort };
 }
 
 /** How often a replica re-reads the shared Secret (renewal, or another replica's renewal). */
-export const SHARED_REFRESH_MS = 5 * 60_000;
+const SHARED_REFRESH_MS = 5 * 60_000;
 
 function refreshShared(
   server: Server,
@@ -155,7 +153,7 @@ export function splitAddress(address: string): [string | undefined, number] {
 }
 
 /** How often the mounted certificate is checked for renewal. */
-export const CERT_RELOAD_MS = 10_000;
+const CERT_RELOAD_MS = 10_000;
 
 /**
  * cert-manager renews the Secret in place and the kubelet swaps the mounted files (a symlink

@@ -30,7 +30,7 @@ export interface IssueOptions {
 }
 
 /** DER bytes as a PEM block. */
-export const pem = (label: string, der: ArrayBuffer): string =>
+const pem = (label: string, der: ArrayBuffer): string =>
   `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
 
 // Positive, unique enough for throwaway CAs (RFC 5280 allows up to 20 octets).

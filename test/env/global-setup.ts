@@ -26,9 +26,9 @@ let cp: ControlPlane | undefined;
 let channel: Server | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  // On a fresh machine the first `npm test` builds everything here, where no test timeout
-  // applies (minutes, with progress); later runs find the binaries cached at once.
-  await build('hack/build-control-plane.sh');
+  // On a fresh machine the first `npm test` builds the CSI binaries here, where no test
+  // timeout applies (minutes, with progress), not in the e2e test's hook; later runs find
+  // them cached at once. ControlPlane.start builds its own binaries just below.
   await build('hack/build-csi.sh');
   await build('hack/csi-proto.sh');
   cp = await ControlPlane.start();

@@ -43,6 +43,13 @@ export function apiGet(path: string, accept = 'application/json'): Promise<strin
   });
 }
 
+/** The HTTP status a client call ends with: 200 when it succeeds, else the API server's code. */
+export const statusCode = (call: Promise<unknown>): Promise<number | undefined> =>
+  call.then(
+    () => 200,
+    (e: { code?: number }) => e.code,
+  );
+
 /** Asks the global setup's process to restart kube-apiserver. */
 export async function restartApiServer(downMs = 0): Promise<void> {
   const res = await fetch(`${inject('controlChannel')}/restart-apiserver?downMs=${downMs}`, {
@@ -154,27 +161,34 @@ export async function createSchedule(
   })) as SnapshotSchedule;
 }
 
+/** Runs a read-modify-write again while the API server answers 409 Conflict (a few times). */
+async function retryOnConflict(readModifyWrite: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await readModifyWrite();
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt > 5) throw err;
+    }
+  }
+}
+
 /** Changes a schedule's spec, re-reading on conflict (the controller writes its status meanwhile). */
-export async function updateScheduleSpec(
+export function updateScheduleSpec(
   namespace: string,
   name: string,
   patch: Partial<SnapshotScheduleSpec>,
 ): Promise<void> {
   const k = kube();
-  for (let i = 0; ; i++) {
+  return retryOnConflict(async () => {
     const s = await getSchedule(namespace, name);
-    try {
-      await k.custom.replaceNamespacedCustomObject({
-        ...k.schedules,
-        namespace,
-        name,
-        body: { ...s, spec: { ...s.spec, ...patch } },
-      });
-      return;
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409 || i > 5) throw err;
-    }
-  }
+    await k.custom.replaceNamespacedCustomObject({
+      ...k.schedules,
+      namespace,
+      name,
+      body: { ...s, spec: { ...s.spec, ...patch } },
+    });
+  });
 }
 
 export async function getSchedule(namespace: string, name: string): Promise<SnapshotSchedule> {
@@ -230,28 +244,23 @@ export async function createSnapshot(
 }
 
 /** Marks a snapshot ready (or failed) through the status subresource, as a CSI snapshotter would. */
-export async function setSnapshotStatus(
+export function setSnapshotStatus(
   namespace: string,
   name: string,
   status: VolumeSnapshot['status'],
 ): Promise<void> {
   const k = kube();
-  for (let attempt = 0; ; attempt++) {
+  return retryOnConflict(async () => {
     const snap = (await k.custom.getNamespacedCustomObject({
       ...k.snapshots,
       namespace,
       name,
     })) as VolumeSnapshot;
-    try {
-      await k.custom.replaceNamespacedCustomObjectStatus({
-        ...k.snapshots,
-        namespace,
-        name,
-        body: { ...snap, status },
-      });
-      return;
-    } catch (err) {
-      if ((err as { code?: number }).code !== 409 || attempt > 5) throw err;
-    }
-  }
+    await k.custom.replaceNamespacedCustomObjectStatus({
+      ...k.snapshots,
+      namespace,
+      name,
+      body: { ...snap, status },
+    });
+  });
 }

@@ -11,6 +11,7 @@ import {
   kubeconfigFor,
   listSnapshots,
   restartApiServer,
+  statusCode,
   useNamespace,
 } from '../env/kube.ts';
 
@@ -50,22 +51,16 @@ describe('the test control plane', () => {
         },
       });
       const path = await kubeconfigFor(`system:serviceaccount:${ns()}:narrow`, ['system:serviceaccounts']);
-      const kc = new k8s.KubeConfig();
-      kc.loadFromFile(path);
+      const kc = kubeConfig(path);
       const custom = kc.makeApiClient(k8s.CustomObjectsApi);
       const base = { group: 'snapcron.io', version: 'v1', plural: 'snapshotschedules' };
       const allowed = (await eventually(() =>
         custom.listNamespacedCustomObject({ ...base, namespace: ns() }),
       )) as { items: unknown[] };
       expect(allowed.items).toEqual([]);
-      const code = async (p: Promise<unknown>): Promise<number | undefined> =>
-        p.then(
-          () => 200,
-          (e: { code?: number }) => e.code,
-        );
-      expect(await code(custom.listNamespacedCustomObject({ ...base, namespace: other }))).toBe(403);
+      expect(await statusCode(custom.listNamespacedCustomObject({ ...base, namespace: other }))).toBe(403);
       expect(
-        await code(
+        await statusCode(
           custom.createNamespacedCustomObject({
             ...base,
             namespace: ns(),

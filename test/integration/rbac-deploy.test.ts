@@ -14,6 +14,7 @@ import {
   kubeconfigFor,
   listSnapshots,
   setSnapshotStatus,
+  statusCode,
   useNamespace,
 } from '../env/kube.ts';
 import { runTick, startController } from '../env/processes.ts';
@@ -67,18 +68,15 @@ describe('least privilege: deploy/ RBAC on the real API server', () => {
   });
 
   it('the ServiceAccount is refused what the manifests do not grant', async () => {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(saKubeconfig);
-    const core = kc.makeApiClient(k8s.CoreV1Api);
-    const code = (p: Promise<unknown>): Promise<number | undefined> =>
-      p.then(
-        () => 200,
-        (e: { code?: number }) => e.code,
-      );
-    expect(await code(core.listNamespacedSecret({ namespace: ns() }))).toBe(403);
-    expect(await code(core.readNamespacedSecret({ namespace: 'snapcron-system', name: 'other' }))).toBe(403);
-    expect(await code(core.deleteNamespacedPersistentVolumeClaim({ namespace: ns(), name: 'x' }))).toBe(403);
-    expect(await code(core.listNamespacedPersistentVolumeClaim({ namespace: ns() }))).toBe(200);
+    const core = kubeConfig(saKubeconfig).makeApiClient(k8s.CoreV1Api);
+    expect(await statusCode(core.listNamespacedSecret({ namespace: ns() }))).toBe(403);
+    expect(await statusCode(core.readNamespacedSecret({ namespace: 'snapcron-system', name: 'other' }))).toBe(
+      403,
+    );
+    expect(await statusCode(core.deleteNamespacedPersistentVolumeClaim({ namespace: ns(), name: 'x' }))).toBe(
+      403,
+    );
+    expect(await statusCode(core.listNamespacedPersistentVolumeClaim({ namespace: ns() }))).toBe(200);
   });
 
   it('controller and tick do their whole job as the ServiceAccount, without one refusal', async () => {
