@@ -2,22 +2,24 @@
  * `snapcron controller`: watches schedules, PVCs and our snapshots through
  * informers, and runs a level-triggered pass per schedule whenever something it
  * depends on changes, or when the one process-wide timer reaches the earliest
- * next fire time. Only the lease holder acts.
+ * next fire time. Only the lease holder acts, and only while every cache is synced:
+ * each write is fenced by the lease at the moment it goes out.
  */
 import * as k8s from '@kubernetes/client-node';
 import { schedule as cronSchedule, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_HOLD, LABEL_SCHEDULE } from '../api/constants.ts';
+import { LABEL_SCHEDULE } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
-import { errorMessage, sleep, statusOf } from '../kube/retry.ts';
-import { snapshotsInUse } from '../retention/plan.ts';
+import { errorMessage, NotLeaderError } from '../kube/retry.ts';
+import { SupervisedInformer } from '../kube/supervised-informer.ts';
 import { nextFireTime, parseSchedule, type CronSchedule } from '../schedule/cron.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import { decide, scheduleKey } from './decide.ts';
-import { Executor, scheduleTarget } from './executor.ts';
+import { needsFinalizing, planDeletion } from './deletion.ts';
+import { Executor } from './executor.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -45,8 +47,8 @@ export class Controller {
   private readonly clock: () => Date;
   private readonly log: Logger;
   private readonly executor: Executor;
-  private readonly events: EventRecorder;
   private readonly elector: LeaderElector;
+  private readonly supervisors: SupervisedInformer[] = [];
   private schedules!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
   private pvcs!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
   private snapshots!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
@@ -55,7 +57,6 @@ export class Controller {
   private timer: NodeJS.Timeout | undefined;
   private resync: ScheduledTask | undefined;
   private stopping = false;
-  private synced = false;
   private readonly lastTaken = new Map<string, Date>();
   private readonly parsed = new Map<string, CronSchedule | null>();
 
@@ -63,8 +64,15 @@ export class Controller {
     this.o = o;
     this.clock = o.now ?? (() => new Date());
     this.log = o.log;
-    this.events = new EventRecorder(o.kube, o.log);
-    this.executor = new Executor(o.kube, this.events, o.log, o.metrics);
+    // Every write of a pass (snapshots, status, events, finalizers) is fenced by the lease.
+    const acting = o.kube.fenced(() => this.elector.holdsLease());
+    this.executor = new Executor(
+      acting,
+      new EventRecorder(acting, o.log, this.clock),
+      o.log,
+      o.metrics,
+      this.clock,
+    );
     this.elector = new LeaderElector({
       kube: o.kube,
       ...o.lease,
@@ -78,8 +86,9 @@ export class Controller {
     });
   }
 
+  /** Every cache synced and its watch up: /readyz. */
   get ready(): boolean {
-    return this.synced;
+    return this.supervisors.length === 3 && this.supervisors.every((s) => s.synced);
   }
   get isLeader(): boolean {
     return this.elector.isLeader;
@@ -87,7 +96,7 @@ export class Controller {
 
   /** The cached VolumeSnapshots of a namespace (for the restore webhook). */
   snapshotsIn(namespace: string): VolumeSnapshot[] {
-    return this.synced ? (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]) : [];
+    return this.ready ? (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]) : [];
   }
 
   async start(): Promise<void> {
@@ -122,8 +131,8 @@ export class Controller {
       undefined,
       (o) => this.enqueueOwner(o as unknown as VolumeSnapshot),
     );
-    await Promise.all([this.schedules.start(), this.pvcs.start(), this.snapshots.start()]);
-    this.synced = true;
+    await Promise.all(this.supervisors.map((s) => s.start()));
+    if (this.stopping) return;
     this.log.info({ namespace: ns ?? '(all)' }, 'caches synced');
     this.elector.start();
     // Housekeeping resync: a missed watch event can delay a prune, never a snapshot (the timer fires those).
@@ -144,23 +153,17 @@ export class Controller {
       labelSelector,
     );
     for (const verb of ['add', 'update', 'delete'] as const) inf.on(verb, onChange);
-    inf.on('error', (err: unknown) => {
-      if (this.stopping) return;
-      this.log.warn({ path, err: errorMessage(err) }, 'watch broke; resuming');
-      void (async () => {
-        for (let delay = 500; !this.stopping; delay = Math.min(delay * 2, 10_000)) {
-          await sleep(delay);
-          try {
-            await inf.start();
-            this.log.info({ path }, 'watch resumed');
-            this.enqueueAll();
-            return;
-          } catch (e) {
-            this.log.warn({ path, err: errorMessage(e) }, 'watch restart failed');
-          }
-        }
-      })();
-    });
+    this.supervisors.push(
+      new SupervisedInformer(inf, {
+        name: path,
+        log: this.log,
+        // A re-listed cache may have missed anything: look at every schedule again.
+        onResynced: () => this.enqueueAll(),
+        onSyncChange: (synced) => {
+          if (synced && this.ready) this.enqueueAll();
+        },
+      }),
+    );
     return inf;
   }
 
@@ -197,10 +200,16 @@ export class Controller {
     while (this.queue.size > 0 && !this.stopping) {
       const key = [...this.queue][0] as string;
       this.queue.delete(key);
-      if (!this.elector.isLeader) continue;
+      // Not leading, or a cache is not to be trusted: act on nothing. Becoming leader and
+      // re-syncing both enqueue every schedule again.
+      if (!this.elector.isLeader || !this.ready) continue;
       try {
         await this.process(key);
       } catch (err) {
+        if (err instanceof NotLeaderError) {
+          this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
+          continue;
+        }
         this.log.error({ schedule: key, err: errorMessage(err) }, 'pass failed; retrying shortly');
         setTimeout(() => this.enqueue(key), 2000).unref();
       }
@@ -215,8 +224,11 @@ export class Controller {
       this.lastTaken.delete(key);
       return;
     }
-    if (schedule.metadata?.deletionTimestamp) return this.finalize(schedule);
-    if (!(await this.syncFinalizer(schedule))) return;
+    if (schedule.metadata?.deletionTimestamp) {
+      if (needsFinalizing(schedule)) await this.finalize(schedule);
+      return;
+    }
+    if (await this.executor.syncFinalizers(schedule)) return; // the update brings a new event
     const plan = decide({
       schedule,
       pvcs: this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
@@ -228,77 +240,16 @@ export class Controller {
     if (plan.due.kind === 'due') this.lastTaken.set(key, plan.due.scheduledTime);
   }
 
-  /** Keeps the finalizer in step with deletionPolicy; false when it changed the object (a new event follows). */
-  private async syncFinalizer(schedule: SnapshotSchedule): Promise<boolean> {
-    const want = schedule.spec.deletionPolicy === 'Delete';
-    const finalizers = schedule.metadata?.finalizers ?? [];
-    const has = finalizers.includes(FINALIZER);
-    if (want === has) return true;
-    const next = want ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER);
-    await this.replaceFinalizers(schedule, next);
-    return false;
-  }
-
-  private async replaceFinalizers(schedule: SnapshotSchedule, finalizers: string[]): Promise<void> {
-    const { kube } = this.o;
-    try {
-      await kube.write(() =>
-        kube.custom.replaceNamespacedCustomObject({
-          ...kube.schedules,
-          namespace: schedule.metadata?.namespace ?? 'default',
-          name: schedule.metadata?.name ?? '',
-          body: { ...schedule, metadata: { ...schedule.metadata, finalizers } },
-        }),
-      );
-    } catch (err) {
-      if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;
-    }
-  }
-
-  /** deletionPolicy Delete: delete the schedule's snapshots, except held ones and restore sources in use. */
+  /** deletionPolicy Delete: the shared deletion decision (see deletion.ts), acted on like pruning. */
   private async finalize(schedule: SnapshotSchedule): Promise<void> {
-    if (!schedule.metadata?.finalizers?.includes(FINALIZER)) return;
-    const { kube } = this.o;
-    const namespace = schedule.metadata.namespace ?? 'default';
-    const name = schedule.metadata.name ?? '';
-    const log = this.log.child({ schedule: name, namespace });
-    const own = (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]).filter(
-      (s) => s.metadata.labels?.[LABEL_SCHEDULE] === labelValue(name),
-    );
-    const pvcs = (await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace })))
-      .items as unknown as PersistentVolumeClaim[];
-    const inUse = snapshotsInUse(pvcs);
-    let waiting = 0;
-    for (const s of own) {
-      const snap = s.metadata.name ?? '';
-      if (s.metadata.labels?.[LABEL_HOLD] === 'true') continue;
-      if (inUse.has(`${namespace}/${snap}`)) {
-        waiting++;
-        continue;
-      }
-      try {
-        await kube.write(() =>
-          kube.custom.deleteNamespacedCustomObject({ ...kube.snapshots, namespace, name: snap }),
-        );
-        log.info({ snapshot: snap }, 'snapshot deleted with its schedule');
-      } catch (err) {
-        if (statusOf(err) !== 404) throw err;
-      }
-    }
-    if (waiting > 0) {
-      await this.events.record(
-        scheduleTarget(schedule),
-        'Normal',
-        'WaitingForRestore',
-        `${waiting} snapshot(s) are restore sources of PVCs not yet Bound; deleting them once the restores finish`,
-      );
-      setTimeout(() => this.enqueue(scheduleKey(schedule)), 5000).unref();
-      return;
-    }
-    await this.replaceFinalizers(
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    const plan = planDeletion(
       schedule,
-      (schedule.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+      this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
+      this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
     );
+    const result = await this.executor.finalize(schedule, plan);
+    if (!result.released) setTimeout(() => this.enqueue(scheduleKey(schedule)), 5000).unref();
   }
 
   /** One timer for the whole process, aimed at the earliest next fire time of any schedule. */
@@ -350,6 +301,6 @@ export class Controller {
     await this.resync?.stop();
     await this.working;
     await this.elector.release();
-    await Promise.allSettled([this.schedules?.stop(), this.pvcs?.stop(), this.snapshots?.stop()]);
+    await Promise.allSettled(this.supervisors.map((s) => s.stop()));
   }
 }

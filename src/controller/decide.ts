@@ -9,10 +9,10 @@ import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.gene
 import { validateSchedule, type FieldError } from '../api/validate.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import { belongsTo, planRetention, type RetentionPlan } from '../retention/plan.ts';
-import { snapshotState, snapshotTime, sourcePvc } from '../retention/snapshot-state.ts';
+import { snapshotState, sourcePvc } from '../retention/snapshot-state.ts';
 import { dueRun, nextFireTime, parseSchedule, type DueRun } from '../schedule/cron.ts';
 import { snapshotMetadata, snapshotName } from '../snapshot/naming.ts';
-import { setConditions, type ConditionInput } from './conditions.ts';
+import { findCondition, setConditions, type ConditionInput } from './conditions.ts';
 
 export interface ScheduleObservation {
   schedule: SnapshotSchedule;
@@ -58,6 +58,8 @@ const parseTime = (s: string | undefined): Date | undefined => {
   const t = new Date(s);
   return Number.isNaN(t.getTime()) ? undefined : t;
 };
+const scheduledAt = (s: VolumeSnapshot): Date | undefined =>
+  parseTime(s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT]);
 const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
   a && b ? (a > b ? a : b) : (a ?? b);
 
@@ -114,12 +116,23 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   const cron = parseSchedule(spec.schedule, spec.timeZone);
   const suspended = spec.suspend === true;
   const created = parseTime(String(schedule.metadata?.creationTimestamp ?? '')) ?? now;
-  const lastScheduleTime = later(parseTime(prior.lastScheduleTime), obs.lastTakenInMemory);
+  // The newer of status and what this process itself took (its status write may not be cached yet).
+  const lastTaken = later(parseTime(prior.lastScheduleTime), obs.lastTakenInMemory);
+  // Runs missed while suspended are never caught up. The pass that first sees the schedule
+  // resumed counts from `now`, and records that moment as the Suspended condition's
+  // transition (reason Resumed), which later passes and ticks count from.
+  const wasSuspended = findCondition(prior.conditions, 'Suspended');
+  const resumingNow = !suspended && wasSuspended?.status === 'True';
+  const resumedAt = resumingNow
+    ? now
+    : !suspended && wasSuspended?.status === 'False' && wasSuspended.reason === 'Resumed'
+      ? parseTime(wasSuspended.lastTransitionTime)
+      : undefined;
   const due: DueRun = suspended
     ? { kind: 'idle' }
     : dueRun({
         schedule: cron,
-        lastScheduleTime,
+        lastScheduleTime: later(lastTaken, resumedAt),
         createdAt: created,
         now,
         startingDeadlineSeconds: spec.startingDeadlineSeconds,
@@ -129,7 +142,8 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
     .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
     .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
-  const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${snapshotTime(s)?.getTime() ?? 0}`));
+  // De-duplication is by scheduled time (the name's time), never by when the data was cut.
+  const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${scheduledAt(s)?.getTime() ?? 0}`));
 
   const creates: SnapshotCreate[] = [];
   const skips: PvcSkip[] = [];
@@ -158,57 +172,56 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     };
   };
 
+  /** The same checks for every run, due or being completed: Bound, and Forbid's previous snapshot. */
+  const takeOrSkip = (pvc: PersistentVolumeClaim, at: Date): void => {
+    const pvcName = pvc.metadata.name ?? '';
+    if (taken.has(`${pvcName}\0${at.getTime()}`)) return;
+    if (pvc.status?.phase !== 'Bound') {
+      skips.push({
+        pvc: pvcName,
+        reason: 'NotBound',
+        message: `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
+      });
+      return;
+    }
+    if (spec.concurrencyPolicy === 'Forbid') {
+      const previous = own
+        .filter((s) => sourcePvc(s) === pvcName && !s.metadata.deletionTimestamp)
+        .sort((a, b) => (scheduledAt(b)?.getTime() ?? 0) - (scheduledAt(a)?.getTime() ?? 0))[0];
+      if (previous && snapshotState(previous) === 'pending') {
+        skips.push({
+          pvc: pvcName,
+          reason: 'PreviousNotReady',
+          message: `concurrencyPolicy Forbid: previous snapshot ${previous.metadata.name} of PVC ${pvcName} is not ready yet`,
+        });
+        return;
+      }
+    }
+    creates.push(createFor(pvc, at));
+  };
+
   // A run interrupted before its status was written (a crash mid-burst) is finished, not
   // skipped: its snapshots exist for some PVCs, so it was due for all of them. This is
-  // completion of one run, never a catch-up of missed ones.
-  const statusLast = parseTime(prior.lastScheduleTime);
-  const newestOwn = own
-    .map((s) => s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT])
-    .map((t) => parseTime(t))
-    .reduce<Date | undefined>((a, b) => later(a, b), undefined);
+  // completion of one run, never a catch-up of missed ones. "Interrupted" is judged against
+  // the newer of status and memory: a pass re-queued by its own snapshots' events, before its
+  // status write reached the cache, is not an interrupted run.
+  const newestOwn = own.map(scheduledAt).reduce<Date | undefined>((a, b) => later(a, b), undefined);
   const interrupted =
     !suspended &&
     newestOwn &&
-    (!statusLast || newestOwn > statusLast) &&
+    (!lastTaken || newestOwn > lastTaken) &&
     (due.kind !== 'due' || newestOwn < due.scheduledTime)
       ? newestOwn
       : undefined;
   if (interrupted) {
     for (const pvc of selected) {
       const created = parseTime(String(pvc.metadata.creationTimestamp ?? ''));
-      if (pvc.status?.phase !== 'Bound' || (created && created > interrupted)) continue;
-      if (!taken.has(`${pvc.metadata.name ?? ''}\0${interrupted.getTime()}`))
-        creates.push(createFor(pvc, interrupted));
+      if (created && created > interrupted) continue; // did not exist at that run
+      takeOrSkip(pvc, interrupted);
     }
   }
 
-  if (due.kind === 'due') {
-    for (const pvc of selected) {
-      const pvcName = pvc.metadata.name ?? '';
-      if (pvc.status?.phase !== 'Bound') {
-        skips.push({
-          pvc: pvcName,
-          reason: 'NotBound',
-          message: `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
-        });
-        continue;
-      }
-      if (spec.concurrencyPolicy === 'Forbid') {
-        const previous = own
-          .filter((s) => sourcePvc(s) === pvcName && !s.metadata.deletionTimestamp)
-          .sort((a, b) => (snapshotTime(b)?.getTime() ?? 0) - (snapshotTime(a)?.getTime() ?? 0))[0];
-        if (previous && snapshotState(previous) === 'pending') {
-          skips.push({
-            pvc: pvcName,
-            reason: 'PreviousNotReady',
-            message: `concurrencyPolicy Forbid: previous snapshot ${previous.metadata.name} of PVC ${pvcName} is not ready yet`,
-          });
-          continue;
-        }
-      }
-      creates.push(createFor(pvc, due.scheduledTime));
-    }
-  }
+  if (due.kind === 'due') for (const pvc of selected) takeOrSkip(pvc, due.scheduledTime);
 
   const retention = planRetention({
     scheduleName: name,
@@ -229,7 +242,14 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
           reason: 'Suspended',
           message: 'spec.suspend is true: no new snapshots',
         }
-      : { type: 'Suspended', status: 'False', reason: 'Active', message: 'taking snapshots on schedule' },
+      : resumedAt
+        ? {
+            type: 'Suspended',
+            status: 'False',
+            reason: 'Resumed',
+            message: 'resumed: taking snapshots on schedule; runs missed while suspended are not caught up',
+          }
+        : { type: 'Suspended', status: 'False', reason: 'Active', message: 'taking snapshots on schedule' },
   ];
   if (due.kind === 'too-late') {
     conditions.push({
@@ -259,7 +279,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     if (skips.length === 0) status.lastSuccessfulTime = isoSeconds(due.scheduledTime);
   } else if (interrupted) {
     status.lastScheduleTime = isoSeconds(interrupted);
-    status.lastSuccessfulTime = isoSeconds(interrupted);
+    if (skips.length === 0) status.lastSuccessfulTime = isoSeconds(interrupted);
   }
   return { key, errors: [], due, creates, skips, retention, status, wakeAt: next };
 }

@@ -5,17 +5,25 @@
  * that became held or a restore source since the plan was made is never deleted.
  */
 import type { Logger } from 'pino';
-import { LABEL_HOLD, LABEL_PVC, LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import {
+  FINALIZER,
+  LABEL_HOLD,
+  LABEL_PVC,
+  LABEL_SCHEDULE,
+  SNAPSHOT_GROUP,
+  SNAPSHOT_VERSION,
+} from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder, EventTarget } from '../kube/events.ts';
-import { errorMessage, statusOf } from '../kube/retry.ts';
+import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
 import { snapshotsInUse } from '../retention/plan.ts';
-import { snapshotState } from '../retention/snapshot-state.ts';
+import { snapshotState, snapshotTime } from '../retention/snapshot-state.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import { setConditions } from './conditions.ts';
 import type { SchedulePlan } from './decide.ts';
+import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface ExecutionResult {
@@ -59,16 +67,37 @@ function normalize(v: unknown): unknown {
   return v;
 }
 
+export interface FinalizeResult {
+  deleted: string[];
+  waiting: string[];
+  retained: string[];
+  /** The finalizer was removed: the schedule can go. */
+  released: boolean;
+}
+
+/** A lost lease ends the pass at once; every other error is one object's failure. */
+const rethrowIfFenced = (err: unknown): void => {
+  if (err instanceof NotLeaderError) throw err;
+};
+
 export class Executor {
   private readonly kube: Kube;
   private readonly events: EventRecorder;
   private readonly log: Logger;
   private readonly metrics: Metrics | undefined;
-  constructor(kube: Kube, events: EventRecorder, log: Logger, metrics?: Metrics) {
+  private readonly now: () => Date;
+  constructor(
+    kube: Kube,
+    events: EventRecorder,
+    log: Logger,
+    metrics?: Metrics,
+    now: () => Date = () => new Date(),
+  ) {
     this.kube = kube;
     this.events = events;
     this.log = log;
     this.metrics = metrics;
+    this.now = now;
   }
 
   async execute(schedule: SnapshotSchedule, plan: SchedulePlan): Promise<ExecutionResult> {
@@ -138,6 +167,7 @@ export class Executor {
           `created VolumeSnapshot ${c.name} of PVC ${c.pvc}`,
         );
       } catch (err) {
+        rethrowIfFenced(err);
         if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc))) {
           result.existed.push(c.name);
           slog.debug('snapshot already exists');
@@ -167,10 +197,11 @@ export class Executor {
       );
     }
 
+    const minReady = schedule.spec.retention.minReady ?? 1;
     for (const v of plan.retention?.deletions ?? []) {
       const slog = log.child({ pvc: v.pvc, snapshot: v.name });
       try {
-        const outcome = await this.pruneOne(namespace, v.name);
+        const outcome = await this.deleteChecked(namespace, v.name, 'prune', minReady);
         if (outcome !== 'deleted') {
           result.pruneSkipped.push({ name: v.name, why: outcome });
           slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
@@ -195,6 +226,7 @@ export class Executor {
           `deleted VolumeSnapshot ${v.name} of PVC ${v.pvc}: ${v.reasons.join(', ')}${v.error ? ` (driver error: ${v.error})` : ''}`,
         );
       } catch (err) {
+        rethrowIfFenced(err);
         result.errors.push(`delete ${v.name}: ${errorMessage(err)}`);
         slog.error({ err: errorMessage(err) }, 'snapshot prune failed');
       }
@@ -219,13 +251,14 @@ export class Executor {
             message: result.createFailures.map((f) => `${f.name}: ${f.error}`).join('; '),
           },
         ],
-        new Date(),
+        this.now(),
         schedule.metadata?.generation,
       );
     }
     try {
       result.statusWritten = await this.writeStatus(schedule, status, log);
     } catch (err) {
+      rethrowIfFenced(err);
       result.errors.push(`status: ${errorMessage(err)}`);
       log.error({ err: errorMessage(err) }, 'status update failed');
     }
@@ -234,11 +267,18 @@ export class Executor {
     return result;
   }
 
-  /** Deletes one snapshot unless a fresh read shows it held, pending or in use; returns why not. */
-  private async pruneOne(
+  /**
+   * Deletes one snapshot unless a fresh read shows a protection the plan did not see; returns
+   * why not. Pruning re-checks every protection (hold, pending, in-use, min-ready); deleting a
+   * schedule's snapshots (finalize) re-checks hold and in-use. The delete carries the
+   * resourceVersion of the read, so a change in between makes it a no-op.
+   */
+  private async deleteChecked(
     namespace: string,
     name: string,
-  ): Promise<'deleted' | 'gone' | 'hold' | 'pending' | 'in-use' | 'changed'> {
+    mode: 'prune' | 'finalize',
+    minReady = 0,
+  ): Promise<'deleted' | 'gone' | 'hold' | 'pending' | 'in-use' | 'min-ready' | 'changed'> {
     let fresh: VolumeSnapshot;
     try {
       fresh = (await this.kube.read(() =>
@@ -248,12 +288,15 @@ export class Executor {
       if (statusOf(err) === 404) return 'gone';
       throw err;
     }
+    if (fresh.metadata.deletionTimestamp) return 'gone';
     if (fresh.metadata.labels?.[LABEL_HOLD] === 'true') return 'hold';
-    if (snapshotState(fresh) === 'pending') return 'pending';
+    if (mode === 'prune' && snapshotState(fresh) === 'pending') return 'pending';
     const pvcs = (
       await this.kube.read(() => this.kube.core.listNamespacedPersistentVolumeClaim({ namespace }))
     ).items as unknown as PersistentVolumeClaim[];
     if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
+    if (mode === 'prune' && minReady > 0 && (await this.amongNewestReady(fresh, minReady)))
+      return 'min-ready';
     try {
       await this.kube.write(() =>
         this.kube.custom.deleteNamespacedCustomObject({
@@ -271,6 +314,20 @@ export class Executor {
     }
   }
 
+  /** Is this snapshot, read fresh with its siblings (same schedule and PVC), one of the newest `minReady` ready ones? */
+  private async amongNewestReady(snapshot: VolumeSnapshot, minReady: number): Promise<boolean> {
+    const labels = snapshot.metadata.labels ?? {};
+    const selector = `${LABEL_SCHEDULE}=${labels[LABEL_SCHEDULE] ?? ''},${LABEL_PVC}=${labels[LABEL_PVC] ?? ''}`;
+    const list = (await this.kube.read(() =>
+      this.kube.custom.listNamespacedCustomObject({
+        ...this.kube.snapshots,
+        namespace: snapshot.metadata.namespace ?? 'default',
+        labelSelector: selector,
+      }),
+    )) as { items: VolumeSnapshot[] };
+    return isAmongNewestReady(snapshot, list.items, minReady, this.now());
+  }
+
   private async isOurs(namespace: string, name: string, schedule: string, pvc: string): Promise<boolean> {
     try {
       const existing = (await this.kube.read(() =>
@@ -280,6 +337,67 @@ export class Executor {
       return l[LABEL_SCHEDULE] === labelValue(schedule) && l[LABEL_PVC] === labelValue(pvc);
     } catch {
       return false;
+    }
+  }
+
+  /** Adds or removes our finalizer to match deletionPolicy; true when it wrote (a new event follows). */
+  async syncFinalizers(schedule: SnapshotSchedule): Promise<boolean> {
+    const next = wantedFinalizers(schedule);
+    if (!next) return false;
+    await this.replaceFinalizers(schedule, next);
+    return true;
+  }
+
+  /** deletionPolicy Delete: carries out a DeletionPlan, and releases the schedule when it is done. */
+  async finalize(schedule: SnapshotSchedule, plan: DeletionPlan): Promise<FinalizeResult> {
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    const log = this.log.child({ schedule: schedule.metadata?.name, namespace });
+    const result: FinalizeResult = {
+      deleted: [],
+      waiting: [...plan.waiting],
+      retained: [...plan.retained],
+      released: false,
+    };
+    for (const d of plan.deletes) {
+      const outcome = await this.deleteChecked(namespace, d.name, 'finalize');
+      if (outcome === 'deleted' || outcome === 'gone') {
+        result.deleted.push(d.name);
+        log.info({ snapshot: d.name }, 'snapshot deleted with its schedule');
+      } else if (outcome === 'hold') result.retained.push(d.name);
+      else result.waiting.push(d.name); // in use, or changed since read: look again next pass
+    }
+    if (result.waiting.length > 0) {
+      await this.events.record(
+        scheduleTarget(schedule),
+        'Normal',
+        'WaitingForRestore',
+        `${result.waiting.length} snapshot(s) are restore sources of PVCs not yet Bound (or changed); deleting them once the restores finish`,
+      );
+      return result;
+    }
+    await this.replaceFinalizers(
+      schedule,
+      (schedule.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+    );
+    result.released = true;
+    if (result.retained.length > 0)
+      log.info({ retained: result.retained }, 'held snapshots left in place with the schedule gone');
+    return result;
+  }
+
+  /** Replaces the finalizer list under the schedule's resourceVersion; a conflict waits for the next pass. */
+  private async replaceFinalizers(schedule: SnapshotSchedule, finalizers: string[]): Promise<void> {
+    try {
+      await this.kube.write(() =>
+        this.kube.custom.replaceNamespacedCustomObject({
+          ...this.kube.schedules,
+          namespace: schedule.metadata?.namespace ?? 'default',
+          name: schedule.metadata?.name ?? '',
+          body: { ...schedule, metadata: { ...schedule.metadata, finalizers } },
+        }),
+      );
+    } catch (err) {
+      if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;
     }
   }
 
@@ -324,6 +442,24 @@ export class Executor {
     }
     return false;
   }
+}
+
+/** Rank among the ready snapshots of one PVC, newest first (ties by name), as the planner ranks them. */
+function isAmongNewestReady(
+  s: VolumeSnapshot,
+  siblings: VolumeSnapshot[],
+  minReady: number,
+  _now: Date,
+): boolean {
+  const ready = siblings
+    .filter((x) => !x.metadata.deletionTimestamp && snapshotState(x) === 'ready')
+    .sort(
+      (a, b) =>
+        (snapshotTime(b)?.getTime() ?? 0) - (snapshotTime(a)?.getTime() ?? 0) ||
+        (b.metadata.name ?? '').localeCompare(a.metadata.name ?? ''),
+    );
+  const rank = ready.findIndex((x) => x.metadata.name === s.metadata.name);
+  return rank >= 0 && rank < minReady;
 }
 
 export const snapshotApiVersion = `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`;

@@ -4,11 +4,17 @@
  * for a full lease duration (judged by its own clock, so clock skew between
  * nodes does not matter). Updates carry the resourceVersion, so two standbys can
  * never both win.
+ *
+ * Fencing: a standby's lease-duration countdown starts no earlier than our last
+ * successful renewal was *sent*. So "am I leader" is not a flag but a deadline,
+ * `renewSentAt + fenceFraction * leaseDuration`, checked at the moment of every write
+ * (`holdsLease()`): a process that was frozen, or whose renewal hangs, stops writing
+ * before a standby can start. Every lease call has a deadline of its own.
  */
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Kube } from '../kube/client.ts';
-import { errorMessage, sleep, statusOf } from '../kube/retry.ts';
+import { errorMessage, sleep, statusOf, withDeadline } from '../kube/retry.ts';
 
 export interface LeaderOptions {
   kube: Kube;
@@ -20,7 +26,12 @@ export interface LeaderOptions {
   log: Logger;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** Monotonic milliseconds; injectable for tests. */
+  monotonicNow?: () => number;
 }
+
+/** Share of the lease duration after the last renewal was sent during which we still act. */
+const FENCE_FRACTION = 0.8;
 
 /** metav1.MicroTime wants six fractional digits. */
 const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -31,15 +42,32 @@ export class LeaderElector {
   private stopped = false;
   private observedRecord = '';
   private observedAt = 0;
-  private lastRenew = 0;
+  /** Monotonic time at which the last successful renewal (or acquisition) was sent. */
+  private renewSentAt = -Infinity;
   private loop: Promise<void> | undefined;
+  private readonly mono: () => number;
 
   constructor(o: LeaderOptions) {
     this.o = o;
+    this.mono = o.monotonicNow ?? (() => performance.now());
+  }
+
+  /** True only while the lease is ours by our own clock: checked at the moment of each write. */
+  holdsLease(): boolean {
+    return this.leading && this.mono() - this.renewSentAt < this.fenceMs();
   }
 
   get isLeader(): boolean {
-    return this.leading;
+    return this.holdsLease();
+  }
+
+  private fenceMs(): number {
+    return this.o.leaseDurationSeconds * 1000 * FENCE_FRACTION;
+  }
+
+  /** A lease call may not outlive the fence: a hung renewal must not keep us "leading". */
+  private callDeadlineMs(): number {
+    return Math.max(500, Math.min(this.o.retryPeriodMs * 2, this.fenceMs() / 2));
   }
 
   start(): void {
@@ -53,10 +81,8 @@ export class LeaderElector {
       } catch (err) {
         this.o.log.warn({ err: errorMessage(err), lease: this.o.name }, 'lease update failed');
       }
-      // Lost the ability to renew for a whole lease: stop acting before anyone else may start.
-      if (this.leading && Date.now() - this.lastRenew > this.o.leaseDurationSeconds * 1000 * 0.8) {
-        this.setLeading(false);
-      }
+      // Could not renew within the fence: stop acting before anyone else may start.
+      if (this.leading && !this.holdsLease()) this.setLeading(false);
       await sleep(this.o.retryPeriodMs);
     }
   }
@@ -74,26 +100,36 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { kube, namespace, name, identity } = this.o;
+    const deadline = this.callDeadlineMs();
     const now = new Date();
     let lease: V1Lease;
     try {
-      lease = await kube.coordination.readNamespacedLease({ name, namespace });
+      lease = await withDeadline(
+        kube.coordination.readNamespacedLease({ name, namespace }),
+        deadline,
+        'read lease',
+      );
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
-      await kube.coordination.createNamespacedLease({
-        namespace,
-        body: {
-          metadata: { name, namespace },
-          spec: {
-            holderIdentity: identity,
-            leaseDurationSeconds: this.o.leaseDurationSeconds,
-            acquireTime: microTime(now) as unknown as Date,
-            renewTime: microTime(now) as unknown as Date,
-            leaseTransitions: 0,
+      const sentAt = this.mono();
+      await withDeadline(
+        kube.coordination.createNamespacedLease({
+          namespace,
+          body: {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: this.o.leaseDurationSeconds,
+              acquireTime: microTime(now) as unknown as Date,
+              renewTime: microTime(now) as unknown as Date,
+              leaseTransitions: 0,
+            },
           },
-        },
-      });
-      this.lastRenew = Date.now();
+        }),
+        deadline,
+        'create lease',
+      );
+      this.renewSentAt = sentAt;
       this.setLeading(true);
       return;
     }
@@ -101,11 +137,11 @@ export class LeaderElector {
     const record = `${spec.holderIdentity ?? ''}|${String(spec.renewTime)}`;
     if (record !== this.observedRecord) {
       this.observedRecord = record;
-      this.observedAt = Date.now();
+      this.observedAt = this.mono();
     }
     const holder = spec.holderIdentity ?? '';
     const duration = (spec.leaseDurationSeconds ?? this.o.leaseDurationSeconds) * 1000;
-    const expired = holder === '' || Date.now() - this.observedAt > duration;
+    const expired = holder === '' || this.mono() - this.observedAt > duration;
     if (holder !== identity && !expired) {
       this.setLeading(false);
       return;
@@ -123,13 +159,19 @@ export class LeaderElector {
           }
         : {}),
     };
+    // The standby's countdown starts after it sees this write, so time it from before sending.
+    const sentAt = this.mono();
     try {
-      await kube.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+      await withDeadline(
+        kube.coordination.replaceNamespacedLease({ name, namespace, body: lease }),
+        deadline,
+        'renew lease',
+      );
     } catch (err) {
       if (statusOf(err) === 409) return; // someone else wrote first; look again next period
       throw err;
     }
-    this.lastRenew = Date.now();
+    this.renewSentAt = sentAt;
     this.setLeading(true);
   }
 
@@ -139,11 +181,20 @@ export class LeaderElector {
     await this.loop;
     if (!this.leading) return;
     const { kube, namespace, name } = this.o;
+    const deadline = this.callDeadlineMs();
     try {
-      const lease = await kube.coordination.readNamespacedLease({ name, namespace });
+      const lease = await withDeadline(
+        kube.coordination.readNamespacedLease({ name, namespace }),
+        deadline,
+        'read lease',
+      );
       if (lease.spec?.holderIdentity === this.o.identity) {
         lease.spec = { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 };
-        await kube.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+        await withDeadline(
+          kube.coordination.replaceNamespacedLease({ name, namespace, body: lease }),
+          deadline,
+          'release lease',
+        );
       }
     } catch (err) {
       this.o.log.warn({ err: errorMessage(err) }, 'could not release lease');

@@ -1,15 +1,19 @@
 /**
  * `snapcron tick`: one pass over every schedule, for a Kubernetes CronJob. No watch,
- * no lease: deterministic snapshot names make two overlapping ticks harmless.
+ * no lease: deterministic snapshot names make two overlapping ticks harmless. It runs
+ * the same decisions as the controller: `decide` for a live schedule, the finalizer
+ * sync, and `planDeletion` for a schedule being deleted with deletionPolicy Delete.
  */
 import type { Logger } from 'pino';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { LABEL_SCHEDULE } from '../api/constants.ts';
+import { DEFAULT_TICK_INTERVAL_SECONDS, tickModeWarnings } from '../api/warnings.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage } from '../kube/retry.ts';
 import { decide, scheduleKey } from './decide.ts';
+import { needsFinalizing, planDeletion } from './deletion.ts';
 import { Executor } from './executor.ts';
 
 export interface TickOptions {
@@ -17,47 +21,77 @@ export interface TickOptions {
   log: Logger;
   /** Only this namespace; all namespaces when unset. */
   namespace?: string | undefined;
+  /** How often the CronJob runs the tick, for the startingDeadlineSeconds warning. */
+  intervalSeconds?: number | undefined;
   now?: () => Date;
   out: (line: string) => void;
+}
+
+interface World {
+  pvcs: PersistentVolumeClaim[];
+  snapshots: VolumeSnapshot[];
 }
 
 export async function tick(opts: TickOptions): Promise<number> {
   const { kube, log, out } = opts;
   const clock = opts.now ?? (() => new Date());
-  const executor = new Executor(kube, new EventRecorder(kube, log), log);
+  const interval = opts.intervalSeconds ?? DEFAULT_TICK_INTERVAL_SECONDS;
+  const executor = new Executor(kube, new EventRecorder(kube, log, clock), log, undefined, clock);
   const list: unknown = opts.namespace
     ? await kube.read(() =>
         kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: opts.namespace as string }),
       )
     : await kube.read(() => kube.custom.listClusterCustomObject({ ...kube.schedules }));
   const schedules = ((list as { items: SnapshotSchedule[] }).items ?? []).filter(
-    (s) => !s.metadata?.deletionTimestamp,
+    (s) => !s.metadata?.deletionTimestamp || needsFinalizing(s),
   );
   if (schedules.length === 0) {
     out(`no SnapshotSchedules found${opts.namespace ? ` in namespace ${opts.namespace}` : ''}`);
     return 0;
   }
-  const byNamespace = new Map<string, { pvcs: PersistentVolumeClaim[]; snapshots: VolumeSnapshot[] }>();
+  const worlds = new Map<string, World>();
+  const worldOf = async (namespace: string): Promise<World> => {
+    let world = worlds.get(namespace);
+    if (!world) {
+      const pvcs = await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace }));
+      const snaps: unknown = await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({
+          ...kube.snapshots,
+          namespace,
+          labelSelector: LABEL_SCHEDULE,
+        }),
+      );
+      world = {
+        pvcs: pvcs.items as unknown as PersistentVolumeClaim[],
+        snapshots: (snaps as { items: VolumeSnapshot[] }).items,
+      };
+      worlds.set(namespace, world);
+    }
+    return world;
+  };
+
   let failures = 0;
   for (const schedule of schedules) {
     const key = scheduleKey(schedule);
     const namespace = schedule.metadata?.namespace ?? 'default';
+    const slog = log.child({ schedule: schedule.metadata?.name, namespace });
     try {
-      let world = byNamespace.get(namespace);
-      if (!world) {
-        const pvcs = await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace }));
-        const snaps: unknown = await kube.read(() =>
-          kube.custom.listNamespacedCustomObject({
-            ...kube.snapshots,
-            namespace,
-            labelSelector: LABEL_SCHEDULE,
-          }),
+      const world = await worldOf(namespace);
+      if (needsFinalizing(schedule)) {
+        const r = await executor.finalize(schedule, planDeletion(schedule, world.snapshots, world.pvcs));
+        out(
+          `${key}: deleting (deletionPolicy Delete): ${r.deleted.length} snapshots deleted, ${r.retained.length} held kept, ${r.waiting.length} waiting for restores; ${r.released ? 'schedule released' : 'finalizer kept until the next tick'}`,
         );
-        world = {
-          pvcs: pvcs.items as unknown as PersistentVolumeClaim[],
-          snapshots: (snaps as { items: VolumeSnapshot[] }).items,
-        };
-        byNamespace.set(namespace, world);
+        continue;
+      }
+      if (await executor.syncFinalizers(schedule)) {
+        // The finalizer write changed the object: act on it next tick, from a fresh read.
+        out(`${key}: finalizer updated for deletionPolicy ${schedule.spec.deletionPolicy ?? 'Retain'}`);
+        continue;
+      }
+      for (const w of tickModeWarnings(schedule.spec ?? {}, interval)) {
+        slog.warn({ path: w.path }, w.message);
+        out(`${key}: warning: ${w.path}: ${w.message}`);
       }
       const plan = decide({ schedule, pvcs: world.pvcs, snapshots: world.snapshots, now: clock() });
       const r = await executor.execute(schedule, plan);
@@ -76,10 +110,7 @@ export async function tick(opts: TickOptions): Promise<number> {
       );
     } catch (err) {
       failures++;
-      log.error(
-        { schedule: schedule.metadata?.name, namespace, err: errorMessage(err) },
-        'tick failed for schedule',
-      );
+      slog.error({ err: errorMessage(err) }, 'tick failed for schedule');
       out(`${key}: failed: ${errorMessage(err)}`);
     }
   }

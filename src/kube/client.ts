@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, SCHEDULE_PLURAL, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION } from '../api/constants.ts';
-import { TokenBucket, withRetry, type RetryOptions } from './retry.ts';
+import { NotLeaderError, TokenBucket, withRetry, type RetryOptions } from './retry.ts';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -20,6 +20,7 @@ export class Kube {
   readonly admission: k8s.AdmissionregistrationV1Api;
   private readonly writes: TokenBucket;
   private readonly retry: RetryOptions;
+  private fence: (() => boolean) | undefined;
 
   constructor(kc: k8s.KubeConfig, opts: KubeOptions = {}) {
     this.kc = kc;
@@ -52,10 +53,22 @@ export class Kube {
     return withRetry(fn, this.retry);
   }
 
-  /** A write: throttled by the token bucket, retried on transient errors. */
+  /**
+   * The same clients and write budget, but writes go out only while `holds()` is true
+   * (the controller's lease check), asked at the moment of each attempt, after the rate
+   * limiter's wait. The webhook keeps the unfenced client: every replica serves it.
+   */
+  fenced(holds: () => boolean): Kube {
+    const view = Object.create(this) as Kube;
+    view.fence = holds;
+    return view;
+  }
+
+  /** A write: throttled by the token bucket, fenced by the lease, retried on transient errors. */
   write<T>(fn: () => Promise<T>): Promise<T> {
     return withRetry(async () => {
       await this.writes.take();
+      if (this.fence && !this.fence()) throw new NotLeaderError();
       return fn();
     }, this.retry);
   }

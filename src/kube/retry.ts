@@ -41,7 +41,33 @@ export function statusOf(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/** A write refused locally because this process no longer holds the leader lease. Never retried. */
+export class NotLeaderError extends Error {
+  constructor(what = 'write') {
+    super(`${what} refused: this process does not hold the leader lease`);
+    this.name = 'NotLeaderError';
+  }
+}
+
+/** A call that did not answer within its deadline. */
+export class DeadlineError extends Error {
+  constructor(what: string, ms: number) {
+    super(`${what}: no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** Rejects with DeadlineError when `call` has not settled within `ms` (the call itself is left to finish). */
+export function withDeadline<T>(call: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError(what, ms)), ms);
+  });
+  return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
+}
+
 export function isTransient(err: unknown): boolean {
+  if (err instanceof NotLeaderError) return false;
   const status = statusOf(err);
   if (status !== undefined) return status === 429 || status >= 500;
   // No HTTP status: the request never got an answer (refused, reset, timed out).
