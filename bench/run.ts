@@ -69,7 +69,7 @@ for (let p = 0; p < 20; p++) {
     const at = new Date(Date.UTC(2026, 5, 15) - i * 3_600_000);
     const meta = snapshotMetadata(`data-${p}`, 'hourly', at);
     snapshots.push({
-      metadata: { name: `data-${p}-${i}`, namespace: 'default', ...meta },
+      metadata: { name: `data-${p}-${i}`, namespace: 'default', creationTimestamp: at.toISOString(), ...meta },
       spec: { source: { persistentVolumeClaimName: `data-${p}` } },
       status: { readyToUse: true },
     });

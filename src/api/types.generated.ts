@@ -40,7 +40,7 @@ export interface SnapshotScheduleStatus {
   lastSuccessfulTime?: string;
   /** Counts of this schedule's VolumeSnapshots by state. */
   snapshots?: SnapshotCounts;
-  /** Ready, Suspended and InvalidSpec conditions. */
+  /** Ready, Suspended (reason Resumed after a resume: runs missed while suspended are not caught up), InvalidSpec and SnapshotsStuck conditions. */
   conditions?: Condition[];
 }
 
@@ -64,9 +64,11 @@ export interface Condition {
 export interface SnapshotCounts {
   /** Snapshots with status.readyToUse true. */
   ready?: number;
-  /** Snapshots not ready yet and without an error. */
+  /** Snapshots not ready yet: no error, or an error younger than retention.failedAfter (the snapshot controller is still retrying). */
   pending?: number;
-  /** Snapshots not ready with status.error set. */
+  /** Snapshots still not ready after retention.pendingDeadline. Kept (they may complete), reported by the SnapshotsStuck condition, a SnapshotStuck event and the snapcron_snapshots{state="stuck"} gauge. */
+  stuck?: number;
+  /** Snapshots not ready whose error has lasted longer than retention.failedAfter. */
   failed?: number;
 }
 
@@ -76,7 +78,7 @@ export interface SnapshotScheduleSpec {
   schedule: string;
   /** IANA time zone name the schedule is evaluated in, e.g. Asia/Shanghai or Europe/Berlin. Retention's hourly/daily/weekly/monthly/yearly buckets use it too. */
   timeZone?: string;
-  /** When true no new snapshots are taken; retention still prunes. Runs missed while suspended are not caught up. */
+  /** When true no new snapshots are taken; retention still prunes. Runs missed while suspended are never caught up: the first pass that sees the schedule resumed records the moment in the Suspended condition (status False, reason Resumed) and fires from the next fire time after it. */
   suspend?: boolean;
   /** How late, in seconds, a missed run may still be taken (after a controller outage). At most one catch-up snapshot is ever taken, for the most recent missed time. Unset: always take it. */
   startingDeadlineSeconds?: number;
@@ -86,15 +88,15 @@ export interface SnapshotScheduleSpec {
   snapshotClassName?: string;
   /** Extra metadata copied onto every VolumeSnapshot the schedule creates. */
   snapshotTemplate?: SnapshotTemplate;
-  /** Allow takes a snapshot at every fire time. Forbid skips a PVC whose previous snapshot from this schedule is not ready yet, and records an event. */
+  /** Allow takes a snapshot at every fire time. Forbid skips a PVC whose newest snapshot from this schedule is not ready yet (pending or stuck), in every pass including one that finishes a run interrupted by a crash, and records an event; a run with a skipped PVC does not move status.lastSuccessfulTime. Either way retention.maxPending bounds the not-ready snapshots of a PVC. */
   concurrencyPolicy?: "Allow" | "Forbid";
-  /** Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. Held (label snapcron.io/hold=true), pending, in-use restore sources and the newest minReady ready snapshots are never deleted. */
+  /** Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. A snapshot's time is when its data was cut (status.creationTime, else its creation), not its scheduled time. Held (label snapcron.io/hold=true), pending and stuck snapshots, in-use restore sources and, when minReady is at least 1, the newest minReady ready snapshots are never deleted. Failed snapshots (a driver error lasting longer than failedAfter) are deleted. */
   retention: RetentionPolicy;
-  /** What happens to this schedule's snapshots when the schedule is deleted: Retain leaves them, Delete deletes them first (through a finalizer). */
+  /** What happens to this schedule's snapshots when the schedule is deleted: Retain leaves them, Delete deletes them first (through a finalizer, run by the controller and by snapcron tick alike): every snapshot of the schedule except held ones (label snapcron.io/hold=true, left in place) is deleted, restore sources still read by a not-yet-Bound PVC are waited for, and then the schedule goes. */
   deletionPolicy?: "Retain" | "Delete";
 }
 
-/** Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. Held (label snapcron.io/hold=true), pending, in-use restore sources and the newest minReady ready snapshots are never deleted. */
+/** Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. A snapshot's time is when its data was cut (status.creationTime, else its creation), not its scheduled time. Held (label snapcron.io/hold=true), pending and stuck snapshots, in-use restore sources and, when minReady is at least 1, the newest minReady ready snapshots are never deleted. Failed snapshots (a driver error lasting longer than failedAfter) are deleted. */
 export interface RetentionPolicy {
   /** Keep at most this many ready snapshots per PVC; older ones are deleted. */
   maxCount?: number;
@@ -102,8 +104,14 @@ export interface RetentionPolicy {
   expires?: string;
   /** Keep rules with restic 'forget' semantics: a ready snapshot not selected by any rule is deleted. Buckets are local times in timeZone. */
   keep?: KeepRules;
-  /** The newest minReady ready snapshots of each PVC are never deleted, whatever the other rules say, so a PVC always keeps a good copy. 0 turns this guard off. */
+  /** N >= 1: the newest N ready snapshots of each PVC are never deleted by retention, whatever maxCount, expires and keep say, so a PVC keeps its last good copies even when every one has expired. 0 turns this guard off: expires may then delete every ready snapshot of a PVC, including its only good copy (maxCount and keep on their own always leave at least one). */
   minReady?: number;
+  /** How long a snapshot's driver error (status.error) must last before the snapshot counts as failed and is deleted. The snapshot controller keeps retrying and clears the error on success, so until then the snapshot stays pending and protected. Measured from status.error.time, else from the snapshot's time. A duration like expires, e.g. 30m, 1h, 1d. */
+  failedAfter?: string;
+  /** How long a snapshot may stay not ready (counted from its creation) before it is reported stuck. A stuck snapshot is still never deleted (it may yet complete), but it is reported, and it counts towards maxPending. A duration like expires, e.g. 6h, 1d. */
+  pendingDeadline?: string;
+  /** At most this many not-ready (pending or stuck) snapshots per PVC: while a PVC has this many, no new snapshot of it is taken (the run is skipped for that PVC with an event), so a missing snapshot controller or a stuck driver cannot pile up snapshots, whatever concurrencyPolicy says. */
+  maxPending?: number;
 }
 
 /** Keep rules with restic 'forget' semantics: a ready snapshot not selected by any rule is deleted. Buckets are local times in timeZone. */
@@ -204,7 +212,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
         "suspend": {
           "type": "boolean",
           "default": false,
-          "description": "When true no new snapshots are taken; retention still prunes. Runs missed while suspended are not caught up."
+          "description": "When true no new snapshots are taken; retention still prunes. Runs missed while suspended are never caught up: the first pass that sees the schedule resumed records the moment in the Suspended condition (status False, reason Resumed) and fires from the next fire time after it."
         },
         "startingDeadlineSeconds": {
           "type": "integer",
@@ -317,7 +325,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
         },
         "concurrencyPolicy": {
           "type": "string",
-          "description": "Allow takes a snapshot at every fire time. Forbid skips a PVC whose previous snapshot from this schedule is not ready yet, and records an event.",
+          "description": "Allow takes a snapshot at every fire time. Forbid skips a PVC whose newest snapshot from this schedule is not ready yet (pending or stuck), in every pass including one that finishes a run interrupted by a crash, and records an event; a run with a skipped PVC does not move status.lastSuccessfulTime. Either way retention.maxPending bounds the not-ready snapshots of a PVC.",
           "enum": [
             "Allow",
             "Forbid"
@@ -326,7 +334,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
         },
         "retention": {
           "type": "object",
-          "description": "Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. Held (label snapcron.io/hold=true), pending, in-use restore sources and the newest minReady ready snapshots are never deleted.",
+          "description": "Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. A snapshot's time is when its data was cut (status.creationTime, else its creation), not its scheduled time. Held (label snapcron.io/hold=true), pending and stuck snapshots, in-use restore sources and, when minReady is at least 1, the newest minReady ready snapshots are never deleted. Failed snapshots (a driver error lasting longer than failedAfter) are deleted.",
           "properties": {
             "maxCount": {
               "type": "integer",
@@ -401,7 +409,41 @@ export const openAPIV3Schema: Record<string, unknown> = {
               "minimum": 0,
               "maximum": 10000,
               "default": 1,
-              "description": "The newest minReady ready snapshots of each PVC are never deleted, whatever the other rules say, so a PVC always keeps a good copy. 0 turns this guard off."
+              "description": "N >= 1: the newest N ready snapshots of each PVC are never deleted by retention, whatever maxCount, expires and keep say, so a PVC keeps its last good copies even when every one has expired. 0 turns this guard off: expires may then delete every ready snapshot of a PVC, including its only good copy (maxCount and keep on their own always leave at least one)."
+            },
+            "failedAfter": {
+              "type": "string",
+              "description": "How long a snapshot's driver error (status.error) must last before the snapshot counts as failed and is deleted. The snapshot controller keeps retrying and clears the error on success, so until then the snapshot stays pending and protected. Measured from status.error.time, else from the snapshot's time. A duration like expires, e.g. 30m, 1h, 1d.",
+              "default": "1h",
+              "maxLength": 32,
+              "pattern": "^([0-9]+[smhdw])+$",
+              "x-kubernetes-validations": [
+                {
+                  "rule": "!self.matches('^(0+[smhdw])+$')",
+                  "message": "must be longer than zero, e.g. 1h"
+                }
+              ]
+            },
+            "pendingDeadline": {
+              "type": "string",
+              "description": "How long a snapshot may stay not ready (counted from its creation) before it is reported stuck. A stuck snapshot is still never deleted (it may yet complete), but it is reported, and it counts towards maxPending. A duration like expires, e.g. 6h, 1d.",
+              "default": "6h",
+              "maxLength": 32,
+              "pattern": "^([0-9]+[smhdw])+$",
+              "x-kubernetes-validations": [
+                {
+                  "rule": "!self.matches('^(0+[smhdw])+$')",
+                  "message": "must be longer than zero, e.g. 6h"
+                }
+              ]
+            },
+            "maxPending": {
+              "type": "integer",
+              "format": "int32",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 3,
+              "description": "At most this many not-ready (pending or stuck) snapshots per PVC: while a PVC has this many, no new snapshot of it is taken (the run is skipped for that PVC with an event), so a missing snapshot controller or a stuck driver cannot pile up snapshots, whatever concurrencyPolicy says."
             }
           },
           "x-kubernetes-validations": [
@@ -413,7 +455,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
         },
         "deletionPolicy": {
           "type": "string",
-          "description": "What happens to this schedule's snapshots when the schedule is deleted: Retain leaves them, Delete deletes them first (through a finalizer).",
+          "description": "What happens to this schedule's snapshots when the schedule is deleted: Retain leaves them, Delete deletes them first (through a finalizer, run by the controller and by snapcron tick alike): every snapshot of the schedule except held ones (label snapcron.io/hold=true, left in place) is deleted, restore sources still read by a not-yet-Bound PVC are waited for, and then the schedule goes.",
           "enum": [
             "Retain",
             "Delete"
@@ -458,18 +500,23 @@ export const openAPIV3Schema: Record<string, unknown> = {
             "pending": {
               "type": "integer",
               "format": "int32",
-              "description": "Snapshots not ready yet and without an error."
+              "description": "Snapshots not ready yet: no error, or an error younger than retention.failedAfter (the snapshot controller is still retrying)."
+            },
+            "stuck": {
+              "type": "integer",
+              "format": "int32",
+              "description": "Snapshots still not ready after retention.pendingDeadline. Kept (they may complete), reported by the SnapshotsStuck condition, a SnapshotStuck event and the snapcron_snapshots{state=\"stuck\"} gauge."
             },
             "failed": {
               "type": "integer",
               "format": "int32",
-              "description": "Snapshots not ready with status.error set."
+              "description": "Snapshots not ready whose error has lasted longer than retention.failedAfter."
             }
           }
         },
         "conditions": {
           "type": "array",
-          "description": "Ready, Suspended and InvalidSpec conditions.",
+          "description": "Ready, Suspended (reason Resumed after a resume: runs missed while suspended are not caught up), InvalidSpec and SnapshotsStuck conditions.",
           "x-kubernetes-list-type": "map",
           "x-kubernetes-list-map-keys": [
             "type"

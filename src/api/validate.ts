@@ -101,12 +101,19 @@ function semanticErrors(s: SnapshotSchedule): FieldError[] {
       message: 'retention needs at least one of maxCount, expires, keep (e.g. maxCount: 7)',
     });
   }
-  if (typeof retention.expires === 'string') {
+  const durations = { expires: '7d', failedAfter: '1h', pendingDeadline: '6h' } as const;
+  for (const [field, example] of Object.entries(durations) as [keyof typeof durations, string][]) {
+    const text = retention[field];
+    if (typeof text !== 'string') continue;
     try {
-      parseDuration(retention.expires);
+      parseDuration(text);
     } catch (err) {
       if (!(err instanceof DurationError)) throw err;
-      errors.push({ path: 'spec.retention.expires', message: err.message });
+      const zero = field !== 'expires' && /^(0+[smhdw])+$/.test(text);
+      errors.push({
+        path: `spec.retention.${field}`,
+        message: zero ? `"${text}" is zero: ${field} must be longer than zero, e.g. ${example}` : err.message,
+      });
     }
   }
   if (

@@ -1,6 +1,5 @@
 /** `snapcron controller` and `snapcron tick`: the commands that talk to a cluster. */
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { startWebhook } from '../restore/webhook.ts';
@@ -8,13 +7,137 @@ import { Controller } from '../controller/controller.ts';
 import { Metrics } from '../controller/metrics.ts';
 import { startHttpServer } from '../controller/server.ts';
 import { tick } from '../controller/tick.ts';
-import { parseDuration } from '../schedule/duration.ts';
+import { formatDuration, parseDuration } from '../schedule/duration.ts';
+import { DEFAULT_TICK_INTERVAL_SECONDS } from '../api/warnings.ts';
 import { makeLogger } from '../log.ts';
 import { UserError } from './errors.ts';
+import { defineCommand, parseCommand, type Options } from './options.ts';
 
-export const controllerUsage =
-  'snapcron controller [--namespace NS] [--metrics-addr :8080] [--lease-namespace NS] [--lease-name snapcron-controller] [--lease-duration 15s] [--retry-period 2s] [--qps 20] [--burst 30] [--identity ID] [--log-level info] [--webhook-addr :9443|off] [--webhook-cert-dir DIR] [--webhook-config-name snapcron-restore] [--webhook-secret-name snapcron-webhook-tls]';
-export const tickUsage = 'snapcron tick [--namespace NS] [--qps 20] [--burst 30] [--log-level info]';
+/** Options controller and tick share: scope, client-side write rate, log level. */
+const scope = {
+  namespace: {
+    type: 'string',
+    value: 'NS',
+    shownDefault: 'all namespaces',
+    description: "only this namespace's SnapshotSchedules, PVCs and snapshots",
+  },
+} as const satisfies Options;
+const rate = {
+  qps: {
+    type: 'string',
+    default: '20',
+    value: 'N',
+    description: 'client-side write rate limit, requests per second',
+  },
+  burst: { type: 'string', default: '30', value: 'N', description: 'writes allowed at once above --qps' },
+} as const satisfies Options;
+const logLevelOption = (fallback: string) =>
+  ({
+    'log-level': {
+      type: 'string',
+      value: 'LEVEL',
+      shownDefault: `$SNAPCRON_LOG_LEVEL, else ${fallback}`,
+      description: 'trace, debug, info, warn or error',
+    },
+  }) as const satisfies Options;
+
+export const controllerCommand = defineCommand({
+  name: 'controller',
+  summary:
+    'Runs the controller: watches SnapshotSchedules, PVCs and their VolumeSnapshots, takes and prunes snapshots while it holds the leader Lease, and serves metrics and the restore webhook.',
+  options: {
+    ...scope,
+    'metrics-addr': {
+      type: 'string',
+      default: ':8080',
+      value: 'ADDR',
+      description: 'serve /metrics, /healthz and /readyz here',
+    },
+    'lease-namespace': {
+      type: 'string',
+      value: 'NS',
+      shownDefault: "the pod's, else the kubeconfig context's",
+      description: 'namespace of the leader Lease and the webhook Secret',
+    },
+    'lease-name': {
+      type: 'string',
+      default: 'snapcron-controller',
+      value: 'NAME',
+      description: 'name of the leader Lease',
+    },
+    'lease-duration': {
+      type: 'string',
+      default: '15s',
+      value: 'DURATION',
+      description: 'how long the lease holds without renewal',
+    },
+    'retry-period': {
+      type: 'string',
+      default: '2s',
+      value: 'DURATION',
+      description: 'how often to renew the lease or try to take it; also in ms, e.g. 500ms',
+    },
+    ...rate,
+    identity: {
+      type: 'string',
+      value: 'ID',
+      shownDefault: 'HOSTNAME-PID',
+      description: "this replica's name in the lease",
+    },
+    ...logLevelOption('info'),
+    'webhook-addr': {
+      type: 'string',
+      default: ':9443',
+      value: 'ADDR',
+      description: 'serve the restore webhook here; off turns it off',
+    },
+    'webhook-cert-dir': {
+      type: 'string',
+      value: 'DIR',
+      shownDefault: 'the shared pair in --webhook-secret-name',
+      description: 'serve tls.crt/tls.key from here (e.g. cert-manager), reloaded when renewed',
+    },
+    'webhook-config-name': {
+      type: 'string',
+      default: 'snapcron-restore',
+      value: 'NAME',
+      description: 'MutatingWebhookConfiguration whose caBundle is kept',
+    },
+    'webhook-secret-name': {
+      type: 'string',
+      default: 'snapcron-webhook-tls',
+      value: 'NAME',
+      description: 'Secret holding the shared CA and serving certificate',
+    },
+    'webhook-dns-names': {
+      type: 'string',
+      default: 'snapcron-webhook.snapcron-system.svc,localhost',
+      value: 'NAMES',
+      description: 'comma-separated DNS names of the serving certificate',
+    },
+  },
+});
+
+export const tickCommand = defineCommand({
+  name: 'tick',
+  summary:
+    "One pass, e.g. from a CronJob: takes each schedule's due run, prunes, updates status, prints a line per schedule; exits non-zero if anything failed.",
+  options: {
+    ...scope,
+    interval: {
+      type: 'string',
+      value: 'DURATION',
+      shownDefault: formatDuration(DEFAULT_TICK_INTERVAL_SECONDS * 1000),
+      description:
+        'how often the CronJob runs this tick (its schedule): warns about schedules whose startingDeadlineSeconds is shorter',
+    },
+    ...rate,
+    ...logLevelOption('warn'),
+  },
+});
+
+const logLevel = (flag: string | undefined, fallback: string): string =>
+  flag ?? process.env.SNAPCRON_LOG_LEVEL ?? fallback;
 
 const number = (flag: string, text: string): number => {
   const n = Number(text);
@@ -43,27 +166,9 @@ function connect(qps: number, burst: number): Kube {
 }
 
 export async function runController(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      namespace: { type: 'string' },
-      'metrics-addr': { type: 'string', default: ':8080' },
-      'lease-namespace': { type: 'string' },
-      'lease-name': { type: 'string', default: 'snapcron-controller' },
-      'lease-duration': { type: 'string', default: '15s' },
-      'retry-period': { type: 'string', default: '2s' },
-      qps: { type: 'string', default: '20' },
-      burst: { type: 'string', default: '30' },
-      identity: { type: 'string', default: `${hostname()}-${process.pid}` },
-      'log-level': { type: 'string', default: process.env.SNAPCRON_LOG_LEVEL ?? 'info' },
-      'webhook-addr': { type: 'string', default: ':9443' },
-      'webhook-cert-dir': { type: 'string' },
-      'webhook-config-name': { type: 'string', default: 'snapcron-restore' },
-      'webhook-secret-name': { type: 'string', default: 'snapcron-webhook-tls' },
-      'webhook-dns-names': { type: 'string', default: 'snapcron-webhook.snapcron-system.svc,localhost' },
-    },
-  });
-  const log = makeLogger(values['log-level']);
+  const { values } = parseCommand(controllerCommand, args);
+  const identity = values.identity ?? `${hostname()}-${process.pid}`;
+  const log = makeLogger(logLevel(values['log-level'], 'info'));
   const kube = connect(number('qps', values.qps), number('burst', values.burst));
   const metrics = new Metrics();
   const ownNamespace = values['lease-namespace'] ?? kube.defaultNamespace();
@@ -75,13 +180,13 @@ export async function runController(args: string[]): Promise<number> {
     lease: {
       namespace: ownNamespace,
       name: values['lease-name'],
-      identity: values.identity,
+      identity,
       durationSeconds: Math.max(1, Math.round(seconds('lease-duration', values['lease-duration']) / 1000)),
       retryPeriodMs: seconds('retry-period', values['retry-period']),
     },
   });
   const { server, port } = await startHttpServer(values['metrics-addr'], metrics, () => controller.ready);
-  log.info({ port, identity: values.identity }, 'serving /metrics, /healthz, /readyz');
+  log.info({ port, identity }, 'serving /metrics, /healthz, /readyz');
   const done = new Promise<void>((resolve) => {
     const shutdown = (signal: string): void => {
       log.info({ signal }, 'shutting down');
@@ -115,15 +220,10 @@ export async function runController(args: string[]): Promise<number> {
 }
 
 export async function runTick(args: string[], out: (line: string) => void): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      namespace: { type: 'string' },
-      qps: { type: 'string', default: '20' },
-      burst: { type: 'string', default: '30' },
-      'log-level': { type: 'string', default: process.env.SNAPCRON_LOG_LEVEL ?? 'warn' },
-    },
-  });
+  const { values } = parseCommand(tickCommand, args);
+  const intervalSeconds =
+    values.interval === undefined ? undefined : Math.round(seconds('interval', values.interval) / 1000);
   const kube = connect(number('qps', values.qps), number('burst', values.burst));
-  return tick({ kube, log: makeLogger(values['log-level']), namespace: values.namespace, out });
+  const log = makeLogger(logLevel(values['log-level'], 'warn'));
+  return tick({ kube, log, namespace: values.namespace, intervalSeconds, out });
 }

@@ -1,64 +1,94 @@
-/** snapcron's command line: one entry point, a subcommand per job. */
-import { controllerUsage, runController, runTick, tickUsage } from './cluster-commands.ts';
+/** snapcron's command line: one entry point, a subcommand per job, each with its option table. */
+import { controllerCommand, runController, runTick, tickCommand } from './cluster-commands.ts';
 import { UserError } from './errors.ts';
-import { restoreUsage, runRestore } from './restore.ts';
-import { nextUsage, runNext } from './next.ts';
-import { planUsage, runPlan } from './plan.ts';
-import { runValidate, validateUsage } from './validate.ts';
+import { nextCommand, runNext } from './next.ts';
+import { HelpRequested, helpText, synopsis, wrap, type Command } from './options.ts';
+import { planCommand, runPlan } from './plan.ts';
+import { restoreCommand, runRestore } from './restore.ts';
+import { runValidate, validateCommand } from './validate.ts';
 
-const USAGE = `snapcron: scheduled CSI VolumeSnapshots for Kubernetes
+type Print = (line: string) => void;
 
-Offline (no cluster needed):
-  ${nextUsage}
-  ${validateUsage}
-  ${planUsage}
+/** Every subcommand: its option table (what it parses and what `--help` shows) and how it runs. */
+export const subcommands: readonly {
+  command: Command;
+  cluster: boolean;
+  run: (args: string[], out: Print, err: Print) => number | Promise<number>;
+}[] = [
+  { command: nextCommand, cluster: false, run: (args, out) => runNext(args, new Date(), out) },
+  { command: validateCommand, cluster: false, run: (args, out, err) => runValidate(args, out, err) },
+  { command: planCommand, cluster: false, run: (args, out) => runPlan(args, new Date(), out) },
+  { command: controllerCommand, cluster: true, run: (args) => runController(args) },
+  { command: tickCommand, cluster: true, run: (args, out) => runTick(args, out) },
+  { command: restoreCommand, cluster: true, run: (args, out) => runRestore(args, new Date(), out) },
+];
 
-With a cluster (KUBECONFIG or in-cluster):
-  ${controllerUsage}
-  ${tickUsage}
-  ${restoreUsage}
+const listing = (cluster: boolean): string[] =>
+  subcommands
+    .filter((s) => s.cluster === cluster)
+    .flatMap(({ command }) => [`  ${synopsis(command)}`, `      ${wrap(command.summary, 6)}`]);
 
-Add --debug to any command for stack traces.`;
+const USAGE = [
+  'snapcron: scheduled CSI VolumeSnapshots for Kubernetes',
+  '',
+  'Offline (no cluster needed):',
+  ...listing(false),
+  '',
+  'With a cluster (KUBECONFIG or in-cluster):',
+  ...listing(true),
+  '',
+  "'snapcron <command> --help' (or 'snapcron help <command>') lists a command's options.",
+  'Add --debug to any command for stack traces.',
+].join('\n');
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const [command, ...rest] = args;
-  const out = (line: string): void => void process.stdout.write(`${line}\n`);
-  const err = (line: string): void => void process.stderr.write(`${line}\n`);
+  const out: Print = (line) => void process.stdout.write(`${line}\n`);
+  const err: Print = (line) => void process.stderr.write(`${line}\n`);
+  const find = (name: string | undefined) => subcommands.find((s) => s.command.name === name);
   try {
     switch (command) {
-      case 'next':
-        return runNext(rest, new Date(), out);
-      case 'validate':
-        return runValidate(rest, out, err);
-      case 'plan':
-        return runPlan(rest, new Date(), out);
-      case 'controller':
-        return await runController(rest);
-      case 'tick':
-        return await runTick(rest, out);
-      case 'restore':
-        return await runRestore(rest, new Date(), out);
       case undefined:
+        out(USAGE);
+        return 2;
       case 'help':
       case '--help':
-      case '-h':
-        out(USAGE);
-        return command === undefined ? 2 : 0;
-      default:
-        err(`snapcron: unknown command "${command}"\n\n${USAGE}`);
-        return 2;
+      case '-h': {
+        const [topic] = rest;
+        if (topic === undefined) {
+          out(USAGE);
+          return 0;
+        }
+        const sub = find(topic);
+        if (!sub) {
+          err(`snapcron help: unknown command "${topic}"\n\n${USAGE}`);
+          return 2;
+        }
+        out(helpText(sub.command));
+        return 0;
+      }
+      default: {
+        const sub = find(command);
+        if (!sub) {
+          err(`snapcron: unknown command "${command}"\n\n${USAGE}`);
+          return 2;
+        }
+        return await sub.run(rest, out, err);
+      }
     }
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      out(helpText(e.command));
+      return 0;
+    }
     if (debug) err(e instanceof Error ? (e.stack ?? e.message) : String(e));
     else if (e instanceof UserError) err(`snapcron ${command}: ${e.message}`);
-    else if (e instanceof Error && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))
-      err(`snapcron ${command}: ${e.message}`);
     else
       err(
         `snapcron ${command}: ${e instanceof Error ? e.message : String(e)} (rerun with --debug for details)`,
       );
-    return e instanceof UserError ? e.exitCode : e instanceof Error && 'code' in e ? 2 : 1;
+    return e instanceof UserError ? e.exitCode : 1; // usage errors are UserErrors with exit code 2
   }
 }

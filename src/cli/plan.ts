@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { objectRef, validateSchedule } from '../api/validate.ts';
@@ -6,9 +5,34 @@ import { planRetention, type Verdict } from '../retention/plan.ts';
 import { UserError } from './errors.ts';
 import { isoUtc, localTime, table } from './format.ts';
 import { parseTimeFlag, readObjects } from './manifests.ts';
+import { defineCommand, parseCommand } from './options.ts';
 
-export const planUsage =
-  'snapcron plan -f SCHEDULE.yaml --snapshots LIST.json [--pvcs LIST.json] [--now RFC3339] [-o table|json]';
+export const planCommand = defineCommand({
+  name: 'plan',
+  summary: 'Shows what retention would keep and delete, with reasons, from files: no cluster needed.',
+  options: {
+    filename: {
+      type: 'string',
+      short: 'f',
+      required: true,
+      value: 'FILE',
+      description: 'the SnapshotSchedule(s), YAML or JSON',
+    },
+    snapshots: {
+      type: 'string',
+      required: true,
+      value: 'FILE',
+      description: 'VolumeSnapshots, e.g. from kubectl get volumesnapshots -o json',
+    },
+    pvcs: {
+      type: 'string',
+      value: 'FILE',
+      description: 'PVCs, e.g. from kubectl get pvc -o json; without them restore sources in use are unknown',
+    },
+    now: { type: 'string', value: 'RFC3339', shownDefault: 'now', description: 'plan as of this time' },
+    output: { type: 'string', short: 'o', default: 'table', value: 'FORMAT', description: 'table or json' },
+  },
+});
 
 function objectsOfKind<T>(file: string, kind: string): T[] {
   return readObjects(file).filter((o) => {
@@ -20,17 +44,7 @@ function objectsOfKind<T>(file: string, kind: string): T[] {
 
 /** What a retention policy would keep and delete, from files: no cluster needed. */
 export function runPlan(args: string[], now: Date, out: (line: string) => void): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      filename: { type: 'string', short: 'f' },
-      snapshots: { type: 'string' },
-      pvcs: { type: 'string' },
-      now: { type: 'string' },
-      output: { type: 'string', short: 'o', default: 'table' },
-    },
-  });
-  if (!values.filename || !values.snapshots) throw new UserError(`usage: ${planUsage}`, 2);
+  const { values } = parseCommand(planCommand, args);
   if (values.output !== 'table' && values.output !== 'json') {
     throw new UserError(`-o "${values.output}": use table or json`, 2);
   }

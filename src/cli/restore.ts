@@ -1,5 +1,4 @@
 /** `snapcron restore`: the webhook's choice, without a webhook — create (or print) a PVC from the best snapshot. */
-import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import { SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
@@ -14,27 +13,61 @@ import {
 import { formatDuration } from '../schedule/duration.ts';
 import { UserError } from './errors.ts';
 import { parseTimeFlag } from './manifests.ts';
+import { defineCommand, parseCommand, usageError } from './options.ts';
 
-export const restoreUsage =
-  'snapcron restore NEW_PVC --from SOURCE_PVC [--schedule S] [--at RFC3339] [--storage-class C] [--size Q] [-n NS] [--dry-run] [-o yaml|json]';
+export const restoreCommand = defineCommand({
+  name: 'restore',
+  summary:
+    "Creates (or prints) a PVC restored from a source PVC's newest good snapshot, as the webhook would, and tells which snapshot and how old it is.",
+  positionals: 'NEW_PVC',
+  options: {
+    from: {
+      type: 'string',
+      required: true,
+      value: 'SOURCE_PVC',
+      description: 'the PVC whose snapshots to restore from (it may be gone)',
+    },
+    schedule: { type: 'string', value: 'NAME', description: "only this schedule's snapshots" },
+    at: {
+      type: 'string',
+      value: 'RFC3339',
+      description: 'the newest ready snapshot taken at or before this time',
+    },
+    'storage-class': {
+      type: 'string',
+      value: 'CLASS',
+      shownDefault: "the source PVC's",
+      description: 'storage class of the new PVC',
+    },
+    size: {
+      type: 'string',
+      value: 'QUANTITY',
+      shownDefault: "the snapshot's restoreSize",
+      description: 'requested storage, e.g. 20Gi',
+    },
+    namespace: {
+      type: 'string',
+      short: 'n',
+      value: 'NS',
+      shownDefault: "the kubeconfig context's",
+      description: 'namespace of both PVCs',
+    },
+    'dry-run': { type: 'boolean', default: false, description: 'print the PVC instead of creating it' },
+    output: {
+      type: 'string',
+      short: 'o',
+      default: 'yaml',
+      value: 'FORMAT',
+      description: 'yaml or json, for --dry-run',
+    },
+  },
+});
 
 export async function runRestore(args: string[], now: Date, out: (line: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      from: { type: 'string' },
-      schedule: { type: 'string' },
-      at: { type: 'string' },
-      'storage-class': { type: 'string' },
-      size: { type: 'string' },
-      namespace: { type: 'string', short: 'n' },
-      'dry-run': { type: 'boolean', default: false },
-      output: { type: 'string', short: 'o', default: 'yaml' },
-    },
-  });
+  const { values, positionals } = parseCommand(restoreCommand, args);
   const [name] = positionals;
-  if (!name || !values.from || positionals.length !== 1) throw new UserError(`usage: ${restoreUsage}`, 2);
+  if (!name || positionals.length !== 1)
+    throw usageError(restoreCommand, name ? 'one new PVC name only' : 'missing the new PVC name');
   if (values.output !== 'yaml' && values.output !== 'json')
     throw new UserError(`-o "${values.output}": use yaml or json`, 2);
   const at = values.at === undefined ? undefined : parseTimeFlag('at', values.at, now);
@@ -60,7 +93,7 @@ export async function runRestore(args: string[], now: Date, out: (line: string) 
   let source: PersistentVolumeClaim | undefined;
   try {
     source = (await kube.read(() =>
-      kube.core.readNamespacedPersistentVolumeClaim({ name: values.from as string, namespace }),
+      kube.core.readNamespacedPersistentVolumeClaim({ name: values.from, namespace }),
     )) as unknown as PersistentVolumeClaim;
   } catch (err) {
     if (statusOf(err) !== 404) throw err; // a deleted source is the case that matters most: go on without it

@@ -1,9 +1,24 @@
-import { parseArgs } from 'node:util';
 import { objectRef, validateSchedule } from '../api/validate.ts';
+import { DEFAULT_TICK_INTERVAL_SECONDS, tickModeWarnings } from '../api/warnings.ts';
 import { UserError } from './errors.ts';
 import { readObjects } from './manifests.ts';
+import { defineCommand, parseCommand } from './options.ts';
 
-export const validateUsage = 'snapcron validate -f FILE [-f FILE ...]';
+export const validateCommand = defineCommand({
+  name: 'validate',
+  summary:
+    'Checks SnapshotSchedule manifests offline, every error on its own line naming object and field; exits 1 when any is invalid.',
+  options: {
+    filename: {
+      type: 'string',
+      short: 'f',
+      multiple: true,
+      required: true,
+      value: 'FILE',
+      description: 'YAML or JSON file of SnapshotSchedules, - for stdin',
+    },
+  },
+});
 
 /** Prints every error of every SnapshotSchedule in the files, one a line; 0 when all are valid. */
 export function runValidate(
@@ -11,12 +26,7 @@ export function runValidate(
   out: (line: string) => void,
   err: (line: string) => void,
 ): number {
-  const { values } = parseArgs({
-    args,
-    options: { filename: { type: 'string', short: 'f', multiple: true } },
-  });
-  const files = values.filename ?? [];
-  if (files.length === 0) throw new UserError(`usage: ${validateUsage}`, 2);
+  const files = parseCommand(validateCommand, args).values.filename;
   let bad = 0;
   let good = 0;
   for (const file of files) {
@@ -24,10 +34,13 @@ export function runValidate(
     if (objects.length === 0) throw new UserError(`${file}: no objects found`);
     for (const obj of objects) {
       const ref = `${file}: SnapshotSchedule ${objectRef(obj)}`;
-      const { errors } = validateSchedule(obj);
+      const { errors, schedule } = validateSchedule(obj);
       if (errors.length === 0) good++;
       else bad++;
       for (const e of errors) err(`${ref}: ${e.path || '(object)'}: ${e.message}`);
+      // Valid, but in CronJob mode (deploy/cronjob.yaml ticks every 5 min) most runs would be missed.
+      for (const w of schedule ? tickModeWarnings(schedule.spec, DEFAULT_TICK_INTERVAL_SECONDS) : [])
+        err(`${ref}: warning: ${w.path}: ${w.message}`);
     }
   }
   out(`${good} valid, ${bad} invalid`);

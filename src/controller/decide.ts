@@ -3,13 +3,13 @@
  * PVCs to skip and why, what retention deletes, and the status to record. The
  * controller and `snapcron tick` both run this and hand the plan to the executor.
  */
-import { ANNOTATION_SCHEDULED_AT, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import { validateSchedule, type FieldError } from '../api/validate.ts';
 import { matchesSelector } from '../kube/selector.ts';
-import { belongsTo, planRetention, type RetentionPlan } from '../retention/plan.ts';
-import { snapshotState, sourcePvc } from '../retention/snapshot-state.ts';
+import { belongsTo, planRetention, shouldHoldBack, type RetentionPlan } from '../retention/plan.ts';
+import { scheduledTime, snapshotState, sourcePvc } from '../retention/snapshot-state.ts';
 import { dueRun, nextFireTime, parseSchedule, type DueRun } from '../schedule/cron.ts';
 import { snapshotMetadata, snapshotName } from '../snapshot/naming.ts';
 import { findCondition, setConditions, type ConditionInput } from './conditions.ts';
@@ -32,7 +32,7 @@ export interface SnapshotCreate {
   manifest: VolumeSnapshot;
 }
 
-export type SkipReason = 'NotBound' | 'PreviousNotReady';
+export type SkipReason = 'NotBound' | 'PreviousNotReady' | 'TooManyPending';
 export interface PvcSkip {
   pvc: string;
   reason: SkipReason;
@@ -58,8 +58,7 @@ const parseTime = (s: string | undefined): Date | undefined => {
   const t = new Date(s);
   return Number.isNaN(t.getTime()) ? undefined : t;
 };
-const scheduledAt = (s: VolumeSnapshot): Date | undefined =>
-  parseTime(s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT]);
+const scheduledAt = scheduledTime;
 const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
   a && b ? (a > b ? a : b) : (a ?? b);
 
@@ -172,7 +171,19 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     };
   };
 
-  /** The same checks for every run, due or being completed: Bound, and Forbid's previous snapshot. */
+  const retention = planRetention({
+    scheduleName: name,
+    retention: spec.retention,
+    timeZone: spec.timeZone ?? 'UTC',
+    snapshots: own,
+    pvcs: obs.pvcs,
+    now,
+  });
+
+  /**
+   * The same checks for every run, due or being completed: Bound, Forbid's previous snapshot,
+   * and the bound on not-ready snapshots per PVC (retention.maxPending, whatever the policy).
+   */
   const takeOrSkip = (pvc: PersistentVolumeClaim, at: Date): void => {
     const pvcName = pvc.metadata.name ?? '';
     if (taken.has(`${pvcName}\0${at.getTime()}`)) return;
@@ -188,14 +199,20 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
       const previous = own
         .filter((s) => sourcePvc(s) === pvcName && !s.metadata.deletionTimestamp)
         .sort((a, b) => (scheduledAt(b)?.getTime() ?? 0) - (scheduledAt(a)?.getTime() ?? 0))[0];
-      if (previous && snapshotState(previous) === 'pending') {
+      const state = previous && snapshotState(previous, now, spec.retention);
+      if (state === 'pending' || state === 'stuck') {
         skips.push({
           pvc: pvcName,
           reason: 'PreviousNotReady',
-          message: `concurrencyPolicy Forbid: previous snapshot ${previous.metadata.name} of PVC ${pvcName} is not ready yet`,
+          message: `concurrencyPolicy Forbid: previous snapshot ${previous?.metadata.name} of PVC ${pvcName} is not ready yet`,
         });
         return;
       }
+    }
+    const holdBack = shouldHoldBack(retention, pvcName);
+    if (holdBack) {
+      skips.push({ pvc: pvcName, reason: 'TooManyPending', message: holdBack.message });
+      return;
     }
     creates.push(createFor(pvc, at));
   };
@@ -223,15 +240,6 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
 
   if (due.kind === 'due') for (const pvc of selected) takeOrSkip(pvc, due.scheduledTime);
 
-  const retention = planRetention({
-    scheduleName: name,
-    retention: spec.retention,
-    timeZone: spec.timeZone ?? 'UTC',
-    snapshots: own,
-    pvcs: obs.pvcs,
-    now,
-  });
-
   const next = suspended ? undefined : nextFireTime(cron, now);
   const conditions: ConditionInput[] = [
     { type: 'InvalidSpec', status: 'False', reason: 'Valid', message: 'spec is valid' },
@@ -251,6 +259,21 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
           }
         : { type: 'Suspended', status: 'False', reason: 'Active', message: 'taking snapshots on schedule' },
   ];
+  // A snapshot pending past retention.pendingDeadline: kept (it may still complete), but said.
+  const stuck = retention.stuck;
+  conditions.push(
+    stuck.length > 0
+      ? {
+          type: 'SnapshotsStuck',
+          status: 'True',
+          reason: 'PendingPastDeadline',
+          message: `${stuck.length} snapshot(s) not ready after retention.pendingDeadline ${retention.pendingDeadline}: ${stuck
+            .slice(0, 5)
+            .map((v) => `${v.name} (PVC ${v.pvc})`)
+            .join(', ')}${stuck.length > 5 ? ', …' : ''}; check the snapshot controller and the CSI driver`,
+        }
+      : { type: 'SnapshotsStuck', status: 'False', reason: 'NoneStuck', message: 'no snapshot is stuck' },
+  );
   if (due.kind === 'too-late') {
     conditions.push({
       type: 'Ready',
@@ -271,7 +294,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     ...prior,
     observedGeneration: generation,
     nextScheduleTime: next ? isoSeconds(next) : undefined,
-    snapshots: { ...counts, pending: counts.pending + creates.length },
+    snapshots: { ...retention.counts, pending: retention.counts.pending + creates.length },
     conditions: setConditions(prior.conditions, conditions, now, generation),
   };
   if (due.kind === 'due') {

@@ -18,8 +18,7 @@ import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.gene
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder, EventTarget } from '../kube/events.ts';
 import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
-import { snapshotsInUse } from '../retention/plan.ts';
-import { snapshotState, snapshotTime } from '../retention/snapshot-state.ts';
+import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import { setConditions } from './conditions.ts';
 import type { SchedulePlan } from './decide.ts';
@@ -197,11 +196,10 @@ export class Executor {
       );
     }
 
-    const minReady = schedule.spec.retention.minReady ?? 1;
     for (const v of plan.retention?.deletions ?? []) {
       const slog = log.child({ pvc: v.pvc, snapshot: v.name });
       try {
-        const outcome = await this.deleteChecked(namespace, v.name, 'prune', minReady);
+        const outcome = await this.deleteChecked(namespace, v.name, { mode: 'prune', planned: v, schedule });
         if (outcome !== 'deleted') {
           result.pruneSkipped.push({ name: v.name, why: outcome });
           slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
@@ -231,6 +229,18 @@ export class Executor {
         slog.error({ err: errorMessage(err) }, 'snapshot prune failed');
       }
     }
+    // Stuck snapshots are kept; say so once when their number grows (the condition says it always).
+    const stuck = plan.retention?.stuck ?? [];
+    if (stuck.length > (schedule.status?.snapshots?.stuck ?? 0)) {
+      const message =
+        plan.status.conditions?.find((c) => c.type === 'SnapshotsStuck')?.message ??
+        `${stuck.length} snapshot(s) stuck`;
+      log.warn({ stuck: stuck.map((v) => v.name) }, 'snapshots stuck pending');
+      await this.events.record(target, 'Warning', 'SnapshotStuck', message);
+    }
+    for (const [state, count] of Object.entries(plan.retention?.counts ?? {}))
+      this.metrics?.snapshots.set({ ...labels, state }, count);
+
     const prunedStates = (plan.retention?.deletions ?? []).filter((v) => result.pruned.includes(v.name));
     const status: SnapshotScheduleStatus = { ...plan.status };
     if (status.snapshots) {
@@ -269,16 +279,16 @@ export class Executor {
 
   /**
    * Deletes one snapshot unless a fresh read shows a protection the plan did not see; returns
-   * why not. Pruning re-checks every protection (hold, pending, in-use, min-ready); deleting a
-   * schedule's snapshots (finalize) re-checks hold and in-use. The delete carries the
-   * resourceVersion of the read, so a change in between makes it a no-op.
+   * why not. Pruning re-checks every protection with the planner's own rules (hold, pending,
+   * stuck, in-use, min-ready among the PVC's fresh snapshots) and that the state it was planned
+   * in still holds; deleting a schedule's snapshots (finalize) re-checks hold and in-use. The
+   * delete carries the resourceVersion of the read, so a change in between makes it a no-op.
    */
   private async deleteChecked(
     namespace: string,
     name: string,
-    mode: 'prune' | 'finalize',
-    minReady = 0,
-  ): Promise<'deleted' | 'gone' | 'hold' | 'pending' | 'in-use' | 'min-ready' | 'changed'> {
+    check: { mode: 'finalize' } | { mode: 'prune'; planned: Deletion; schedule: SnapshotSchedule },
+  ): Promise<'deleted' | 'gone' | ProtectReason | 'changed'> {
     let fresh: VolumeSnapshot;
     try {
       fresh = (await this.kube.read(() =>
@@ -290,13 +300,19 @@ export class Executor {
     }
     if (fresh.metadata.deletionTimestamp) return 'gone';
     if (fresh.metadata.labels?.[LABEL_HOLD] === 'true') return 'hold';
-    if (mode === 'prune' && snapshotState(fresh) === 'pending') return 'pending';
     const pvcs = (
       await this.kube.read(() => this.kube.core.listNamespacedPersistentVolumeClaim({ namespace }))
     ).items as unknown as PersistentVolumeClaim[];
-    if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
-    if (mode === 'prune' && minReady > 0 && (await this.amongNewestReady(fresh, minReady)))
-      return 'min-ready';
+    if (check.mode === 'prune') {
+      const why = whyNotPrune(check.planned, fresh, {
+        scheduleName: check.schedule.metadata?.name ?? '',
+        retention: check.schedule.spec.retention,
+        snapshots: await this.siblings(fresh),
+        pvcs,
+        now: this.now(),
+      });
+      if (why) return why;
+    } else if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
     try {
       await this.kube.write(() =>
         this.kube.custom.deleteNamespacedCustomObject({
@@ -314,8 +330,8 @@ export class Executor {
     }
   }
 
-  /** Is this snapshot, read fresh with its siblings (same schedule and PVC), one of the newest `minReady` ready ones? */
-  private async amongNewestReady(snapshot: VolumeSnapshot, minReady: number): Promise<boolean> {
+  /** The snapshot's siblings (same schedule and PVC labels), read fresh, for the min-ready re-check. */
+  private async siblings(snapshot: VolumeSnapshot): Promise<VolumeSnapshot[]> {
     const labels = snapshot.metadata.labels ?? {};
     const selector = `${LABEL_SCHEDULE}=${labels[LABEL_SCHEDULE] ?? ''},${LABEL_PVC}=${labels[LABEL_PVC] ?? ''}`;
     const list = (await this.kube.read(() =>
@@ -325,7 +341,7 @@ export class Executor {
         labelSelector: selector,
       }),
     )) as { items: VolumeSnapshot[] };
-    return isAmongNewestReady(snapshot, list.items, minReady, this.now());
+    return list.items;
   }
 
   private async isOurs(namespace: string, name: string, schedule: string, pvc: string): Promise<boolean> {
@@ -359,7 +375,7 @@ export class Executor {
       released: false,
     };
     for (const d of plan.deletes) {
-      const outcome = await this.deleteChecked(namespace, d.name, 'finalize');
+      const outcome = await this.deleteChecked(namespace, d.name, { mode: 'finalize' });
       if (outcome === 'deleted' || outcome === 'gone') {
         result.deleted.push(d.name);
         log.info({ snapshot: d.name }, 'snapshot deleted with its schedule');
@@ -442,24 +458,6 @@ export class Executor {
     }
     return false;
   }
-}
-
-/** Rank among the ready snapshots of one PVC, newest first (ties by name), as the planner ranks them. */
-function isAmongNewestReady(
-  s: VolumeSnapshot,
-  siblings: VolumeSnapshot[],
-  minReady: number,
-  _now: Date,
-): boolean {
-  const ready = siblings
-    .filter((x) => !x.metadata.deletionTimestamp && snapshotState(x) === 'ready')
-    .sort(
-      (a, b) =>
-        (snapshotTime(b)?.getTime() ?? 0) - (snapshotTime(a)?.getTime() ?? 0) ||
-        (b.metadata.name ?? '').localeCompare(a.metadata.name ?? ''),
-    );
-  const rank = ready.findIndex((x) => x.metadata.name === s.metadata.name);
-  return rank >= 0 && rank < minReady;
 }
 
 export const snapshotApiVersion = `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`;

@@ -34,6 +34,12 @@ export class Metrics {
     labelNames: ['namespace', 'schedule'],
     registers: [this.registry],
   });
+  readonly snapshots = new Gauge({
+    name: 'snapcron_snapshots',
+    help: "The schedule's VolumeSnapshots by state (ready, pending, stuck, failed) at its last pass.",
+    labelNames: ['namespace', 'schedule', 'state'],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: 'snapcron_leader',
     help: '1 while this process holds the leader lease.',

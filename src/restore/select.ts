@@ -69,10 +69,15 @@ export function parseRestoreAnnotations(
 }
 
 export type RestoreChoice =
+  /** `time`: when the snapshot's data was cut (snapshotTime), what restored-snapshot-time reports. */
   | { kind: 'snapshot'; snapshot: VolumeSnapshot; name: string; time: Date }
   | { kind: 'none'; message: string };
 
-/** The newest ready snapshot of the source PVC in `namespace` that fits the request. */
+/**
+ * The newest ready snapshot of the source PVC in `namespace` that fits the request. "Newest" and
+ * `restore-at` go by when the data was cut, never by the run it was scheduled for: a catch-up
+ * for 02:00 taken at 14:00 holds 14:00's data, so `restore-at: 09:00` must not pick it.
+ */
 export function chooseSnapshot(
   req: RestoreRequest,
   namespace: string,

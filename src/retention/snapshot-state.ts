@@ -1,21 +1,116 @@
-/** How retention sees one VolumeSnapshot: its time and its state. */
+/**
+ * How retention sees one VolumeSnapshot: when its data was cut, when it was due, and its state.
+ *
+ * A snapshot's time is when its data was cut (`status.creationTime`, set by the snapshot
+ * controller), else when the object was created. The `snapcron.io/scheduled-at` annotation
+ * only names and de-duplicates runs: a catch-up for 02:00 taken at 14:00 holds 14:00's data,
+ * so point-in-time restore, expiry, keep buckets and ordering all use the cut time.
+ */
 import { ANNOTATION_SCHEDULED_AT } from '../api/constants.ts';
 import type { VolumeSnapshot } from '../api/objects.ts';
+import { parseDuration } from '../schedule/duration.ts';
 
-export type SnapshotState = 'ready' | 'pending' | 'failed';
+/**
+ * - `ready`: `status.readyToUse` is true: a copy to restore from.
+ * - `pending`: not ready, and either no error or an error younger than `failedAfter`
+ *   (the snapshot controller keeps retrying and clears the error on success).
+ * - `stuck`: pending for longer than `pendingDeadline` since the object was created.
+ * - `failed`: not ready, with an error that has lasted longer than `failedAfter`.
+ */
+export type SnapshotState = 'ready' | 'pending' | 'stuck' | 'failed';
+/** What the API alone says, without a clock: ready, an error is set, or neither. */
+export type ObservedState = 'ready' | 'pending' | 'failed';
 
-export function snapshotState(s: VolumeSnapshot): SnapshotState {
+export const DEFAULT_FAILED_AFTER = '1h';
+export const DEFAULT_PENDING_DEADLINE = '6h';
+
+/** The retention fields the state depends on; a RetentionPolicy is one. */
+export interface StatePolicy {
+  failedAfter?: string | undefined;
+  pendingDeadline?: string | undefined;
+}
+
+/** A StatePolicy with its durations parsed, in milliseconds. */
+export interface StateTiming {
+  failedAfterMs: number;
+  pendingDeadlineMs: number;
+}
+
+/** Parses the policy's durations, applying the defaults. Throws DurationError on a malformed one. */
+export function stateTiming(policy: StatePolicy = {}): StateTiming {
+  return {
+    failedAfterMs: parseDuration(policy.failedAfter ?? DEFAULT_FAILED_AFTER),
+    pendingDeadlineMs: parseDuration(policy.pendingDeadline ?? DEFAULT_PENDING_DEADLINE),
+  };
+}
+
+const parseTime = (raw: string | Date | undefined): Date | undefined => {
+  if (raw === undefined || raw === '') return undefined;
+  const t = new Date(raw);
+  return Number.isNaN(t.getTime()) ? undefined : t;
+};
+
+/**
+ * When the snapshot's data was cut: `status.creationTime`, else `metadata.creationTimestamp`;
+ * undefined if neither parses. Used for restore-at, expires, keep buckets and ordering.
+ */
+export function snapshotTime(s: VolumeSnapshot): Date | undefined {
+  return parseTime(s.status?.creationTime) ?? parseTime(s.metadata.creationTimestamp);
+}
+
+/**
+ * The run the snapshot was taken for (`snapcron.io/scheduled-at`); undefined when the annotation
+ * is missing or does not parse. Only for naming and de-duplicating runs, never as the data's time.
+ */
+export function scheduledTime(s: VolumeSnapshot): Date | undefined {
+  return parseTime(s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT]);
+}
+
+/** Since when the snapshot's current error has lasted: `status.error.time`, else the snapshot's time. */
+export function errorSince(s: VolumeSnapshot): Date | undefined {
+  return parseTime(s.status?.error?.time) ?? snapshotTime(s);
+}
+
+/** Since when the snapshot has been waiting to become ready: when the object was created. */
+export function pendingSince(s: VolumeSnapshot): Date | undefined {
+  return parseTime(s.metadata.creationTimestamp) ?? snapshotTime(s);
+}
+
+/**
+ * The snapshot's state. With `now` and the policy (`failedAfter`, `pendingDeadline`; a
+ * RetentionPolicy will do) this is retention's state: an error is only `failed` once it has
+ * lasted longer than `failedAfter`, a pending snapshot is `stuck` past `pendingDeadline`. A time
+ * that cannot be read counts as not yet past either bound (kept pending).
+ *
+ * Without them it is the raw API condition (`failed` = an error is set, however new): kept
+ * for callers that only count; retention, restore and pruning decisions pass `now` and the policy.
+ */
+export function snapshotState(s: VolumeSnapshot): ObservedState;
+export function snapshotState(s: VolumeSnapshot, now: Date, policy: StatePolicy): SnapshotState;
+export function snapshotState(
+  s: VolumeSnapshot,
+  now?: Date,
+  policy?: StatePolicy,
+): SnapshotState | ObservedState {
+  if (now === undefined) return observedState(s);
+  return stateAt(s, now, stateTiming(policy));
+}
+
+function observedState(s: VolumeSnapshot): ObservedState {
   if (s.status?.readyToUse === true) return 'ready';
   if (s.status?.error) return 'failed';
   return 'pending';
 }
 
-/** The scheduled time if snapcron took it, else when the object was created; undefined if neither parses. */
-export function snapshotTime(s: VolumeSnapshot): Date | undefined {
-  const raw = s.metadata.annotations?.[ANNOTATION_SCHEDULED_AT] ?? s.metadata.creationTimestamp;
-  if (raw === undefined) return undefined;
-  const t = new Date(raw);
-  return Number.isNaN(t.getTime()) ? undefined : t;
+const lastedLongerThan = (since: Date | undefined, now: Date, ms: number): boolean =>
+  since !== undefined && now.getTime() - since.getTime() > ms;
+
+/** {@link snapshotState} with the timing already parsed (planning many snapshots parses once). */
+export function stateAt(s: VolumeSnapshot, now: Date, timing: StateTiming): SnapshotState {
+  if (s.status?.readyToUse === true) return 'ready';
+  if (s.status?.error && lastedLongerThan(errorSince(s), now, timing.failedAfterMs)) return 'failed';
+  if (lastedLongerThan(pendingSince(s), now, timing.pendingDeadlineMs)) return 'stuck';
+  return 'pending';
 }
 
 export const sourcePvc = (s: VolumeSnapshot): string | undefined => s.spec.source.persistentVolumeClaimName;

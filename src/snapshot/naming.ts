@@ -1,7 +1,9 @@
 /**
  * Deterministic names and labels for the snapshots a schedule takes. The name is a
- * function of (PVC, schedule, scheduled time) only, so firing twice for the same
- * time can only meet AlreadyExists, never make a duplicate.
+ * function of (PVC, schedule, scheduled time) only, and distinct triples get distinct
+ * names, so firing twice for the same time can only meet AlreadyExists, never make a
+ * duplicate nor take another PVC's name. Nothing reads these names back: snapshots are
+ * found by their labels and scheduled-at annotation.
  */
 import { createHash } from 'node:crypto';
 import { ANNOTATION_SCHEDULED_AT, LABEL_PVC, LABEL_SCHEDULE } from '../api/constants.ts';
@@ -9,6 +11,7 @@ import { ANNOTATION_SCHEDULED_AT, LABEL_PVC, LABEL_SCHEDULE } from '../api/const
 const MAX_NAME = 253;
 const MAX_LABEL_VALUE = 63;
 const HASH_LENGTH = 10;
+const HASH_SPACE = 16 ** HASH_LENGTH;
 
 const shortHash = (text: string): string =>
   createHash('sha256').update(text).digest('hex').slice(0, HASH_LENGTH);
@@ -24,17 +27,36 @@ export function timeStamp(at: Date): string {
 /** Trims a DNS-1123 prefix so it ends in an alphanumeric character. */
 const trimEnd = (text: string): string => text.replace(/[-.]+$/, '');
 
-/** `<pvc>-<schedule>-<stamp>`; when that exceeds 253 characters the front is cut and a hash keeps it unique. */
-export function snapshotName(pvc: string, schedule: string, scheduledAt: Date): string {
-  const stamp = timeStamp(scheduledAt);
-  const full = `${pvc}-${schedule}-${stamp}`;
-  if (full.length <= MAX_NAME) return full;
-  const hash = shortHash(`${pvc}/${schedule}`);
-  const room = MAX_NAME - stamp.length - hash.length - 2;
-  return `${trimEnd(`${pvc}-${schedule}`.slice(0, room))}-${hash}-${stamp}`;
+/**
+ * Ten hex digits that tell (PVC, schedule) pairs apart: a hash of `<pvc>-<schedule>` plus
+ * the PVC name's length. Pairs that join to the same text (`data-web` + `nightly`, `data` +
+ * `web-nightly`) differ in that length only, so their digits always differ; pairs that join
+ * to different texts differ in the name's readable part, or, where that part is cut, in the hash.
+ */
+function pairHash(pvc: string, schedule: string): string {
+  const hash = Number.parseInt(shortHash(`${pvc}-${schedule}`), 16);
+  return ((hash + pvc.length) % HASH_SPACE).toString(16).padStart(HASH_LENGTH, '0');
 }
 
-/** A label value: the text itself if it fits in 63 characters, else a prefix and a hash. */
+/**
+ * `<pvc>-<schedule>-<hash>-<stamp>`, `<hash>` from {@link pairHash}. The name parses back from
+ * its end (the stamp has no `-`, the hash is 10 characters), so distinct triples give distinct
+ * names. Past 253 characters the `<pvc>-<schedule>` part is cut; hash and stamp always stay.
+ */
+export function snapshotName(pvc: string, schedule: string, scheduledAt: Date): string {
+  const tail = `-${pairHash(pvc, schedule)}-${timeStamp(scheduledAt)}`;
+  const head = `${pvc}-${schedule}`;
+  if (head.length + tail.length <= MAX_NAME) return head + tail;
+  return trimEnd(head.slice(0, MAX_NAME - tail.length)) + tail;
+}
+
+/**
+ * A label value: the text itself if it fits in 63 characters, else a 52-character prefix and a
+ * hash. Distinct names give distinct values: names that fit are kept as they are, longer ones
+ * differ in the 40-bit hash of the whole text; a name that fits could only meet a longer one's
+ * value by spelling out its `<prefix>-<hash>` on purpose. Do not change the form: snapshots
+ * already taken are found by these values.
+ */
 export function labelValue(text: string): string {
   if (text.length <= MAX_LABEL_VALUE) return text;
   const hash = shortHash(text);

@@ -198,7 +198,8 @@ export async function getSchedule(namespace: string, name: string): Promise<Snap
 
 export async function listSnapshots(namespace: string): Promise<VolumeSnapshot[]> {
   const k = kube();
-  const list = (await k.custom.listNamespacedCustomObject({ ...k.snapshots, namespace })) as {
+  // Retried: right after start-up the API server answers 429 while its storage initialises.
+  const list = (await k.read(() => k.custom.listNamespacedCustomObject({ ...k.snapshots, namespace }))) as {
     items: VolumeSnapshot[];
   };
   return list.items;
@@ -240,7 +241,15 @@ export async function createSnapshot(
       spec: { source: { persistentVolumeClaimName: opts.pvc } },
     },
   });
-  if (opts.status) await setSnapshotStatus(namespace, name, opts.status);
+  // A snapshot's time is when its data was cut (status.creationTime), as a snapshot controller sets it.
+  const status = opts.takenAt
+    ? {
+        ...opts.status,
+        creationTime: opts.takenAt.toISOString(),
+        ...(opts.status?.error ? { error: { time: opts.takenAt.toISOString(), ...opts.status.error } } : {}),
+      }
+    : opts.status;
+  if (status) await setSnapshotStatus(namespace, name, status);
 }
 
 /** Marks a snapshot ready (or failed) through the status subresource, as a CSI snapshotter would. */

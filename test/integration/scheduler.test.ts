@@ -309,7 +309,8 @@ describe('snapcron controller on a real API server', () => {
     const back = Date.now();
     await eventually(async () => (await listSnapshots(ns())).some((s) => at(s) > back + 1000), 30_000);
     expect(ctl.proc.exitCode).toBeNull();
-    expect(ctl.logs().some((l) => l.msg === 'watch broke; resuming')).toBe(true);
+    expect(ctl.logs().some((l) => l.msg === 'watch failed; cache not trusted')).toBe(true);
+    expect(ctl.logs().some((l) => l.msg === 'watch restarted; cache re-listed')).toBe(true);
     await ctl.kill();
   });
 

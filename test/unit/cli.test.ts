@@ -1,5 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.ts';
+import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
+import { main, subcommands } from '../../src/cli/main.ts';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { helpText, parseCommand } from '../../src/cli/options.ts';
+import { Kube } from '../../src/kube/client.ts';
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -53,7 +59,7 @@ describe('snapcron next', () => {
     [['next', '@daily', '--tz', 'Mars/Olympus'], /--tz: unknown time zone "Mars\/Olympus"/],
     [['next', '@daily', '--from', 'yesterday'], /--from "yesterday" is not an RFC 3339 time/],
     [['next', '@daily', '--count', '0'], /--count "0" must be a whole number/],
-    [['next', '@daily', '--frm', 'x'], /Unknown option '--frm'/],
+    [['next', '@daily', '--frm', 'x'], /^snapcron next: unknown option '--frm': see snapcron next --help$/m],
   ])('fails on bad input with one clear line and no stack: %j', async (argv, message) => {
     const r = await run(...argv);
     expect(r.code).not.toBe(0);
@@ -68,6 +74,21 @@ describe('snapcron validate', () => {
     const r = await run('validate', '-f', 'deploy/examples/snapshotschedules.yaml');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/3 valid, 0 invalid/);
+  });
+
+  it('warns (exit 0) when startingDeadlineSeconds is shorter than the CronJob tick interval', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'snapcron-validate-'));
+    const file = join(dir, 'short.yaml');
+    writeFileSync(
+      file,
+      'apiVersion: snapcron.io/v1\nkind: SnapshotSchedule\nmetadata: {name: short}\nspec:\n  schedule: "0 * * * *"\n  startingDeadlineSeconds: 120\n  retention: {maxCount: 3}\n',
+    );
+    const r = await run('validate', '-f', file);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/1 valid, 0 invalid/);
+    expect(r.err).toMatch(
+      /SnapshotSchedule default\/short: warning: spec\.startingDeadlineSeconds: 120s is shorter than the tick interval \(300s\)/,
+    );
   });
 
   it('prints every error, one a line, naming object, field and fix', async () => {
@@ -155,5 +176,165 @@ describe('snapcron plan', () => {
     );
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/default\/bad-zone: spec.timeZone: unknown time zone/);
+  });
+});
+
+describe('--help', () => {
+  // Help must never reach a cluster: fail loudly if a subcommand tries to connect.
+  let connect: MockInstance<typeof Kube.fromDefault>;
+  beforeEach(() => {
+    connect = vi.spyOn(Kube, 'fromDefault').mockImplementation(() => {
+      throw new Error('unit tests have no cluster');
+    });
+  });
+  afterEach(() => connect.mockRestore());
+
+  it('(the guard works: without --help, tick does try to connect)', async () => {
+    const r = await run('tick');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/unit tests have no cluster/);
+    expect(connect).toHaveBeenCalledOnce();
+  });
+
+  it('covers every subcommand', () => {
+    expect(subcommands.map((s) => s.command.name)).toEqual([
+      'next',
+      'validate',
+      'plan',
+      'controller',
+      'tick',
+      'restore',
+    ]);
+  });
+
+  describe.each(subcommands.map((s) => [s.command.name, s.command] as const))(
+    'snapcron %s',
+    (name, command) => {
+      it.each(['--help', '-h'])(
+        'answers %s with usage listing every option of its table, exit 0',
+        async (flag) => {
+          const r = await run(name, flag);
+          expect(r.code).toBe(0);
+          expect(r.err).toBe('');
+          expect(r.out).toMatch(new RegExp(`^Usage: snapcron ${name}\\b`));
+          // Every option the parser knows is listed, with its short form and value name...
+          for (const [long, option] of Object.entries(command.options)) {
+            const row = r.out.split('\n').find((line) => new RegExp(`^ {2}.{0,4}--${long} `).test(line));
+            expect(row, `--${long} missing from snapcron ${name} --help`).toBeDefined();
+            if (option.short) expect(row).toContain(`-${option.short}, --${long}`);
+            if (option.type === 'string') expect(row).toContain(`--${long} ${option.value ?? ''}`);
+          }
+          // ...and nothing else: the rows are exactly the table.
+          const listed = [...r.out.matchAll(/^ {2}(?:-\w, | {4})--([\w-]+)/gm)].map((m) => m[1]);
+          expect(listed).toEqual(Object.keys(command.options));
+          // The text comes from the table the subcommand parsed with.
+          expect(r.out.trimEnd()).toBe(helpText(command));
+          expect(connect).not.toHaveBeenCalled();
+        },
+      );
+
+      it('answers help before checking other arguments', async () => {
+        const r = await run(name, '--no-such-option', 'x', '--help');
+        expect(r.code).toBe(0);
+        expect(r.out).toMatch(`Usage: snapcron ${name}`);
+        expect(connect).not.toHaveBeenCalled();
+      });
+
+      it('is what snapcron help <command> prints', async () => {
+        const viaHelp = await run('help', name);
+        expect(viaHelp.code).toBe(0);
+        expect(viaHelp.out).toBe((await run(name, '--help')).out);
+      });
+
+      it('refuses an unknown option with exit 2, naming the command and pointing to --help', async () => {
+        const r = await run(name, '--no-such-option');
+        expect(r.code).toBe(2);
+        expect(r.out).toBe('');
+        expect(r.err.trim()).toBe(
+          `snapcron ${name}: unknown option '--no-such-option': see snapcron ${name} --help`,
+        );
+        expect(connect).not.toHaveBeenCalled();
+      });
+    },
+  );
+
+  it('snapcron --help, -h and help list every subcommand, exit 0', async () => {
+    for (const argv of [['--help'], ['-h'], ['help']]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(0);
+      for (const { command } of subcommands) expect(r.out).toContain(`snapcron ${command.name}`);
+      expect(r.out).toMatch(/snapcron <command> --help/);
+    }
+  });
+
+  it('snapcron help of an unknown command exits 2', async () => {
+    const r = await run('help', 'nope');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^snapcron help: unknown command "nope"/);
+  });
+
+  it('after --, -h is an argument, not a request for help', async () => {
+    const r = await run('next', '--', '-h');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cron: "-h"/);
+  });
+
+  it.each([
+    [
+      ['plan', '-f', 'test/fixtures/plan-schedule.yaml'],
+      /^snapcron plan: missing --snapshots; usage: snapcron plan -f FILE --snapshots FILE \[options\]/,
+    ],
+    [['plan', 'extra'], /^snapcron plan: unexpected argument 'extra'/],
+    [
+      ['next', '@daily', '--count'],
+      /^snapcron next: Option '--count <value>' argument missing; usage: snapcron next/,
+    ],
+    [
+      ['restore', '--from', 'web-0'],
+      /^snapcron restore: missing the new PVC name; usage: snapcron restore NEW_PVC --from SOURCE_PVC/,
+    ],
+  ])('usage errors exit 2 with one line pointing to --help: %j', async (argv, message) => {
+    const r = await run(...argv);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toContain(`see snapcron ${argv[0] ?? ''} --help`);
+  });
+});
+
+describe('the shipped manifests', () => {
+  // The Deployment's and CronJob's container args must parse with the tables the CLI uses.
+  it.each(['deploy/controller.yaml', 'deploy/cronjob.yaml'])(
+    '%s passes only options snapcron knows',
+    (file) => {
+      const argLists: string[][] = [];
+      const walk = (node: unknown): void => {
+        if (Array.isArray(node)) node.forEach(walk);
+        else if (node && typeof node === 'object')
+          for (const [key, value] of Object.entries(node)) {
+            if (key === 'args' && Array.isArray(value)) argLists.push(value.map(String));
+            else walk(value);
+          }
+      };
+      for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) walk(doc.toJS());
+      expect(argLists.length).toBeGreaterThan(0);
+      for (const [name, ...args] of argLists) {
+        const sub = subcommands.find((s) => s.command.name === name);
+        expect(sub, `${file}: unknown subcommand ${name}`).toBeDefined();
+        if (sub) expect(() => parseCommand(sub.command, args)).not.toThrow();
+      }
+    },
+  );
+
+  it('a bad --interval is refused before connecting', async () => {
+    const connect = vi.spyOn(Kube, 'fromDefault');
+    try {
+      const r = await run('tick', '--interval=5x');
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^snapcron tick: --interval: "5x" is not a duration/);
+      expect(connect).not.toHaveBeenCalled();
+    } finally {
+      connect.mockRestore();
+    }
   });
 });

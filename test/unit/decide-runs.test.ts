@@ -145,3 +145,37 @@ describe('concurrencyPolicy Forbid across passes', () => {
     expect(plan.status.lastSuccessfulTime).toBe(prior.lastSuccessfulTime);
   });
 });
+
+describe('snapshots that never become ready', () => {
+  it('a stuck snapshot shows in a condition and the counts; at maxPending the PVC is held back', () => {
+    const s = withStatus(
+      schedule('hourly', {
+        schedule: '0 * * * *',
+        retention: { maxCount: 10, pendingDeadline: '2h', maxPending: 2 },
+      }),
+      { lastScheduleTime: '2026-01-01T02:00:00Z' },
+    );
+    const pending = (h: number) =>
+      snap(snapshotName('a', 'hourly', new Date(`2026-01-01T0${h}:00:00Z`)), {
+        at: `2026-01-01T0${h}:00:00Z`,
+        pvc: 'a',
+        schedule: 'hourly',
+        state: 'pending',
+      });
+    const plan = decide({
+      schedule: s,
+      pvcs: [pvc('a'), pvc('b')],
+      snapshots: [pending(0), pending(2)],
+      now: new Date('2026-01-01T03:00:05Z'),
+    });
+    expect(plan.status.snapshots).toMatchObject({ stuck: 1, pending: 1 + 1 }); // + b's new one
+    expect(plan.status.conditions?.find((c) => c.type === 'SnapshotsStuck')).toMatchObject({
+      status: 'True',
+      reason: 'PendingPastDeadline',
+    });
+    expect(plan.skips).toMatchObject([{ pvc: 'a', reason: 'TooManyPending' }]);
+    expect(plan.skips[0]?.message).toMatch(/maxPending limit of 2/);
+    expect(plan.creates.map((c) => c.pvc)).toEqual(['b']);
+    expect(plan.retention?.deletions).toEqual([]); // stuck and pending are kept
+  });
+});

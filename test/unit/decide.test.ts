@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim } from '../../src/api/objects.ts';
 import { decide } from '../../src/controller/decide.ts';
+import { snapshotName } from '../../src/snapshot/naming.ts';
 import { schedule, snap } from '../support/builders.ts';
 
 const pvc = (
@@ -34,9 +35,10 @@ describe('decide: one pass over one schedule', () => {
       snapshots: [],
       now: new Date('2026-01-01T01:00:01Z'),
     });
+    const at = new Date('2026-01-01T01:00:00Z');
     expect(plan.creates.map((c) => c.name)).toEqual([
-      'web-0-hourly-202601010100',
-      'web-1-hourly-202601010100',
+      snapshotName('web-0', 'hourly', at),
+      snapshotName('web-1', 'hourly', at),
     ]);
     expect(plan.creates[0]?.manifest).toMatchObject({
       metadata: {
@@ -189,13 +191,17 @@ describe('decide: a run interrupted by a crash', () => {
       snapshots: partial,
       now: new Date('2026-01-01T01:00:01Z'),
     });
-    expect(plan.creates.map((c) => c.name).sort()).toEqual([
-      'a-m-202601010100',
-      'b-m-202601010059',
-      'b-m-202601010100',
-      'c-m-202601010059',
-      'c-m-202601010100',
-    ]);
+    const t59 = new Date('2026-01-01T00:59:00Z');
+    const t60 = new Date('2026-01-01T01:00:00Z');
+    expect(plan.creates.map((c) => c.name).sort()).toEqual(
+      [
+        snapshotName('a', 'm', t60),
+        snapshotName('b', 'm', t59),
+        snapshotName('b', 'm', t60),
+        snapshotName('c', 'm', t59),
+        snapshotName('c', 'm', t60),
+      ].sort(),
+    );
     expect(plan.status.lastScheduleTime).toBe('2026-01-01T01:00:00Z');
   });
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { VolumeSnapshot } from '../../src/api/objects.ts';
+import { admitRestore } from '../../src/restore/admission.ts';
 import { chooseSnapshot, parseRestoreAnnotations, sizeProblem } from '../../src/restore/select.ts';
 import { parseQuantity } from '../../src/restore/quantity.ts';
 import { snap } from '../support/builders.ts';
@@ -70,5 +72,69 @@ describe('choosing the snapshot', () => {
     expect(sizeProblem(s, '20Gi')).toBeUndefined();
     expect(parseQuantity('1.5Gi')).toBe(1.5 * 2 ** 30);
     expect(parseQuantity('500M')).toBe(5e8);
+  });
+});
+
+describe('restore-at and restored-snapshot-time use the time the data was cut, not the scheduled time', () => {
+  const yesterday = snap('web-0-nightly-0614', { at: '2026-06-14T02:00:00Z', pvc: 'web-0' });
+  // After an outage, the run due at 02:00 was taken at 14:00: it holds 14:00's data.
+  const due = snap('web-0-nightly-0615', { at: '2026-06-15T02:00:00Z', pvc: 'web-0' });
+  const catchUp: VolumeSnapshot = {
+    ...due,
+    metadata: { ...due.metadata, creationTimestamp: '2026-06-15T14:00:00Z' },
+    status: { readyToUse: true, creationTime: '2026-06-15T14:00:05Z', restoreSize: '1Gi' },
+  };
+  const req = { sourcePvc: 'web-0', policy: 'Required' as const };
+
+  it('a catch-up taken after restore-at is not chosen because its run was due before', () => {
+    const r = chooseSnapshot({ ...req, at: new Date('2026-06-15T09:00:00+00:00') }, 'default', [
+      catchUp,
+      yesterday,
+    ]);
+    expect(r).toMatchObject({
+      kind: 'snapshot',
+      name: 'web-0-nightly-0614',
+      time: new Date('2026-06-14T02:00:00Z'),
+    });
+  });
+
+  it('once restore-at is past the cut, the catch-up is chosen and its time is the cut', () => {
+    const r = chooseSnapshot({ ...req, at: new Date('2026-06-15T15:00:00Z') }, 'default', [
+      yesterday,
+      catchUp,
+    ]);
+    expect(r).toMatchObject({
+      kind: 'snapshot',
+      name: 'web-0-nightly-0615',
+      time: new Date('2026-06-15T14:00:05Z'),
+    });
+  });
+
+  it('the webhook records the cut time in snapcron.io/restored-snapshot-time', () => {
+    const outcome = admitRestore(
+      {
+        uid: 'u',
+        operation: 'CREATE',
+        namespace: 'default',
+        object: {
+          metadata: {
+            name: 'web-restore-0',
+            namespace: 'default',
+            labels: { 'snapcron.io/restore': 'true' },
+            annotations: { 'snapcron.io/restore-from': 'web-0' },
+          },
+          spec: { resources: { requests: { storage: '1Gi' } } },
+        },
+      },
+      [yesterday, catchUp],
+    );
+    const ops = JSON.parse(Buffer.from(outcome.response.patch ?? '', 'base64').toString()) as {
+      path: string;
+      value: unknown;
+    }[];
+    expect(
+      ops.find((o) => o.path === '/metadata/annotations/snapcron.io~1restored-snapshot-time')?.value,
+    ).toBe('2026-06-15T14:00:05Z');
+    expect(outcome.summary).toMatchObject({ result: 'restored', snapshot: 'web-0-nightly-0615' });
   });
 });

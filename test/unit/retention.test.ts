@@ -1,8 +1,23 @@
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { IANAZone } from 'luxon';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { RetentionPolicy } from '../../src/api/types.generated.ts';
-import { planRetention, type Verdict } from '../../src/retention/plan.ts';
+import { validateSchedule } from '../../src/api/validate.ts';
+import {
+  buckets,
+  planRetention,
+  PROTECT_REASONS,
+  protectionOf,
+  shouldHoldBack,
+  whyNotPrune,
+  type ProtectionContext,
+  type Reason,
+  type Verdict,
+} from '../../src/retention/plan.ts';
+import { scheduledTime, snapshotState, snapshotTime } from '../../src/retention/snapshot-state.ts';
 import { restoringPvc, snap, type SnapOptions } from '../support/builders.ts';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
@@ -21,6 +36,32 @@ const byName = (verdicts: Verdict[]): Record<string, string> =>
 /** n hourly ready snapshots s0 (newest) .. s{n-1}. */
 const hourly = (n: number, o: Partial<SnapOptions> = {}) =>
   Array.from({ length: n }, (_, i) => snap(`s${i}`, { at: hoursAgo(i), ...o }));
+const iso = (t: string | Date): string => new Date(t).toISOString();
+/** The object created at `createdAt` and, if ready, its data cut at `cutAt` (status.creationTime). */
+const takenAt = (
+  s: VolumeSnapshot,
+  createdAt: string | Date,
+  cutAt: string | Date = createdAt,
+): VolumeSnapshot => ({
+  ...s,
+  metadata: { ...s.metadata, creationTimestamp: iso(createdAt) },
+  status: { ...s.status, creationTime: iso(cutAt) },
+});
+/** Not ready, with a driver error, stamped with `time` when given (the API sets it). */
+const withError = (s: VolumeSnapshot, time?: Date): VolumeSnapshot => ({
+  ...s,
+  status: {
+    readyToUse: false,
+    error: { message: 'rpc error: Throttling', ...(time ? { time: iso(time) } : {}) },
+  },
+});
+const named = (snapshots: VolumeSnapshot[], name: string): VolumeSnapshot => {
+  const s = snapshots.find((x) => x.metadata.name === name);
+  if (!s) throw new Error(`no snapshot ${name}`);
+  return s;
+};
+const protectionsIn = (v: Verdict): Reason[] =>
+  v.reasons.filter((r) => (PROTECT_REASONS as readonly string[]).includes(r));
 
 describe('retention rules', () => {
   it('maxCount deletes ready snapshots ranked past it', () => {
@@ -42,7 +83,7 @@ describe('retention rules', () => {
 
   it('failed snapshots are deleted and do not count as ready', () => {
     const snaps = [
-      snap('f', { at: hoursAgo(0), state: 'failed' }),
+      snap('f', { at: hoursAgo(3), state: 'failed' }), // its error has lasted 3h, past failedAfter 1h
       ...hourly(2).map((s, i) => snap(`r${i}`, { at: hoursAgo(i + 1) })),
     ];
     expect(byName(plan({ maxCount: 2 }, snaps).verdicts)).toEqual({
@@ -80,14 +121,17 @@ describe('retention rules', () => {
     const snaps = [
       snap('late', { at: '2026-06-14T23:30:00Z' }),
       snap('early', { at: '2026-06-14T15:00:00Z' }),
+      snap('older', { at: '2026-06-13T12:00:00Z' }),
     ];
     expect(byName(plan({ keep: { daily: 2 }, minReady: 0 }, snaps, [], 'UTC').verdicts)).toEqual({
       late: 'keep:keep-daily',
       early: 'delete:not-kept',
+      older: 'keep:keep-daily',
     });
     expect(byName(plan({ keep: { daily: 2 }, minReady: 0 }, snaps, [], 'Asia/Shanghai').verdicts)).toEqual({
       late: 'keep:keep-daily',
       early: 'keep:keep-daily',
+      older: 'delete:not-kept',
     });
   });
 
@@ -158,7 +202,7 @@ describe('protections', () => {
 
   it('pending snapshots are never deleted, even when expired', () => {
     const r = byName(
-      plan({ expires: '1h' }, [snap('p', { at: hoursAgo(30), state: 'pending' }), snap('r', { at: NOW })])
+      plan({ expires: '1h' }, [snap('p', { at: hoursAgo(3), state: 'pending' }), snap('r', { at: NOW })])
         .verdicts,
     );
     expect(r.p).toBe('keep:pending');
@@ -200,10 +244,13 @@ describe('protections', () => {
 
 describe('retention properties', () => {
   const snapArb = fc.record({
-    age: fc.integer({ min: 0, max: 60 * 86_400 }),
+    // Seconds; half within 12 hours, where failedAfter and pendingDeadline draw their lines.
+    age: fc.oneof(fc.integer({ min: 0, max: 12 * 3600 }), fc.integer({ min: 0, max: 60 * 86_400 })),
     pvc: fc.constantFrom('a', 'b'),
     schedule: fc.constantFrom('nightly', 'nightly', 'nightly', 'other'),
     state: fc.constantFrom('ready', 'ready', 'ready', 'pending', 'failed'),
+    /** For an error: how long ago the API stamped it, as a fraction of the age; undefined: no stamp. */
+    errorAt: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
     hold: fc.boolean().map((b) => b && Math.random() < 0.2),
   });
   const policyArb: fc.Arbitrary<RetentionPolicy> = fc
@@ -225,6 +272,9 @@ describe('retention properties', () => {
           )
           .filter((k) => Object.keys(k).length > 0),
         minReady: fc.integer({ min: 0, max: 3 }),
+        failedAfter: fc.constantFrom('10m', '1h', '1d'),
+        pendingDeadline: fc.constantFrom('30m', '6h', '2d'),
+        maxPending: fc.integer({ min: 1, max: 4 }),
       },
       { requiredKeys: [] },
     )
@@ -237,15 +287,18 @@ describe('retention properties', () => {
   });
   type World = typeof world extends fc.Arbitrary<infer T> ? T : never;
   const build = (w: World) => {
-    const snapshots = w.snaps.map((s, i) =>
-      snap(`snap-${String(i).padStart(2, '0')}`, {
+    const snapshots = w.snaps.map((s, i) => {
+      const built = snap(`snap-${String(i).padStart(2, '0')}`, {
         at: new Date(NOW.getTime() - s.age * 1000),
         pvc: s.pvc,
         schedule: s.schedule,
         state: s.state,
         hold: s.hold,
-      }),
-    );
+      });
+      return s.state === 'failed' && s.errorAt !== undefined
+        ? withError(built, new Date(NOW.getTime() - s.age * 1000 * s.errorAt))
+        : built;
+    });
     const pvcs = w.inUse
       .filter((i) => i < snapshots.length)
       .map((i) => restoringPvc(`r${i}`, `snap-${String(i).padStart(2, '0')}`));
@@ -273,6 +326,59 @@ describe('retention properties', () => {
           expect(inUse.has(s.metadata.name)).toBe(false);
           expect(s.metadata.labels?.['snapcron.io/schedule']).toBe('nightly');
           expect(s.status?.readyToUse === false && !s.status.error).toBe(false);
+          // Not ready and deleted: only when its error has lasted longer than failedAfter.
+          if (s.status?.readyToUse !== true) {
+            const since = new Date(s.status?.error?.time ?? s.metadata.creationTimestamp ?? 0);
+            const failedAfterMs = { '10m': 600_000, '1h': 3_600_000, '1d': 86_400_000 }[
+              (w.policy.failedAfter ?? '1h') as '10m' | '1h' | '1d'
+            ];
+            expect(NOW.getTime() - since.getTime()).toBeGreaterThan(failedAfterMs);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never deletes a pending or stuck snapshot, and holds back a PVC exactly at maxPending of them', () => {
+    fc.assert(
+      fc.property(world, (w) => {
+        const { snapshots, pvcs } = build(w);
+        const p = run(w, snapshots, pvcs);
+        for (const v of p.verdicts) {
+          if (v.state === 'pending' || v.state === 'stuck') {
+            expect(v).toMatchObject({ verdict: 'keep' });
+            expect(v.reasons).toContain(v.state);
+          }
+        }
+        expect(p.stuck).toEqual(p.verdicts.filter((v) => v.state === 'stuck'));
+        for (const pvc of ['a', 'b', 'c']) {
+          const waiting = p.verdicts.filter(
+            (v) => v.pvc === pvc && (v.state === 'pending' || v.state === 'stuck'),
+          );
+          const hold = shouldHoldBack(p, pvc);
+          expect(hold !== undefined).toBe(waiting.length >= (w.policy.maxPending ?? 3));
+          if (hold)
+            expect([...hold.pending, ...hold.stuck].sort()).toEqual(waiting.map((v) => v.name).sort());
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('protectionOf, on the same observations, agrees with the plan for every snapshot', () => {
+    fc.assert(
+      fc.property(world, (w) => {
+        const { snapshots, pvcs } = build(w);
+        const ctx: ProtectionContext = {
+          scheduleName: 'nightly',
+          retention: w.policy,
+          snapshots,
+          pvcs,
+          now: NOW,
+        };
+        for (const v of run(w, snapshots, pvcs).verdicts) {
+          expect(protectionOf(named(snapshots, v.name), ctx)).toEqual(protectionsIn(v));
         }
       }),
       { numRuns: 300 },
@@ -288,6 +394,9 @@ describe('retention properties', () => {
           const ready = verdicts.filter((v) => v.pvc === pvc && v.state === 'ready');
           const kept = ready.filter((v) => v.verdict === 'keep');
           expect(kept.length).toBeGreaterThanOrEqual(Math.min(w.policy.minReady ?? 1, ready.length));
+          // Even with minReady 0, only expires can take a PVC's last ready snapshot.
+          if (w.policy.expires === undefined)
+            expect(kept.length).toBeGreaterThanOrEqual(Math.min(1, ready.length));
         }
       }),
       { numRuns: 300 },
@@ -309,8 +418,7 @@ describe('retention properties', () => {
 
 describe('bucket keys', () => {
   it('agree with luxon wall-clock formatting for any instant and zone (property)', async () => {
-    const { DateTime, IANAZone } = await import('luxon');
-    const { buckets } = await import('../../src/retention/plan.ts');
+    const { DateTime } = await import('luxon');
     fc.assert(
       fc.property(
         fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }),
@@ -324,6 +432,508 @@ describe('bucket keys', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe("a snapshot's time is when its data was cut; scheduled-at only names runs", () => {
+  // After an outage, the run due at 02:00 was taken at 14:00: it holds 14:00's data.
+  const due = snap('catch-up', { at: '2026-06-15T02:00:00Z' });
+  const withCreationTime = (creationTime: string): VolumeSnapshot => ({
+    ...due,
+    metadata: { ...due.metadata, creationTimestamp: '2026-06-15T14:00:00Z' },
+    status: { readyToUse: true, creationTime },
+  });
+  const noTimes: VolumeSnapshot = { ...due, metadata: { ...due.metadata, creationTimestamp: undefined } };
+
+  it.each<[string, VolumeSnapshot, string | undefined]>([
+    ['status.creationTime first', withCreationTime('2026-06-15T14:00:07Z'), '2026-06-15T14:00:07.000Z'],
+    ['else metadata.creationTimestamp', withCreationTime(''), '2026-06-15T14:00:00.000Z'],
+    ['an unreadable creationTime falls back', withCreationTime('soon'), '2026-06-15T14:00:00.000Z'],
+    ['never scheduled-at', noTimes, undefined],
+  ])('snapshotTime: %s', (_name, s, want) => {
+    expect(snapshotTime(s)?.toISOString()).toBe(want);
+  });
+
+  it('scheduledTime reads scheduled-at only', () => {
+    expect(scheduledTime(withCreationTime('2026-06-15T14:00:07Z'))?.toISOString()).toBe(
+      '2026-06-15T02:00:00.000Z',
+    );
+    const unannotated = { ...due, metadata: { ...due.metadata, annotations: {} } };
+    expect(scheduledTime(unannotated)).toBeUndefined();
+  });
+
+  it('expires counts from the cut, not from the scheduled time', () => {
+    // The catch-up for a run due three days ago, taken two hours ago, holds two-hour-old data.
+    const catchUp = takenAt(snap('catch-up', { at: hoursAgo(72) }), hoursAgo(2));
+    const p = plan({ expires: '1d', minReady: 0 }, [catchUp]);
+    expect(byName(p.verdicts)).toEqual({ 'catch-up': 'keep:within-policy' });
+    expect(p.verdicts[0]?.time).toEqual(hoursAgo(2));
+  });
+
+  it('keep buckets and the order use the cut time', () => {
+    // Yesterday's run, taken today at 11:00, is today's newest copy.
+    const late = takenAt(snap('late', { at: '2026-06-14T02:00:00Z' }), '2026-06-15T11:00:00Z');
+    const today = snap('today', { at: '2026-06-15T10:00:00Z' });
+    const p = plan({ keep: { daily: 1 }, minReady: 0 }, [today, late]);
+    expect(p.verdicts.map((v) => v.name)).toEqual(['late', 'today']);
+    expect(byName(p.verdicts)).toEqual({ late: 'keep:keep-daily', today: 'delete:not-kept' });
+  });
+});
+
+describe('a driver error is transient until it has lasted failedAfter', () => {
+  const created = (h: number, state: SnapOptions['state'] = 'pending') =>
+    snap('s', { at: hoursAgo(h), state });
+  it.each<[string, VolumeSnapshot, RetentionPolicy, string]>([
+    ['ready', created(9, 'ready'), {}, 'ready'],
+    [
+      'ready, with an old error left over',
+      {
+        ...withError(created(9), hoursAgo(8)),
+        status: { readyToUse: true, error: { message: 'x', time: iso(hoursAgo(8)) } },
+      },
+      {},
+      'ready',
+    ],
+    ['an unstamped error on a 30m-old snapshot', withError(created(0.5)), {}, 'pending'],
+    ['an unstamped error on a 2h-old snapshot', withError(created(2)), {}, 'failed'],
+    ['an error stamped 10m ago on a 3h-old snapshot', withError(created(3), hoursAgo(1 / 6)), {}, 'pending'],
+    ['an error stamped 2h ago', withError(created(3), hoursAgo(2)), {}, 'failed'],
+    [
+      'an error 20m old with failedAfter 15m',
+      withError(created(3), hoursAgo(1 / 3)),
+      { failedAfter: '15m' },
+      'failed',
+    ],
+    [
+      'an error 2h old with failedAfter 1d',
+      withError(created(3), hoursAgo(2)),
+      { failedAfter: '1d' },
+      'pending',
+    ],
+    ['no error, 5h old', created(5), {}, 'pending'],
+    ['no error, 7h old (past pendingDeadline 6h)', created(7), {}, 'stuck'],
+    ['no error, 7h old with pendingDeadline 1d', created(7), { pendingDeadline: '1d' }, 'pending'],
+    ['a fresh error on a snapshot waiting 7h', withError(created(7), hoursAgo(1 / 6)), {}, 'stuck'],
+  ])('%s', (_name, s, policy, want) => {
+    expect(snapshotState(s, NOW, policy)).toBe(want);
+  });
+
+  it('without now and a policy it is the raw API condition (kept for counting only)', () => {
+    expect(snapshotState(withError(created(0.1)))).toBe('failed');
+  });
+
+  it('a retrying snapshot is kept (pending, with its error); one failing past failedAfter is deleted', () => {
+    const snaps = [
+      snap('ok', { at: hoursAgo(0) }),
+      withError(snap('retrying', { at: hoursAgo(3) }), hoursAgo(0.25)),
+      withError(snap('broken', { at: hoursAgo(4) }), hoursAgo(2)),
+    ];
+    const p = plan({ maxCount: 5 }, snaps);
+    expect(byName(p.verdicts)).toEqual({
+      ok: 'keep:min-ready',
+      retrying: 'keep:pending',
+      broken: 'delete:failed',
+    });
+    expect(p.verdicts.find((v) => v.name === 'retrying')?.error).toBe('rpc error: Throttling');
+    expect(p.deletions.map((d) => [d.name, d.state])).toEqual([['broken', 'failed']]);
+  });
+});
+
+describe('retention durations are validated like expires', () => {
+  const withRetention = (retention: Record<string, unknown>) => ({
+    apiVersion: 'snapcron.io/v1',
+    kind: 'SnapshotSchedule',
+    metadata: { name: 'n', namespace: 'default' },
+    spec: { schedule: '@daily', retention: { maxCount: 3, ...retention } },
+  });
+
+  it.each<[Record<string, unknown>, string, RegExp]>([
+    [
+      { failedAfter: '0h' },
+      'spec.retention.failedAfter',
+      /"0h" is zero: failedAfter must be longer than zero/,
+    ],
+    [{ failedAfter: '1 hour' }, 'spec.retention.failedAfter', /not a duration.*e\.g\. 90m/],
+    [
+      { pendingDeadline: '00m' },
+      'spec.retention.pendingDeadline',
+      /pendingDeadline must be longer than zero/,
+    ],
+    [{ pendingDeadline: 'soon' }, 'spec.retention.pendingDeadline', /not a duration/],
+    [{ maxPending: 0 }, 'spec.retention.maxPending', />= 1/],
+  ])('rejects %j', (retention, path, message) => {
+    const { errors, schedule } = validateSchedule(withRetention(retention));
+    expect(schedule).toBeUndefined();
+    expect(errors.find((e) => e.path === path)?.message, JSON.stringify(errors)).toMatch(message);
+  });
+
+  it('defaults failedAfter 1h, pendingDeadline 6h, maxPending 3', () => {
+    expect(validateSchedule(withRetention({})).schedule?.spec.retention).toEqual({
+      maxCount: 3,
+      minReady: 1,
+      failedAfter: '1h',
+      pendingDeadline: '6h',
+      maxPending: 3,
+    });
+  });
+
+  it('the CRD checks them with the pattern and CEL rule of expires', () => {
+    const crd = parse(readFileSync('crds/snapcron.io_snapshotschedules.yaml', 'utf8')) as {
+      spec: { versions: { schema: { openAPIV3Schema: Record<string, never> } }[] };
+    };
+    type Field = { pattern?: string; 'x-kubernetes-validations'?: { rule: string }[] };
+    const props = (
+      crd.spec.versions[0]?.schema.openAPIV3Schema as unknown as {
+        properties: { spec: { properties: { retention: { properties: Record<string, Field> } } } };
+      }
+    ).properties.spec.properties.retention.properties;
+    const rule = (f: Field | undefined) => [f?.pattern, f?.['x-kubernetes-validations']?.map((v) => v.rule)];
+    expect(rule(props.expires)[0]).toBeDefined();
+    expect(rule(props.failedAfter)).toEqual(rule(props.expires));
+    expect(rule(props.pendingDeadline)).toEqual(rule(props.expires));
+  });
+});
+
+describe('stuck snapshots, and holding back new ones so not-ready snapshots cannot pile up', () => {
+  it('a snapshot pending past pendingDeadline is stuck: still kept, and reported', () => {
+    const snaps = [
+      snap('ok', { at: hoursAgo(1) }),
+      snap('slow', { at: hoursAgo(5), state: 'pending' }),
+      snap('stuck', { at: hoursAgo(7), state: 'pending' }),
+    ];
+    const p = plan({ expires: '2h', minReady: 0 }, snaps);
+    expect(byName(p.verdicts)).toEqual({
+      ok: 'keep:within-policy',
+      slow: 'keep:pending',
+      stuck: 'keep:stuck',
+    });
+    expect(p.verdicts.find((v) => v.name === 'stuck')?.overridden).toEqual(['expired']);
+    expect(p.stuck.map((v) => [v.name, v.state])).toEqual([['stuck', 'stuck']]);
+    expect(p.pendingByPvc).toEqual([{ pvc: 'data-0', pending: ['slow'], stuck: ['stuck'] }]);
+    expect(p.counts).toEqual({ ready: 1, pending: 1, stuck: 1, failed: 0 });
+    expect(plan({ maxCount: 3, pendingDeadline: '8h' }, snaps).stuck).toEqual([]);
+  });
+
+  it('holds back a PVC at maxPending not-ready snapshots, stuck ones included', () => {
+    const snaps = [
+      snap('a-p1', { at: hoursAgo(1), pvc: 'a', state: 'pending' }),
+      withError(snap('a-p2', { at: hoursAgo(2), pvc: 'a' }), hoursAgo(0.1)),
+      snap('a-stuck', { at: hoursAgo(30), pvc: 'a', state: 'pending' }),
+      snap('a-ready', { at: hoursAgo(3), pvc: 'a' }),
+      snap('b-p1', { at: hoursAgo(1), pvc: 'b', state: 'pending' }),
+      snap('b-p2', { at: hoursAgo(2), pvc: 'b', state: 'pending' }),
+      snap('c-ready', { at: hoursAgo(2), pvc: 'c' }),
+    ];
+    const p = plan({ maxCount: 5 }, snaps);
+    expect(shouldHoldBack(p, 'a')).toEqual({
+      pvc: 'a',
+      reason: 'TooManyPending',
+      pending: ['a-p1', 'a-p2'],
+      stuck: ['a-stuck'],
+      maxPending: 3,
+      message:
+        'PVC a has 3 snapshot(s) not ready yet, 1 of them stuck for more than pendingDeadline 6h (a-stuck), at the retention.maxPending limit of 3: no new snapshot until one becomes ready or fails; check the snapshot controller and the CSI driver',
+    });
+    expect(shouldHoldBack(p, 'b')).toBeUndefined();
+    expect(shouldHoldBack(p, 'c')).toBeUndefined();
+    expect(shouldHoldBack(p, 'never-snapshotted')).toBeUndefined();
+    expect(shouldHoldBack(plan({ maxCount: 5, maxPending: 4 }, snaps), 'a')).toBeUndefined();
+    expect(shouldHoldBack(plan({ maxCount: 5, maxPending: 2 }, snaps), 'b')?.message).toMatch(
+      /^PVC b has 2 snapshot\(s\) not ready yet, at the retention.maxPending limit of 2/,
+    );
+  });
+
+  it('a broken driver or no snapshot controller never piles up more than maxPending per PVC (simulation)', () => {
+    // Each fire: observe, plan, delete what the plan deletes, create unless held back (concurrencyPolicy Allow).
+    type Outcome = 'never' | 'error' | 'ready';
+    fc.assert(
+      fc.property(
+        fc.record({
+          everyMinutes: fc.integer({ min: 1, max: 180 }),
+          maxPending: fc.integer({ min: 1, max: 5 }),
+          pendingDeadline: fc.constantFrom('30m', '6h', '1d'),
+          failedAfter: fc.constantFrom('10m', '1h'),
+          readyAfterMinutes: fc.integer({ min: 1, max: 24 * 60 }),
+          driver: fc.array(fc.constantFrom<Outcome>('never', 'error', 'ready'), {
+            minLength: 1,
+            maxLength: 4,
+          }),
+        }),
+        (w) => {
+          const start = Date.UTC(2026, 5, 1);
+          let snaps: { s: VolumeSnapshot; outcome: Outcome; created: number }[] = [];
+          for (let k = 0; k < 150; k++) {
+            const now = start + k * w.everyMinutes * 60_000;
+            snaps = snaps.map((x) => {
+              if (x.outcome === 'ready' && now - x.created >= w.readyAfterMinutes * 60_000)
+                return {
+                  ...x,
+                  s: { ...x.s, status: { readyToUse: true, creationTime: iso(new Date(x.created)) } },
+                };
+              if (x.outcome === 'error' && now - x.created >= 60_000)
+                return { ...x, s: withError(x.s, new Date(x.created + 60_000)) };
+              return x;
+            });
+            const p = planRetention({
+              scheduleName: 'nightly',
+              retention: {
+                maxCount: 3,
+                maxPending: w.maxPending,
+                pendingDeadline: w.pendingDeadline,
+                failedAfter: w.failedAfter,
+              },
+              timeZone: 'UTC',
+              snapshots: snaps.map((x) => x.s),
+              pvcs: [],
+              now: new Date(now),
+            });
+            const deleted = new Set(p.deletions.map((d) => d.name));
+            snaps = snaps.filter((x) => !deleted.has(x.s.metadata.name ?? ''));
+            if (!shouldHoldBack(p, 'data-0')) {
+              const outcome = w.driver[k % w.driver.length] ?? 'never';
+              snaps.push({
+                s: snap(`k${k}`, { at: new Date(now), state: 'pending' }),
+                outcome,
+                created: now,
+              });
+            }
+            const notReady = snaps.filter((x) => x.s.status?.readyToUse !== true);
+            expect(notReady.length).toBeLessThanOrEqual(w.maxPending);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+describe("keep rules follow restic forget (0.16+), including its 'oldest' keep", () => {
+  /** One ready snapshot a day at 12:00 UTC, named MM-DD, from `from` to `to` (inclusive). */
+  const daily = (from: string, to: string): VolumeSnapshot[] => {
+    const out: VolumeSnapshot[] = [];
+    for (let t = Date.parse(`${from}T12:00:00Z`); t <= Date.parse(`${to}T12:00:00Z`); t += 86_400_000)
+      out.push(snap(new Date(t).toISOString().slice(5, 10), { at: new Date(t) }));
+    return out;
+  };
+  const kept = (verdicts: Verdict[]): Record<string, string> =>
+    Object.fromEntries(
+      verdicts.filter((v) => v.verdict === 'keep').map((v) => [v.name, v.reasons.join(',')]),
+    );
+
+  it('keeps the oldest snapshot too while a bucket rule has slots left: monthly 12 over Jan 15 to Feb 10', () => {
+    const p = plan({ keep: { monthly: 12 }, minReady: 0 }, daily('2026-01-15', '2026-02-10'));
+    expect(kept(p.verdicts)).toEqual({
+      '02-10': 'keep-monthly',
+      '01-31': 'keep-monthly',
+      '01-15': 'keep-monthly-oldest',
+    });
+    expect(p.deletions.every((d) => d.reasons.join() === 'not-kept')).toBe(true);
+    expect(p.deletions).toHaveLength(27 - 3);
+  });
+
+  it('restic docs: --keep-daily 5 over weekday backups, two on Fridays, one Wednesday missed', () => {
+    const times = [
+      ['60e5c031', '2025-04-21 11:00'],
+      ['1dccffe9', '2025-04-22 11:00'],
+      ['90a5c949', '2025-04-23 11:00'],
+      ['79580708', '2025-04-24 11:00'],
+      ['8a603ddf', '2025-04-25 11:00'],
+      ['ae33bf10', '2025-04-25 23:00'],
+      ['fb8b1418', '2025-04-28 11:00'],
+      ['1db188b4', '2025-04-29 11:00'],
+      ['7baa4f28', '2025-05-01 11:00'],
+      ['05c48af3', '2025-05-02 11:00'],
+      ['ad72e262', '2025-05-02 23:00'],
+    ];
+    const snaps = times.map(([id = '', t = '']) => snap(id, { at: `${t.replace(' ', 'T')}:00Z` }));
+    // The docs list by ID; the 23:00 Friday snapshots are 'ae33bf10' and 'ad72e262'.
+    expect(kept(plan({ keep: { daily: 5 }, minReady: 0 }, snaps).verdicts)).toEqual({
+      ae33bf10: 'keep-daily',
+      fb8b1418: 'keep-daily',
+      '1db188b4': 'keep-daily',
+      '7baa4f28': 'keep-daily',
+      ad72e262: 'keep-daily',
+    });
+  });
+
+  it('restic docs: --keep-daily 4 over 12 weekly Sunday backups keeps the last four', () => {
+    const sundays = Array.from({ length: 12 }, (_, i) =>
+      snap(`sun-${i}`, { at: new Date(Date.UTC(2019, 8, 1 + 7 * i, 11)) }),
+    );
+    expect(Object.keys(kept(plan({ keep: { daily: 4 }, minReady: 0 }, sundays).verdicts)).sort()).toEqual([
+      'sun-10',
+      'sun-11',
+      'sun-8',
+      'sun-9',
+    ]);
+  });
+
+  it('restic docs: one backup a day for 100 years, keep daily 7, weekly 5, monthly 12, yearly 75', () => {
+    // "the most recent 7 daily snapshots and 4 last-day-of-the-week ones (since the 7 dailies already
+    // include 1 weekly). Additionally, 12 or 11 last-day-of-the-month snapshots [...] 75 or 74
+    // last-day-of-the-year snapshots". Ending Sunday 2024-12-29: the week's dailies hold one weekly,
+    // December's monthly is a daily, and 2024's yearly is a daily: 7 + 4 + 11 + 74.
+    const snaps: VolumeSnapshot[] = [];
+    const end = Date.UTC(2024, 11, 29, 12);
+    for (let i = 0; i < 36_525; i++) snaps.push(snap(`d${i}`, { at: new Date(end - i * 86_400_000) }));
+    const p = plan({ keep: { daily: 7, weekly: 5, monthly: 12, yearly: 75 }, minReady: 0 }, snaps);
+    const keeps = p.verdicts.filter((v) => v.verdict === 'keep');
+    const count = (reason: Reason) => keeps.filter((v) => v.reasons.includes(reason)).length;
+    expect([count('keep-daily'), count('keep-weekly'), count('keep-monthly'), count('keep-yearly')]).toEqual([
+      7, 5, 12, 75,
+    ]);
+    expect(keeps).toHaveLength(7 + 4 + 11 + 74);
+    expect(keeps.some((v) => v.reasons.some((r) => r.endsWith('-oldest')))).toBe(false);
+  });
+
+  it('restic forum: keep-monthly 4 over four snapshots of one month keeps the newest and the oldest', () => {
+    const snaps = [
+      '2024-01-02T13:42:44Z',
+      '2024-01-03T01:04:38Z',
+      '2024-01-04T20:09:54Z',
+      '2024-01-04T20:20:32Z',
+    ].map((t, i) => snap(`j${i}`, { at: t }));
+    expect(kept(plan({ keep: { monthly: 4 }, minReady: 0 }, snaps).verdicts)).toEqual({
+      j3: 'keep-monthly',
+      j0: 'keep-monthly-oldest',
+    });
+  });
+
+  it('the oldest keep needs a slot left, and never comes from keep.last', () => {
+    const snaps = daily('2026-01-28', '2026-03-03'); // three months
+    expect(kept(plan({ keep: { monthly: 3 }, minReady: 0 }, snaps).verdicts)).toEqual({
+      '03-03': 'keep-monthly',
+      '02-28': 'keep-monthly',
+      '01-31': 'keep-monthly',
+    });
+    expect(kept(plan({ keep: { monthly: 4, last: 2 }, minReady: 0 }, snaps).verdicts)).toEqual({
+      '03-03': 'keep-last,keep-monthly',
+      '03-02': 'keep-last',
+      '02-28': 'keep-monthly',
+      '01-31': 'keep-monthly',
+      '01-28': 'keep-monthly-oldest',
+    });
+    // The oldest alone in its bucket is an ordinary keep.
+    expect(
+      kept(plan({ keep: { weekly: 10 }, minReady: 0 }, daily('2026-03-01', '2026-03-03')).verdicts),
+    ).toEqual({ '03-03': 'keep-weekly', '03-01': 'keep-weekly' });
+  });
+
+  it("matches restic's rule read declaratively: the newest of the N newest buckets, plus the oldest while fewer (property)", () => {
+    const rules = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 3 * 365 * 86_400 }), { maxLength: 40 }),
+        fc.constantFrom(...rules),
+        fc.integer({ min: 1, max: 12 }),
+        fc.constantFrom('UTC', 'Europe/Berlin', 'Australia/Lord_Howe'),
+        (ages, rule, n, zone) => {
+          const snaps = ages.map((a, i) => snap(`x${i}`, { at: new Date(NOW.getTime() - a * 1000) }));
+          const newest = [...snaps].sort(
+            (a, b) =>
+              Date.parse(String(b.metadata.creationTimestamp)) -
+              Date.parse(String(a.metadata.creationTimestamp)),
+          );
+          const key = (s: VolumeSnapshot) =>
+            buckets(new Date(String(s.metadata.creationTimestamp)), IANAZone.create(zone))[rule];
+          const order = [...new Set(newest.map(key))];
+          const want: Record<string, string> = {};
+          for (const b of order.slice(0, n)) {
+            const first = newest.find((s) => key(s) === b);
+            if (first) want[first.metadata.name ?? ''] = `keep-${rule}`;
+          }
+          const oldest = newest.at(-1);
+          if (oldest && order.length < n && !want[oldest.metadata.name ?? ''])
+            want[oldest.metadata.name ?? ''] = `keep-${rule}-oldest`;
+          expect(kept(plan({ keep: { [rule]: n }, minReady: 0 }, snaps, [], zone).verdicts)).toEqual(want);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('minReady: what each value promises, and the pre-delete re-check', () => {
+  it('minReady N >= 1: the newest N ready snapshots survive maxCount, expires and keep alike', () => {
+    const p = plan({ maxCount: 1, expires: '1m', keep: { last: 1 }, minReady: 3 }, hourly(5));
+    expect(byName(p.verdicts)).toEqual({
+      s0: 'keep:min-ready,keep-last',
+      s1: 'keep:min-ready',
+      s2: 'keep:min-ready',
+      s3: 'delete:expired,max-count,not-kept',
+      s4: 'delete:expired,max-count,not-kept',
+    });
+    expect(p.verdicts.find((v) => v.name === 's2')?.overridden).toEqual(['expired', 'max-count', 'not-kept']);
+  });
+
+  it('minReady 0: nothing guards the last copy, so expiry deletes every snapshot of a PVC', () => {
+    const p = plan({ expires: '30m', minReady: 0 }, hourly(3).slice(1));
+    expect(p.deletions.map((d) => d.name)).toEqual(['s1', 's2']);
+    expect(p.verdicts.filter((v) => v.verdict === 'keep')).toEqual([]);
+  });
+
+  it('the CRD says plainly what minReady 0 allows', () => {
+    const text = readFileSync('crds/snapcron.io_snapshotschedules.yaml', 'utf8').replace(/\s+/g, ' ');
+    expect(text).toMatch(
+      /0 turns this guard off: expires may then delete every ready snapshot of a PVC, including its only good copy/,
+    );
+  });
+
+  it('protectionOf re-checks one snapshot on a fresh read, min-ready against its fresh siblings', () => {
+    const snaps = hourly(3);
+    const retention: RetentionPolicy = { maxCount: 1, minReady: 1 };
+    const ctx = (snapshots: VolumeSnapshot[], pvcs: PersistentVolumeClaim[] = []): ProtectionContext => ({
+      scheduleName: 'nightly',
+      retention,
+      snapshots,
+      pvcs,
+      now: NOW,
+    });
+    expect(plan(retention, snaps).deletions.map((d) => d.name)).toEqual(['s1', 's2']);
+    expect(protectionOf(named(snaps, 's1'), ctx(snaps))).toEqual([]);
+    // s0 was deleted meanwhile (gone, or on its way out): s1 is now the newest ready copy.
+    expect(protectionOf(named(snaps, 's1'), ctx(snaps.filter((s) => s.metadata.name !== 's0')))).toEqual([
+      'min-ready',
+    ]);
+    const s0Deleting = snaps.map((s) =>
+      s.metadata.name === 's0' ? { ...s, metadata: { ...s.metadata, deletionTimestamp: iso(NOW) } } : s,
+    );
+    expect(protectionOf(named(snaps, 's1'), ctx(s0Deleting))).toEqual(['min-ready']);
+    // Another schedule's or PVC's ready snapshots are no siblings.
+    const strangers = [snap('o', { at: NOW, schedule: 'weekly' }), snap('p', { at: NOW, pvc: 'other' })];
+    expect(protectionOf(named(snaps, 's1'), ctx([...strangers, ...snaps.slice(1)]))).toEqual(['min-ready']);
+    // The fresh read wins over the stale copy in the list.
+    const held = snap('s2', { at: hoursAgo(2), hold: true });
+    expect(protectionOf(held, ctx(snaps))).toEqual(['hold']);
+    expect(protectionOf(named(snaps, 's2'), ctx(snaps, [restoringPvc('r', 's2')]))).toEqual(['in-use']);
+    expect(protectionOf(snap('p', { at: hoursAgo(1), state: 'pending' }), ctx(snaps))).toEqual(['pending']);
+    expect(protectionOf(snap('p', { at: hoursAgo(7), state: 'pending' }), ctx(snaps))).toEqual(['stuck']);
+    expect(protectionOf(withError(snap('f', { at: hoursAgo(3) })), ctx(snaps))).toEqual([]);
+    expect(protectionOf(withError(snap('f', { at: hoursAgo(0.5) })), ctx(snaps))).toEqual(['pending']);
+  });
+
+  it('whyNotPrune: a protection found on the fresh read, or a state the plan did not delete', () => {
+    const broken = withError(snap('broken', { at: hoursAgo(3) }));
+    const snaps = [snap('s0', { at: hoursAgo(0) }), broken];
+    const retention: RetentionPolicy = { maxCount: 5, minReady: 1 };
+    const ctx: ProtectionContext = {
+      scheduleName: 'nightly',
+      retention,
+      snapshots: snaps,
+      pvcs: [],
+      now: NOW,
+    };
+    const [planned] = plan(retention, snaps).deletions;
+    expect(planned).toMatchObject({ name: 'broken', state: 'failed' });
+    if (!planned) return;
+    expect(whyNotPrune(planned, broken, ctx)).toBeUndefined();
+    // Its retries succeeded between the plan and the delete: a good copy now, not ours to delete.
+    const recovered = snap('broken', { at: hoursAgo(3) });
+    expect(whyNotPrune(planned, recovered, ctx)).toBe('changed');
+    expect(whyNotPrune(planned, { ...broken, status: { readyToUse: false } }, ctx)).toBe('pending');
+    expect(whyNotPrune(planned, snap('broken', { at: hoursAgo(3), state: 'failed', hold: true }), ctx)).toBe(
+      'hold',
     );
   });
 });
