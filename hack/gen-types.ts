@@ -26,6 +26,8 @@ const NAMES: Record<string, string> = {
   'spec.retention': 'RetentionPolicy',
   'spec.retention.keep': 'KeepRules',
   'status.snapshots': 'SnapshotCounts',
+  'status.lastRun': 'RunRecord',
+  'status.lastRun.skips[]': 'PvcSkipRecord',
   'status.conditions[]': 'Condition',
 };
 

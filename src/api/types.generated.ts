@@ -38,6 +38,8 @@ export interface SnapshotScheduleStatus {
   nextScheduleTime?: string;
   /** The scheduled time of the most recent run whose snapshots were all created. */
   lastSuccessfulTime?: string;
+  /** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). */
+  lastRun?: RunRecord;
   /** Counts of this schedule's VolumeSnapshots by state. */
   snapshots?: SnapshotCounts;
   /** Ready, Suspended (reason Resumed after a resume: runs missed while suspended are not caught up), InvalidSpec and SnapshotsStuck conditions. */
@@ -72,9 +74,33 @@ export interface SnapshotCounts {
   failed?: number;
 }
 
+/** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). */
+export interface RunRecord {
+  /** The fire time of the run. */
+  scheduledTime?: string;
+  /** Snapshots of the run that exist (created now or before). */
+  created?: number;
+  /** Creates the API server refused. */
+  failed?: number;
+  /** PVCs left out of the run. */
+  skipped?: number;
+  /** The first 50 PVCs left out, with the reason and a message naming the fix. */
+  skips?: PvcSkipRecord[];
+}
+
+/** One PVC left out of the run. */
+export interface PvcSkipRecord {
+  /** The PVC left out. */
+  pvc?: string;
+  /** NotBound, PreviousNotReady, TooManyPending or DeadlinePassed. */
+  reason?: string;
+  /** What happened and what to do. */
+  message?: string;
+}
+
 /** SnapshotScheduleSpec is what the user asks for. */
 export interface SnapshotScheduleSpec {
-  /** Cron timetable: 5 fields (minute hour day-of-month month day-of-week), 6 fields with leading seconds, or one of @hourly @daily @weekly @monthly @yearly. Evaluated in timeZone. Around DST changes it behaves like Debian cron: a fixed time skipped by a forward jump fires right after the jump, a fixed time repeated by a backward jump fires once, and a schedule with '*' in the minute or hour field runs by real elapsed time. */
+  /** Cron timetable: 5 fields (minute hour day-of-month month day-of-week), 6 fields with leading seconds, or one of @hourly @daily @weekly @monthly @yearly (@annually, @midnight). Evaluated in timeZone. A field is a comma list of numbers, '*', ranges a-b (low to high) and steps (*\/n, a-b/n, a/n): seconds and minute 0-59, hour 0-23, day-of-month 1-31 or L (the last day), month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT (0 and 7 are Sunday), nL (the last weekday n of the month, e.g. 5L) or n#k (the k-th, k 1-5, e.g. MON#2). Not accepted: H (cron-parser's hash is random, so fire times would change between passes), ? and W. Like Debian cron, when the day-of-month or the day-of-week field begins with '*', a day must match both (0 0 *\/2 * 1: odd days that are Mondays); otherwise either (0 0 1,15 * 1: the 1st, the 15th and every Monday). Around DST changes it behaves like Debian cron: a fixed time skipped by a forward jump fires right after the jump, a fixed time repeated by a backward jump fires once, and a schedule with '*' in the minute or hour field runs by real elapsed time. */
   schedule: string;
   /** IANA time zone name the schedule is evaluated in, e.g. Asia/Shanghai or Europe/Berlin. Retention's hourly/daily/weekly/monthly/yearly buckets use it too. */
   timeZone?: string;
@@ -185,13 +211,43 @@ export const openAPIV3Schema: Record<string, unknown> = {
       "properties": {
         "schedule": {
           "type": "string",
-          "description": "Cron timetable: 5 fields (minute hour day-of-month month day-of-week), 6 fields with leading seconds, or one of @hourly @daily @weekly @monthly @yearly. Evaluated in timeZone. Around DST changes it behaves like Debian cron: a fixed time skipped by a forward jump fires right after the jump, a fixed time repeated by a backward jump fires once, and a schedule with '*' in the minute or hour field runs by real elapsed time.",
+          "description": "Cron timetable: 5 fields (minute hour day-of-month month day-of-week), 6 fields with leading seconds, or one of @hourly @daily @weekly @monthly @yearly (@annually, @midnight). Evaluated in timeZone. A field is a comma list of numbers, '*', ranges a-b (low to high) and steps (*/n, a-b/n, a/n): seconds and minute 0-59, hour 0-23, day-of-month 1-31 or L (the last day), month 1-12 or JAN-DEC, day-of-week 0-7 or SUN-SAT (0 and 7 are Sunday), nL (the last weekday n of the month, e.g. 5L) or n#k (the k-th, k 1-5, e.g. MON#2). Not accepted: H (cron-parser's hash is random, so fire times would change between passes), ? and W. Like Debian cron, when the day-of-month or the day-of-week field begins with '*', a day must match both (0 0 */2 * 1: odd days that are Mondays); otherwise either (0 0 1,15 * 1: the 1st, the 15th and every Monday). Around DST changes it behaves like Debian cron: a fixed time skipped by a forward jump fires right after the jump, a fixed time repeated by a backward jump fires once, and a schedule with '*' in the minute or hour field runs by real elapsed time.",
           "minLength": 1,
           "maxLength": 256,
           "x-kubernetes-validations": [
             {
-              "rule": "self.matches('^@(hourly|daily|weekly|monthly|yearly|annually|midnight)$') || self.matches('^\\\\s*[0-9*?LW#/,A-Za-z-]+(\\\\s+[0-9*?LW#/,A-Za-z-]+){4,5}\\\\s*$')",
+              "rule": "self.matches('^\\\\s*@(hourly|daily|weekly|monthly|yearly|annually|midnight)\\\\s*$') || self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$')",
               "message": "must be a cron expression of 5 fields (minute hour day month weekday), 6 fields with leading seconds, or one of @hourly @daily @weekly @monthly @yearly"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){5}\\\\s*$') || self.findAll('\\\\S+')[0].matches('^((\\\\*|0*[1-5]?[0-9](-0*[1-5]?[0-9])?)(/0*([1-9]|[1-5][0-9]))?)(,((\\\\*|0*[1-5]?[0-9](-0*[1-5]?[0-9])?)(/0*([1-9]|[1-5][0-9]))?))*$') && self.findAll('\\\\S+')[0].split(',').all(i, !i.split('/')[0].contains('-') || int(i.split('/')[0].split('-')[0]) <= int(i.split('/')[0].split('-')[1]))",
+              "message": "the seconds field must be 0-59",
+              "messageExpression": "self.findAll('\\\\S+')[0].matches('(^|[^Tt])H') ? 'the seconds field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit second such as 0' : self.findAll('\\\\S+')[0].contains('?') ? 'the seconds field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[0].matches('[0-9L]W') ? 'the seconds field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the seconds field must be 0-59: numbers, ranges a-b (low to high), * and steps /n (n 1-59), in a comma list; got \"' + self.findAll('\\\\S+')[0] + '\"'"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$') || self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5].matches('^((\\\\*|0*[1-5]?[0-9](-0*[1-5]?[0-9])?)(/0*([1-9]|[1-5][0-9]))?)(,((\\\\*|0*[1-5]?[0-9](-0*[1-5]?[0-9])?)(/0*([1-9]|[1-5][0-9]))?))*$') && self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5].split(',').all(i, !i.split('/')[0].contains('-') || int(i.split('/')[0].split('-')[0]) <= int(i.split('/')[0].split('-')[1]))",
+              "message": "the minute field must be 0-59",
+              "messageExpression": "self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5].matches('(^|[^Tt])H') ? 'the minute field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit minute such as 17' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5].contains('?') ? 'the minute field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5].matches('[0-9L]W') ? 'the minute field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the minute field must be 0-59: numbers, ranges a-b (low to high), * and steps /n (n 1-59), in a comma list; got \"' + self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 5] + '\"'"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$') || self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4].matches('^((\\\\*|0*(1?[0-9]|2[0-3])(-0*(1?[0-9]|2[0-3]))?)(/0*([1-9]|1[0-9]|2[0-3]))?)(,((\\\\*|0*(1?[0-9]|2[0-3])(-0*(1?[0-9]|2[0-3]))?)(/0*([1-9]|1[0-9]|2[0-3]))?))*$') && self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4].split(',').all(i, !i.split('/')[0].contains('-') || int(i.split('/')[0].split('-')[0]) <= int(i.split('/')[0].split('-')[1]))",
+              "message": "the hour field must be 0-23",
+              "messageExpression": "self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4].matches('(^|[^Tt])H') ? 'the hour field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit hour such as 3' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4].contains('?') ? 'the hour field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4].matches('[0-9L]W') ? 'the hour field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the hour field must be 0-23: numbers, ranges a-b (low to high), * and steps /n (n 1-23), in a comma list; got \"' + self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 4] + '\"'"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$') || self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3].matches('^((\\\\*|0*([1-9]|[12][0-9]|3[01])(-0*([1-9]|[12][0-9]|3[01]))?)(/0*([1-9]|[12][0-9]|3[01]))?|L)(,((\\\\*|0*([1-9]|[12][0-9]|3[01])(-0*([1-9]|[12][0-9]|3[01]))?)(/0*([1-9]|[12][0-9]|3[01]))?|L))*$') && self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3].split(',').all(i, !i.split('/')[0].contains('-') || int(i.split('/')[0].split('-')[0]) <= int(i.split('/')[0].split('-')[1]))",
+              "message": "the day-of-month field must be 1-31 or L (the last day)",
+              "messageExpression": "self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3].matches('(^|[^Tt])H') ? 'the day-of-month field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit day such as 1' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3].contains('?') ? 'the day-of-month field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3].matches('[0-9L]W') ? 'the day-of-month field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the day-of-month field must be 1-31 or L (the last day): numbers, ranges a-b (low to high), *, steps /n (n 1-31) and L, in a comma list; got \"' + self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 3] + '\"'"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$') || self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2].matches('^((\\\\*|(0*([1-9]|1[0-2])|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-(0*([1-9]|1[0-2])|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/0*([1-9]|1[0-2]))?)(,((\\\\*|(0*([1-9]|1[0-2])|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(-(0*([1-9]|1[0-2])|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)))?)(/0*([1-9]|1[0-2]))?))*$') && self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2].split(',').all(i, !i.split('/')[0].contains('-') || (i.split('/')[0].split('-')[0].matches('^[0-9]+$') ? int(i.split('/')[0].split('-')[0]) : 'janfebmaraprmayjunjulaugsepoctnovdec'.indexOf(i.split('/')[0].split('-')[0].lowerAscii()) / 3 + 1) <= (i.split('/')[0].split('-')[1].matches('^[0-9]+$') ? int(i.split('/')[0].split('-')[1]) : 'janfebmaraprmayjunjulaugsepoctnovdec'.indexOf(i.split('/')[0].split('-')[1].lowerAscii()) / 3 + 1))",
+              "message": "the month field must be 1-12 or JAN-DEC",
+              "messageExpression": "self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2].matches('(^|[^Tt])H') ? 'the month field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit month such as 1' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2].contains('?') ? 'the month field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2].matches('[0-9L]W') ? 'the month field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the month field must be 1-12 or JAN-DEC: numbers or names, ranges a-b (low to high), * and steps /n (n 1-12), in a comma list; got \"' + self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 2] + '\"'"
+            },
+            {
+              "rule": "!self.matches('^\\\\s*\\\\S+(\\\\s+\\\\S+){4,5}\\\\s*$') || self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1].matches('^((\\\\*|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/0*[1-7])?|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))L|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))#0*[1-5])(,((\\\\*|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))(-(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)))?)(/0*[1-7])?|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))L|(0*[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))#0*[1-5]))*$') && self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1].split(',').all(i, !i.split('/')[0].contains('-') || (i.split('/')[0].split('-')[0].matches('^[0-9]+$') ? int(i.split('/')[0].split('-')[0]) : 'sunmontuewedthufrisat'.indexOf(i.split('/')[0].split('-')[0].lowerAscii()) / 3) <= (i.split('/')[0].split('-')[1].matches('^[0-9]+$') ? int(i.split('/')[0].split('-')[1]) : 'sunmontuewedthufrisat'.indexOf(i.split('/')[0].split('-')[1].lowerAscii()) / 3))",
+              "message": "the day-of-week field must be 0-7 or SUN-SAT (0 and 7 are Sunday), nL (the last n of the month) or n#k (the k-th n, k 1-5)",
+              "messageExpression": "self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1].matches('(^|[^Tt])H') ? 'the day-of-week field uses H, a hashed value that cron-parser draws at random each time the schedule is read, so the fire times would change from one pass to the next (non-deterministic): write an explicit day of the week such as 1' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1].contains('?') ? 'the day-of-week field uses ?, which snapcron does not accept: write * (the day rule of Debian cron looks for a leading *)' : self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1].matches('[0-9L]W') ? 'the day-of-week field uses W (the nearest weekday), which snapcron does not support: list the days instead' : 'the day-of-week field must be 0-7 or SUN-SAT (0 and 7 are Sunday), nL (the last n of the month) or n#k (the k-th n, k 1-5): numbers or names, ranges a-b (low to high), *, steps /n (n 1-7), nL and n#k, in a comma list; got \"' + self.findAll('\\\\S+')[self.findAll('\\\\S+').size() - 1] + '\"'"
             }
           ]
         },
@@ -487,6 +543,55 @@ export const openAPIV3Schema: Record<string, unknown> = {
           "type": "string",
           "format": "date-time",
           "description": "The scheduled time of the most recent run whose snapshots were all created."
+        },
+        "lastRun": {
+          "type": "object",
+          "description": "What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds).",
+          "properties": {
+            "scheduledTime": {
+              "type": "string",
+              "format": "date-time",
+              "description": "The fire time of the run."
+            },
+            "created": {
+              "type": "integer",
+              "format": "int32",
+              "description": "Snapshots of the run that exist (created now or before)."
+            },
+            "failed": {
+              "type": "integer",
+              "format": "int32",
+              "description": "Creates the API server refused."
+            },
+            "skipped": {
+              "type": "integer",
+              "format": "int32",
+              "description": "PVCs left out of the run."
+            },
+            "skips": {
+              "type": "array",
+              "description": "The first 50 PVCs left out, with the reason and a message naming the fix.",
+              "maxItems": 50,
+              "items": {
+                "type": "object",
+                "description": "One PVC left out of the run.",
+                "properties": {
+                  "pvc": {
+                    "type": "string",
+                    "description": "The PVC left out."
+                  },
+                  "reason": {
+                    "type": "string",
+                    "description": "NotBound, PreviousNotReady, TooManyPending or DeadlinePassed."
+                  },
+                  "message": {
+                    "type": "string",
+                    "description": "What happened and what to do."
+                  }
+                }
+              }
+            }
+          }
         },
         "snapshots": {
           "type": "object",

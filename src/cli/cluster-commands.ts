@@ -1,9 +1,9 @@
 /** `snapcron controller` and `snapcron tick`: the commands that talk to a cluster. */
 import { hostname } from 'node:os';
-import { Kube } from '../kube/client.ts';
+import { DEFAULT_BURST, DEFAULT_QPS, Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { startWebhook } from '../restore/webhook.ts';
-import { Controller } from '../controller/controller.ts';
+import { Controller, DEFAULT_CONCURRENCY } from '../controller/controller.ts';
 import { Metrics } from '../controller/metrics.ts';
 import { startHttpServer } from '../controller/server.ts';
 import { tick } from '../controller/tick.ts';
@@ -25,11 +25,16 @@ const scope = {
 const rate = {
   qps: {
     type: 'string',
-    default: '20',
+    default: String(DEFAULT_QPS),
     value: 'N',
     description: 'client-side write rate limit, requests per second',
   },
-  burst: { type: 'string', default: '30', value: 'N', description: 'writes allowed at once above --qps' },
+  burst: {
+    type: 'string',
+    default: String(DEFAULT_BURST),
+    value: 'N',
+    description: 'writes allowed at once above --qps',
+  },
 } as const satisfies Options;
 const logLevelOption = (fallback: string) =>
   ({
@@ -78,6 +83,12 @@ export const controllerCommand = defineCommand({
       description: 'how often to renew the lease or try to take it; also in ms, e.g. 500ms',
     },
     ...rate,
+    concurrency: {
+      type: 'string',
+      default: String(DEFAULT_CONCURRENCY),
+      value: 'N',
+      description: 'schedule passes in flight at once (their writes share the --qps budget, in turn)',
+    },
     identity: {
       type: 'string',
       value: 'ID',
@@ -184,6 +195,7 @@ export async function runController(args: string[]): Promise<number> {
       durationSeconds: Math.max(1, Math.round(seconds('lease-duration', values['lease-duration']) / 1000)),
       retryPeriodMs: seconds('retry-period', values['retry-period']),
     },
+    concurrency: number('concurrency', values.concurrency),
   });
   const { server, port } = await startHttpServer(values['metrics-addr'], metrics, () => controller.ready);
   log.info({ port, identity }, 'serving /metrics, /healthz, /readyz');

@@ -1,9 +1,17 @@
 /**
- * `snapcron controller`: watches schedules, PVCs and our snapshots through
- * informers, and runs a level-triggered pass per schedule whenever something it
- * depends on changes, or when the one process-wide timer reaches the earliest
- * next fire time. Only the lease holder acts, and only while every cache is synced:
- * each write is fenced by the lease at the moment it goes out.
+ * `snapcron controller`: a reconciler over a keyed work queue, in the shape of
+ * controller-runtime and kube-rs' Controller.
+ *
+ * - Informers keep slim caches of schedules, PVCs and snapshots; their events enqueue the
+ *   schedules they concern (found through indexes, not by scanning every schedule).
+ * - `reconcile(key)` decides one schedule's pass from the caches and acts on it, then says
+ *   when it next needs to run (its next fire time): the queue's delay heap wakes it then.
+ *   A failed pass is retried with per-key exponential backoff, reported once.
+ * - Reconciles run concurrently (one key never twice at once); their writes share one
+ *   fair budget (kube/fair-limiter.ts), so a burst is served schedule by schedule in turn.
+ * - Only the lease holder acts, and only while every cache is synced; each write is fenced
+ *   by the lease at the moment it goes out.
+ * The clock and the queue's timers are injectable, so tests drive time.
  */
 import * as k8s from '@kubernetes/client-node';
 import { schedule as cronSchedule, type ScheduledTask } from 'node-cron';
@@ -15,13 +23,12 @@ import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage, NotLeaderError } from '../kube/retry.ts';
 import { SupervisedInformer } from '../kube/supervised-informer.ts';
-import { nextFireTime, parseSchedule, type CronSchedule } from '../schedule/cron.ts';
-import { labelValue } from '../snapshot/naming.ts';
 import { decide, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
-import { Executor } from './executor.ts';
+import { Executor, scheduleTarget } from './executor.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
+import { realClock, WorkQueue, type Clock } from './work-queue.ts';
 
 export interface ControllerOptions {
   kube: Kube;
@@ -36,43 +43,46 @@ export interface ControllerOptions {
     durationSeconds: number;
     retryPeriodMs: number;
   };
-  now?: () => Date;
+  /** Reconciles in flight at once (their writes wait in the shared fair budget). */
+  concurrency?: number;
+  /** Wall clock and timers for decisions and the queue; the lease keeps real time. */
+  clock?: Clock;
 }
 
 type Obj = k8s.KubernetesObject;
-const MAX_TIMER_MS = 60 * 60 * 1000;
+export const DEFAULT_CONCURRENCY = 1000;
+/** Retry a schedule still waiting for restores to finish (deletionPolicy Delete). */
+const FINALIZE_RETRY_MS = 5000;
 
 export class Controller {
   private readonly o: ControllerOptions;
-  private readonly clock: () => Date;
+  private readonly clock: Clock;
   private readonly log: Logger;
   private readonly executor: Executor;
+  private readonly events: EventRecorder;
   private readonly elector: LeaderElector;
   private readonly supervisors: SupervisedInformer[] = [];
   private schedules!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
   private pvcs!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
   private snapshots!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
-  private readonly queue = new Set<string>();
-  private working: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  readonly queue: WorkQueue;
+  private readonly inFlight = new Set<Promise<void>>();
+  private workers: Promise<void> | undefined;
   private resync: ScheduledTask | undefined;
   private stopping = false;
+  /** The scheduled time each schedule's last run took, until its status write is in the cache. */
   private readonly lastTaken = new Map<string, Date>();
-  private readonly parsed = new Map<string, CronSchedule | null>();
 
   constructor(o: ControllerOptions) {
     this.o = o;
-    this.clock = o.now ?? (() => new Date());
+    this.clock = o.clock ?? realClock;
     this.log = o.log;
+    this.queue = new WorkQueue(this.clock);
+    const now = (): Date => new Date(this.clock.now());
     // Every write of a pass (snapshots, status, events, finalizers) is fenced by the lease.
     const acting = o.kube.fenced(() => this.elector.holdsLease());
-    this.executor = new Executor(
-      acting,
-      new EventRecorder(acting, o.log, this.clock),
-      o.log,
-      o.metrics,
-      this.clock,
-    );
+    this.events = new EventRecorder(acting, o.log, now);
+    this.executor = new Executor(acting, this.events, o.log, o.metrics, now);
     this.elector = new LeaderElector({
       kube: o.kube,
       ...o.lease,
@@ -109,8 +119,7 @@ export class Controller {
         ns
           ? kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: ns })
           : kube.custom.listClusterCustomObject({ ...kube.schedules }),
-      undefined,
-      (o) => this.enqueue(scheduleKey(o as SnapshotSchedule)),
+      (o) => this.queue.add(scheduleKey(o as SnapshotSchedule)),
     );
     this.pvcs = this.informer(
       `/api/v1${nsPath}/persistentvolumeclaims`,
@@ -118,7 +127,6 @@ export class Controller {
         ns
           ? kube.core.listNamespacedPersistentVolumeClaim({ namespace: ns })
           : kube.core.listPersistentVolumeClaimForAllNamespaces({}),
-      undefined,
       (o) => this.enqueueNamespace(o.metadata?.namespace),
     );
     this.snapshots = this.informer(
@@ -128,29 +136,28 @@ export class Controller {
           ? kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace: ns })
           : kube.custom.listClusterCustomObject({ ...kube.snapshots }),
       // Every snapshot, not only ours: the restore webhook may restore from a manual one too.
-      undefined,
       (o) => this.enqueueOwner(o as unknown as VolumeSnapshot),
     );
     await Promise.all(this.supervisors.map((s) => s.start()));
     if (this.stopping) return;
     this.log.info({ namespace: ns ?? '(all)' }, 'caches synced');
     this.elector.start();
-    // Housekeeping resync: a missed watch event can delay a prune, never a snapshot (the timer fires those).
+    // Housekeeping resync: state changes that no event announces (a snapshot turning stuck or
+    // expiring) are picked up within five minutes. Fire times never wait for it.
     this.resync = cronSchedule('*/5 * * * *', () => this.enqueueAll(), { noOverlap: true });
+    this.workers = this.work();
     this.enqueueAll();
   }
 
   private informer(
     path: string,
     list: () => Promise<unknown>,
-    labelSelector: string | undefined,
     onChange: (o: Obj) => void,
   ): k8s.Informer<Obj> & k8s.ObjectCache<Obj> {
     const inf = k8s.makeInformer<Obj>(
       this.o.kube.kc,
       path,
       list as () => Promise<k8s.KubernetesListObject<Obj>>,
-      labelSelector,
     );
     for (const verb of ['add', 'update', 'delete'] as const) inf.on(verb, onChange);
     this.supervisors.push(
@@ -171,135 +178,116 @@ export class Controller {
     return this.schedules.list() as unknown as SnapshotSchedule[];
   }
 
-  private enqueue(key: string): void {
-    if (this.stopping) return;
-    this.queue.add(key);
-    this.working ??= this.work().finally(() => {
-      this.working = undefined;
-      if (this.queue.size > 0) this.enqueue([...this.queue][0] as string);
-    });
-  }
   private enqueueAll(): void {
-    for (const s of this.allSchedules()) this.enqueue(scheduleKey(s));
-    this.aimTimer();
+    if (this.stopping || !this.schedules) return;
+    for (const s of this.allSchedules()) this.queue.add(scheduleKey(s));
   }
   private enqueueNamespace(namespace: string | undefined): void {
-    for (const s of this.allSchedules())
-      if (s.metadata?.namespace === namespace) this.enqueue(scheduleKey(s));
+    for (const s of this.schedules.list(namespace) as unknown as SnapshotSchedule[])
+      this.queue.add(scheduleKey(s));
   }
   private enqueueOwner(snap: VolumeSnapshot): void {
     const label = snap.metadata.labels?.[LABEL_SCHEDULE];
     if (!label) return;
-    for (const s of this.allSchedules()) {
-      if (s.metadata?.namespace === snap.metadata.namespace && labelValue(s.metadata?.name ?? '') === label)
-        this.enqueue(scheduleKey(s));
+    // The label holds the schedule's name, or for names past 63 characters a hashed form.
+    const direct = this.schedules.get(label, snap.metadata.namespace);
+    if (direct) {
+      this.queue.add(scheduleKey(direct as SnapshotSchedule));
+      return;
+    }
+    if (label.length === 63) this.enqueueNamespace(snap.metadata.namespace);
+  }
+
+  /** Takes keys off the queue and runs up to `concurrency` reconciles at once. */
+  private async work(): Promise<void> {
+    const limit = this.o.concurrency ?? DEFAULT_CONCURRENCY;
+    for (;;) {
+      while (this.inFlight.size >= limit) await Promise.race(this.inFlight);
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const run = this.run(key).finally(() => {
+        this.inFlight.delete(run);
+        this.queue.done(key);
+      });
+      this.inFlight.add(run);
     }
   }
 
-  private async work(): Promise<void> {
-    while (this.queue.size > 0 && !this.stopping) {
-      const key = [...this.queue][0] as string;
-      this.queue.delete(key);
-      // Not leading, or a cache is not to be trusted: act on nothing. Becoming leader and
-      // re-syncing both enqueue every schedule again.
-      if (!this.elector.isLeader || !this.ready) continue;
-      try {
-        await this.process(key);
-      } catch (err) {
-        if (err instanceof NotLeaderError) {
-          this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
-          continue;
-        }
-        this.log.error({ schedule: key, err: errorMessage(err) }, 'pass failed; retrying shortly');
-        setTimeout(() => this.enqueue(key), 2000).unref();
+  private async run(key: string): Promise<void> {
+    // Not leading, or a cache is not to be trusted: act on nothing. Becoming leader and
+    // re-syncing both enqueue every schedule again.
+    if (!this.elector.isLeader || !this.ready) return;
+    try {
+      const wakeAt = await this.reconcile(key);
+      this.queue.forget(key);
+      if (wakeAt) this.queue.addAfter(key, wakeAt.getTime());
+    } catch (err) {
+      if (err instanceof NotLeaderError) {
+        this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
+        return;
+      }
+      const failures = this.queue.failuresOf(key) + 1;
+      const delayMs = this.queue.addBackoff(key);
+      const [namespace = '', name = ''] = key.split('/');
+      // Reported once per failure streak, then only at debug level: a broken schedule must not flood.
+      if (failures === 1) {
+        this.log.error(
+          { schedule: name, namespace, err: errorMessage(err), retryInMs: delayMs },
+          'pass failed',
+        );
+        const schedule = this.schedules.get(name, namespace) as SnapshotSchedule | undefined;
+        if (schedule)
+          await this.events.record(
+            scheduleTarget(schedule),
+            'Warning',
+            'PassFailed',
+            `${errorMessage(err)}; retrying with backoff (next in ${Math.round(delayMs / 1000)}s)`,
+          );
+      } else {
+        this.log.debug({ schedule: name, namespace, failures, retryInMs: delayMs }, 'pass failed again');
       }
     }
-    this.aimTimer();
   }
 
-  private async process(key: string): Promise<void> {
+  /** One pass over one schedule. Returns when it next needs to run. */
+  async reconcile(key: string): Promise<Date | undefined> {
     const [namespace = '', name = ''] = key.split('/');
     const schedule = this.schedules.get(name, namespace) as SnapshotSchedule | undefined;
     if (!schedule) {
       this.lastTaken.delete(key);
-      return;
+      this.queue.cancel(key);
+      return undefined;
     }
     if (schedule.metadata?.deletionTimestamp) {
-      if (needsFinalizing(schedule)) await this.finalize(schedule);
-      return;
+      if (!needsFinalizing(schedule)) return undefined;
+      const plan = planDeletion(
+        schedule,
+        this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
+        this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
+      );
+      const result = await this.executor.finalize(schedule, plan);
+      return result.released ? undefined : new Date(this.clock.now() + FINALIZE_RETRY_MS);
     }
-    if (await this.executor.syncFinalizers(schedule)) return; // the update brings a new event
+    if (await this.executor.syncFinalizers(schedule)) return undefined; // the update brings a new event
     const plan = decide({
       schedule,
       pvcs: this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
       snapshots: this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
-      now: this.clock(),
+      now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
     });
     await this.executor.execute(schedule, plan);
     if (plan.due.kind === 'due') this.lastTaken.set(key, plan.due.scheduledTime);
+    return plan.wakeAt;
   }
 
-  /** deletionPolicy Delete: the shared deletion decision (see deletion.ts), acted on like pruning. */
-  private async finalize(schedule: SnapshotSchedule): Promise<void> {
-    const namespace = schedule.metadata?.namespace ?? 'default';
-    const plan = planDeletion(
-      schedule,
-      this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
-      this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
-    );
-    const result = await this.executor.finalize(schedule, plan);
-    if (!result.released) setTimeout(() => this.enqueue(scheduleKey(schedule)), 5000).unref();
-  }
-
-  /** One timer for the whole process, aimed at the earliest next fire time of any schedule. */
-  private aimTimer(): void {
-    if (this.stopping) return;
-    const now = this.clock();
-    let earliest: Date | undefined;
-    const due: string[] = [];
-    for (const s of this.allSchedules()) {
-      if (s.spec?.suspend || s.metadata?.deletionTimestamp) continue;
-      const cronSchedule = this.parse(s);
-      if (!cronSchedule) continue;
-      const next = nextFireTime(cronSchedule, now);
-      if (!next) continue;
-      if (!earliest || next < earliest) {
-        earliest = next;
-        due.length = 0;
-      }
-      if (next.getTime() === earliest.getTime()) due.push(scheduleKey(s));
-    }
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (!earliest) return;
-    const delay = Math.min(MAX_TIMER_MS, earliest.getTime() - now.getTime() + 5);
-    const fireAt = earliest;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.clock() >= fireAt) for (const key of due) this.enqueue(key);
-      this.aimTimer();
-    }, delay);
-  }
-
-  private parse(s: SnapshotSchedule): CronSchedule | undefined {
-    const id = `${s.spec?.schedule}\0${s.spec?.timeZone ?? 'UTC'}`;
-    if (!this.parsed.has(id)) {
-      try {
-        this.parsed.set(id, parseSchedule(s.spec.schedule, s.spec.timeZone ?? 'UTC'));
-      } catch {
-        this.parsed.set(id, null);
-      }
-    }
-    return this.parsed.get(id) ?? undefined;
-  }
-
-  /** SIGTERM: stop firing, let the in-flight pass finish, hand the lease back, stop watching. */
+  /** SIGTERM: stop taking work, let passes in flight finish, hand the lease back, stop watching. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.queue.shutDown();
     await this.resync?.stop();
-    await this.working;
+    await this.workers;
+    await Promise.allSettled(this.inFlight);
     await this.elector.release();
     await Promise.allSettled(this.supervisors.map((s) => s.stop()));
   }

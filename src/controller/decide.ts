@@ -32,7 +32,7 @@ export interface SnapshotCreate {
   manifest: VolumeSnapshot;
 }
 
-export type SkipReason = 'NotBound' | 'PreviousNotReady' | 'TooManyPending';
+export type SkipReason = 'NotBound' | 'PreviousNotReady' | 'TooManyPending' | 'DeadlinePassed';
 export interface PvcSkip {
   pvc: string;
   reason: SkipReason;
@@ -137,10 +137,23 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
         startingDeadlineSeconds: spec.startingDeadlineSeconds,
       });
 
+  // The PVC whose newest snapshot is oldest goes first (never snapshotted: first of all), so
+  // when a burst cannot finish before the next fire, those left out last time lead next time.
+  const newestTaken = new Map<string, number>();
+  for (const s of own) {
+    const pvc = sourcePvc(s) ?? '';
+    const t = scheduledAt(s)?.getTime() ?? 0;
+    if (t > (newestTaken.get(pvc) ?? -Infinity)) newestTaken.set(pvc, t);
+  }
   const selected = obs.pvcs
     .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
     .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
-    .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    .sort(
+      (a, b) =>
+        (newestTaken.get(a.metadata.name ?? '') ?? -Infinity) -
+          (newestTaken.get(b.metadata.name ?? '') ?? -Infinity) ||
+        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+    );
   // De-duplication is by scheduled time (the name's time), never by when the data was cut.
   const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${scheduledAt(s)?.getTime() ?? 0}`));
 

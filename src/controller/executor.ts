@@ -21,7 +21,7 @@ import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
 import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import { setConditions } from './conditions.ts';
-import type { SchedulePlan } from './decide.ts';
+import type { PvcSkip, SchedulePlan } from './decide.ts';
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -31,6 +31,8 @@ export interface ExecutionResult {
   createFailures: { name: string; error: string }[];
   pruned: string[];
   pruneSkipped: { name: string; why: string }[];
+  /** PVCs of the run left out, with why: the plan's skips and runs that waited past their deadline. */
+  skips: PvcSkip[];
   statusWritten: boolean;
   errors: string[];
 }
@@ -74,6 +76,15 @@ export interface FinalizeResult {
   released: boolean;
 }
 
+/** A create whose turn in the write budget came after the run's startingDeadlineSeconds. */
+class PastDeadline extends Error {}
+
+/** Names for a message: all of a few, the first ones of many. */
+const listed = (names: string[], max = 10): string =>
+  names.length <= max
+    ? names.join(', ')
+    : `${names.slice(0, max).join(', ')}, … (${names.length - max} more)`;
+
 /** A lost lease ends the pass at once; every other error is one object's failure. */
 const rethrowIfFenced = (err: unknown): void => {
   if (err instanceof NotLeaderError) throw err;
@@ -111,6 +122,7 @@ export class Executor {
       createFailures: [],
       pruned: [],
       pruneSkipped: [],
+      skips: [],
       statusWritten: false,
       errors: [],
     };
@@ -146,88 +158,137 @@ export class Executor {
       }
     }
 
-    for (const c of plan.creates) {
-      const slog = log.child({ pvc: c.pvc, snapshot: c.name });
-      try {
-        await this.kube.write(() =>
-          this.kube.custom.createNamespacedCustomObject({
-            ...this.kube.snapshots,
-            namespace,
-            body: c.manifest,
-          }),
-        );
-        result.created.push(c.name);
-        this.metrics?.created.inc(labels);
-        slog.info({ scheduledAt: c.scheduledTime.toISOString() }, 'snapshot created');
-        await this.events.record(
-          target,
-          'Normal',
-          'SnapshotCreated',
-          `created VolumeSnapshot ${c.name} of PVC ${c.pvc}`,
-        );
-      } catch (err) {
-        rethrowIfFenced(err);
-        if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc))) {
-          result.existed.push(c.name);
-          slog.debug('snapshot already exists');
-          continue;
+    // Every create of the run is handed to the shared write budget at once; the budget serves
+    // schedules in turn (creates before deletions before status), so a burst is fair.
+    const key = `${namespace}/${name}`;
+    const deadlineMs =
+      plan.due.kind === 'due' && schedule.spec.startingDeadlineSeconds !== undefined
+        ? plan.due.scheduledTime.getTime() + schedule.spec.startingDeadlineSeconds * 1000
+        : Infinity;
+    const lateSkips: PvcSkip[] = [];
+    await Promise.all(
+      plan.creates.map(async (c) => {
+        const slog = log.child({ pvc: c.pvc, snapshot: c.name });
+        try {
+          await this.kube.write(
+            () => {
+              // Waited so long for the budget that the run is past its deadline: say so, don't take it late.
+              if (this.now().getTime() > deadlineMs) throw new PastDeadline();
+              return this.kube.custom.createNamespacedCustomObject({
+                ...this.kube.snapshots,
+                namespace,
+                body: c.manifest,
+              });
+            },
+            { key, lane: 'create' },
+          );
+          result.created.push(c.name);
+          this.metrics?.created.inc(labels);
+          slog.info({ scheduledAt: c.scheduledTime.toISOString() }, 'snapshot created');
+        } catch (err) {
+          rethrowIfFenced(err);
+          if (err instanceof PastDeadline) {
+            lateSkips.push({
+              pvc: c.pvc,
+              reason: 'DeadlinePassed',
+              message: `PVC ${namespace}/${c.pvc}: the run of ${c.scheduledTime.toISOString()} waited for the client write budget (--qps) past startingDeadlineSeconds ${schedule.spec.startingDeadlineSeconds}; not taken late. Raise --qps/--burst or the deadline`,
+            });
+            return;
+          }
+          if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc))) {
+            result.existed.push(c.name);
+            slog.debug('snapshot already exists');
+            return;
+          }
+          const error = errorMessage(err);
+          result.createFailures.push({ name: c.name, error });
+          this.metrics?.failed.inc(labels);
+          slog.error({ err: error }, 'snapshot create failed');
+          await this.events.record(
+            target,
+            'Warning',
+            'SnapshotCreateFailed',
+            `could not create VolumeSnapshot ${c.name} of PVC ${c.pvc}: ${error}`,
+          );
         }
-        const error = errorMessage(err);
-        result.createFailures.push({ name: c.name, error });
-        this.metrics?.failed.inc(labels);
-        slog.error({ err: error }, 'snapshot create failed');
-        await this.events.record(
-          target,
-          'Warning',
-          'SnapshotCreateFailed',
-          `could not create VolumeSnapshot ${c.name} of PVC ${c.pvc}: ${error}`,
-        );
-      }
+      }),
+    );
+    if (result.created.length > 0) {
+      const at = plan.creates[0]?.scheduledTime.toISOString() ?? '';
+      await this.events.record(
+        target,
+        'Normal',
+        'SnapshotsCreated',
+        `created ${result.created.length} VolumeSnapshot(s) for the run of ${at}: ${listed(result.created)}`,
+      );
     }
 
-    for (const skip of plan.skips) {
+    const skips = [...plan.skips, ...lateSkips];
+    result.skips = skips;
+    for (const skip of skips) {
       log.info({ pvc: skip.pvc, reason: skip.reason }, 'pvc skipped');
-      await this.events.record(target, 'Warning', `Skipped${skip.reason}`, skip.message);
+      this.metrics?.skipped.inc({ ...labels, reason: skip.reason });
+    }
+    for (const reason of new Set(skips.map((k) => k.reason))) {
+      const these = skips.filter((k) => k.reason === reason);
+      await this.events.record(
+        target,
+        'Warning',
+        `Skipped${reason}`,
+        these.length === 1
+          ? (these[0]?.message ?? '')
+          : `${these.length} PVCs skipped (${listed(these.map((k) => k.pvc))}): ${these[0]?.message ?? ''}`,
+      );
+    }
+    for (const skip of skips)
       await this.events.record(
         pvcTarget(namespace, skip.pvc),
         'Warning',
         `Snapshot${skip.reason}`,
         skip.message,
       );
-    }
 
-    for (const v of plan.retention?.deletions ?? []) {
-      const slog = log.child({ pvc: v.pvc, snapshot: v.name });
-      try {
-        const outcome = await this.deleteChecked(namespace, v.name, { mode: 'prune', planned: v, schedule });
-        if (outcome !== 'deleted') {
-          result.pruneSkipped.push({ name: v.name, why: outcome });
-          slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
-          continue;
+    await Promise.all(
+      (plan.retention?.deletions ?? []).map(async (v) => {
+        const slog = log.child({ pvc: v.pvc, snapshot: v.name });
+        try {
+          const outcome = await this.deleteChecked(namespace, v.name, {
+            mode: 'prune',
+            planned: v,
+            schedule,
+          });
+          if (outcome !== 'deleted') {
+            result.pruneSkipped.push({ name: v.name, why: outcome });
+            slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
+            return;
+          }
+          result.pruned.push(v.name);
+          this.metrics?.pruned.inc({ ...labels, reason: v.reasons[0] ?? 'unknown' });
+          if (v.state === 'failed') {
+            this.metrics?.failed.inc(labels);
+            await this.events.record(
+              target,
+              'Warning',
+              'SnapshotFailed',
+              `VolumeSnapshot ${v.name} of PVC ${v.pvc} failed: ${v.error ?? 'no error message from the driver'}`,
+            );
+          }
+          slog.info({ reasons: v.reasons }, 'snapshot pruned');
+        } catch (err) {
+          rethrowIfFenced(err);
+          result.errors.push(`delete ${v.name}: ${errorMessage(err)}`);
+          slog.error({ err: errorMessage(err) }, 'snapshot prune failed');
         }
-        result.pruned.push(v.name);
-        if (v.state === 'failed') {
-          await this.events.record(
-            target,
-            'Warning',
-            'SnapshotFailed',
-            `VolumeSnapshot ${v.name} of PVC ${v.pvc} failed: ${v.error ?? 'no error message from the driver'}`,
-          );
-        }
-        this.metrics?.pruned.inc({ ...labels, reason: v.reasons[0] ?? 'unknown' });
-        if (v.state === 'failed') this.metrics?.failed.inc(labels);
-        slog.info({ reasons: v.reasons }, 'snapshot pruned');
-        await this.events.record(
-          target,
-          v.state === 'failed' ? 'Warning' : 'Normal',
-          'SnapshotPruned',
-          `deleted VolumeSnapshot ${v.name} of PVC ${v.pvc}: ${v.reasons.join(', ')}${v.error ? ` (driver error: ${v.error})` : ''}`,
-        );
-      } catch (err) {
-        rethrowIfFenced(err);
-        result.errors.push(`delete ${v.name}: ${errorMessage(err)}`);
-        slog.error({ err: errorMessage(err) }, 'snapshot prune failed');
-      }
+      }),
+    );
+    if (result.pruned.length > 0) {
+      const pruned = (plan.retention?.deletions ?? []).filter((v) => result.pruned.includes(v.name));
+      await this.events.record(
+        target,
+        'Normal',
+        'SnapshotsPruned',
+        `deleted ${pruned.length} VolumeSnapshot(s): ${listed(pruned.map((v) => `${v.name} (${v.reasons.join(', ')})`))}`,
+      );
     }
     // Stuck snapshots are kept; say so once when their number grows (the condition says it always).
     const stuck = plan.retention?.stuck ?? [];
@@ -246,9 +307,23 @@ export class Executor {
     if (status.snapshots) {
       const counts = { ...status.snapshots };
       for (const v of prunedStates) counts[v.state] = Math.max(0, (counts[v.state] ?? 0) - 1);
-      counts.pending = Math.max(0, (counts.pending ?? 0) - result.createFailures.length);
+      counts.pending = Math.max(0, (counts.pending ?? 0) - result.createFailures.length - lateSkips.length);
       status.snapshots = counts;
     }
+    // What the run did, so no fire is ever short without a recorded reason.
+    const run = plan.due.kind === 'due' ? plan.due.scheduledTime : plan.creates[0]?.scheduledTime;
+    if (run) {
+      status.lastRun = {
+        scheduledTime: run.toISOString().replace('.000Z', 'Z'),
+        created: result.created.length + result.existed.length,
+        failed: result.createFailures.length,
+        skipped: skips.length,
+        ...(skips.length > 0
+          ? { skips: skips.slice(0, 50).map((k) => ({ pvc: k.pvc, reason: k.reason, message: k.message })) }
+          : {}),
+      };
+    }
+    if (lateSkips.length > 0) status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
     if (result.createFailures.length > 0) {
       status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
       status.conditions = setConditions(

@@ -21,6 +21,12 @@ export class Metrics {
     labelNames: ['namespace', 'schedule'],
     registers: [this.registry],
   });
+  readonly skipped = new Counter({
+    name: 'snapcron_pvcs_skipped_total',
+    help: 'PVCs left out of a run, by schedule and reason (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed).',
+    labelNames: ['namespace', 'schedule', 'reason'],
+    registers: [this.registry],
+  });
   readonly fireLag = new Histogram({
     name: 'snapcron_fire_lag_seconds',
     help: 'Delay between a scheduled time and the pass that took it.',

@@ -1,38 +1,8 @@
 /**
- * Client-side protection for the API server: a token bucket for writes (QPS and
- * burst, like client-go's flags) and retry with jittered exponential backoff on
- * 429, 5xx and lost connections. Other errors (404, 409, 422, 403) are answers,
+ * Client-side protection for the API server: retry with jittered exponential backoff on
+ * 429, 5xx and lost connections (the write budget is fair-limiter.ts). Other errors (404, 409, 422, 403) are answers,
  * not failures to retry.
  */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-  private readonly qps: number;
-  private readonly burst: number;
-  private readonly now: () => number;
-  constructor(qps: number, burst: number, now: () => number = Date.now) {
-    this.qps = qps;
-    this.burst = Math.max(1, burst);
-    this.tokens = this.burst;
-    this.now = now;
-    this.last = now();
-  }
-
-  /** Milliseconds to wait before the next call may go, and takes its token. */
-  reserve(): number {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
-    this.last = t;
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.qps) * 1000);
-  }
-
-  async take(): Promise<void> {
-    const wait = this.reserve();
-    if (wait > 0) await sleep(wait);
-  }
-}
-
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** HTTP status of a client-node ApiException or a fetch-style error, if any. */

@@ -156,7 +156,13 @@ export async function createSchedule(
       apiVersion: 'snapcron.io/v1',
       kind: 'SnapshotSchedule',
       metadata: { name },
-      spec: { schedule: '* * * * * *', retention: { maxCount: 100 }, ...spec },
+      // No snapshot controller runs in most tests, so snapshots stay pending: lift the
+      // maxPending bound (default 3) unless the test is about it.
+      spec: {
+        schedule: '* * * * * *',
+        ...spec,
+        retention: { maxPending: 1000, ...(spec.retention ?? { maxCount: 100 }) },
+      },
     },
   })) as SnapshotSchedule;
 }

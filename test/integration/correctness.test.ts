@@ -88,7 +88,7 @@ describe('issue 9 on a real API server', () => {
     const skipped = await eventsOf(ns(), 'SkippedPreviousNotReady');
     expect(skipped).toHaveLength(1);
     expect(skipped[0]?.count).toBeGreaterThanOrEqual(3);
-    expect((await eventsOf(ns(), 'SnapshotCreated')).length).toBe(1);
+    expect((await eventsOf(ns(), 'SnapshotsCreated')).length).toBe(1);
     await ctl.kill();
   });
 

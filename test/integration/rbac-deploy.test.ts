@@ -127,8 +127,8 @@ describe('least privilege: deploy/ RBAC on the real API server', () => {
     expect(status?.lastSuccessfulTime).toBeDefined();
     const events = await kube().core.listNamespacedEvent({ namespace: ns() });
     const reasons = new Set(events.items.map((e) => e.reason));
-    expect(reasons).toContain('SnapshotCreated');
-    expect(reasons).toContain('SnapshotPruned');
+    expect(reasons).toContain('SnapshotsCreated');
+    expect(reasons).toContain('SnapshotsPruned');
 
     // The webhook restores, having stored its certificate and injected the CA as the ServiceAccount.
     const restored = await eventually(() =>

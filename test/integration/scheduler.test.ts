@@ -139,7 +139,7 @@ describe('snapcron controller on a real API server', () => {
     // Events tell the story on the schedule.
     const events = await kube().core.listNamespacedEvent({ namespace: ns() });
     expect(
-      events.items.some((e) => e.reason === 'SnapshotCreated' && e.involvedObject.name === 'every2'),
+      events.items.some((e) => e.reason === 'SnapshotsCreated' && e.involvedObject.name === 'every2'),
     ).toBe(true);
     expect(await ctl.kill('SIGTERM')).toBe(0);
   });
@@ -204,17 +204,14 @@ describe('snapcron controller on a real API server', () => {
     await sleep(2000); // and nothing more goes
     expect((await listSnapshots(ns())).map((s) => s.metadata.name).sort()).toEqual(survivors);
     const status = (await getSchedule(ns(), 'keep')).status;
-    expect(status?.snapshots).toEqual({ ready: 4, pending: 1, failed: 0 });
+    expect(status?.snapshots).toEqual({ ready: 4, pending: 1, stuck: 0, failed: 0 });
     const events = await k.core.listNamespacedEvent({ namespace: ns() });
-    expect(
-      events.items
-        .filter((e) => e.reason === 'SnapshotPruned')
-        .map((e) => e.message)
-        .sort(),
-    ).toEqual([
-      'deleted VolumeSnapshot s6-old of PVC web-0: max-count',
-      'deleted VolumeSnapshot s7-failed of PVC web-0: failed (driver error: InvalidDiskId.NotFound)',
-    ]);
+    // One aggregated event for the pass's deletions, naming each with its reasons.
+    const pruned = events.items.filter((e) => e.reason === 'SnapshotsPruned');
+    expect(pruned).toHaveLength(1);
+    expect(pruned[0]?.message).toMatch(/^deleted 2 VolumeSnapshot\(s\): /);
+    expect(pruned[0]?.message).toContain('s6-old (max-count)');
+    expect(pruned[0]?.message).toContain('s7-failed (failed)');
     expect(events.items.find((e) => e.reason === 'SnapshotFailed')?.message).toBe(
       'VolumeSnapshot s7-failed of PVC web-0 failed: InvalidDiskId.NotFound',
     );
@@ -316,8 +313,8 @@ describe('snapcron controller on a real API server', () => {
 
   it('reports an invalid schedule as InvalidSpec naming the field, and keeps running the others', async () => {
     await boundPvc(ns(), 'v-0');
-    // Passes the CRD's shape checks (it has 5 fields) but is not a valid cron: only code can tell.
-    await createSchedule(ns(), 'broken', { schedule: '61 * * * *' });
+    // Every field is in range, so the CRD accepts it, but no date is 30 February: only code can tell.
+    await createSchedule(ns(), 'broken', { schedule: '0 0 30 2 *' });
     await createSchedule(ns(), 'fine', { schedule: '* * * * * *' });
     const ctl = startController(ns());
     const cond = await eventually(async () =>
@@ -325,7 +322,7 @@ describe('snapcron controller on a real API server', () => {
         (c) => c.type === 'InvalidSpec' && c.status === 'True',
       ),
     );
-    expect(cond?.message).toMatch(/spec\.schedule: "61 \* \* \* \*" is not a valid cron expression/);
+    expect(cond?.message).toMatch(/spec\.schedule: "0 0 30 2 \*" never fires/);
     await eventually(async () => (await listSnapshots(ns())).filter(of('fine')).length >= 2, 10_000);
     expect((await listSnapshots(ns())).filter(of('broken'))).toEqual([]);
     await ctl.kill();
@@ -440,9 +437,9 @@ describe('snapcron tick (CronJob mode) on a real API server', () => {
   });
 
   it('exits non-zero and names the field when a schedule is invalid', async () => {
-    await createSchedule(ns(), 'broken', { schedule: '61 * * * *' });
+    await createSchedule(ns(), 'broken', { schedule: '0 0 30 2 *' });
     const r = await runTick(ns());
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/broken: invalid: spec\.schedule: "61 \* \* \* \*" is not a valid cron/);
+    expect(r.out).toMatch(/broken: invalid: spec\.schedule: "0 0 30 2 \*" never fires/);
   });
 });

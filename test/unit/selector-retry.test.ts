@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { matchesSelector, selectorString } from '../../src/kube/selector.ts';
-import { isTransient, TokenBucket, withRetry } from '../../src/kube/retry.ts';
+import { FairLimiter } from '../../src/kube/fair-limiter.ts';
+import { isTransient, withRetry } from '../../src/kube/retry.ts';
 
 describe('label selectors', () => {
   const labels = { app: 'web', tier: 'db' };
@@ -36,13 +37,47 @@ describe('label selectors', () => {
 });
 
 describe('client-side rate limit and retry', () => {
-  it('lets a burst through, then spaces calls at the QPS', () => {
-    let t = 0;
-    const bucket = new TokenBucket(10, 3, () => t);
-    expect([bucket.reserve(), bucket.reserve(), bucket.reserve()]).toEqual([0, 0, 0]);
-    expect(bucket.reserve()).toBe(100);
-    t = 1000;
-    expect(bucket.reserve()).toBe(0);
+  /** Takes `n` tokens per key in order and records the order in which they are granted. */
+  async function grantOrder(
+    limiter: FairLimiter,
+    asks: [string, 'create' | 'delete' | 'other'][],
+  ): Promise<string[]> {
+    const order: string[] = [];
+    await Promise.all(
+      asks.map(([key, lane], i) => limiter.take(key, lane).then(() => order.push(`${lane}:${key}:${i}`))),
+    );
+    return order;
+  }
+
+  it('lets a burst through, then spaces writes at the QPS', async () => {
+    const limiter = new FairLimiter(50, 3);
+    const start = performance.now();
+    await Promise.all([1, 2, 3].map(() => limiter.take()));
+    expect(performance.now() - start).toBeLessThan(15);
+    await Promise.all([1, 2, 3, 4, 5].map(() => limiter.take()));
+    expect(performance.now() - start).toBeGreaterThanOrEqual(90); // 5 more at 50/s
+  });
+
+  it('serves keys in turn and lanes by priority: creates, then deletes, then the rest', async () => {
+    const limiter = new FairLimiter(1000, 1);
+    const order = await grantOrder(limiter, [
+      ['a', 'create'], // taken at once (the one burst token)
+      ['a', 'create'],
+      ['a', 'create'],
+      ['b', 'other'],
+      ['b', 'create'],
+      ['c', 'delete'],
+      ['c', 'create'],
+    ]);
+    expect(order).toEqual([
+      'create:a:0',
+      'create:a:1',
+      'create:b:4',
+      'create:c:6',
+      'create:a:2',
+      'delete:c:5',
+      'other:b:3',
+    ]);
   });
 
   it('retries 429, 5xx and lost connections, not answers like 409 or 422', async () => {

@@ -38,6 +38,20 @@ describe('validateSchedule against the CRD schema and its rules', () => {
     ['a cron of words', (s) => (s.schedule = 'every day'), 'spec.schedule', /fields/],
     ['an unknown macro', (s) => (s.schedule = '@often'), 'spec.schedule', /@hourly/],
     ['an out-of-range cron field', (s) => (s.schedule = '61 * * * *'), 'spec.schedule', /not a valid cron/],
+    [
+      'a random H in the cron',
+      (s) => (s.schedule = 'H 2 * * *'),
+      'spec.schedule',
+      /minute field uses H.*random.*non-deterministic.*explicit minute/,
+    ],
+    ['an hour of 25', (s) => (s.schedule = '0 25 * * *'), 'spec.schedule', /the hour field must be 0-23/],
+    [
+      'a reversed range',
+      (s) => (s.schedule = '0 5-1 * * *'),
+      'spec.schedule',
+      /the hour field must be 0-23; the range "5-1" is reversed/,
+    ],
+    ['a day that never comes', (s) => (s.schedule = '0 0 31 4 *'), 'spec.schedule', /never fires/],
     ['an unknown zone', (s) => (s.timeZone = 'Mars/Olympus'), 'spec.timeZone', /unknown time zone/],
     ['a zone that is not a name', (s) => (s.timeZone = 'not a zone'), 'spec.timeZone', /./],
     ['maxCount 0', (s) => (s.retention = { maxCount: 0 }), 'spec.retention.maxCount', />= 1/],
@@ -121,6 +135,43 @@ describe('validateSchedule against the CRD schema and its rules', () => {
     const hit = errors.find((e) => e.path === path);
     expect(hit, JSON.stringify(errors)).toBeDefined();
     expect(hit?.message).toMatch(message);
+  });
+
+  it('refuses each bad schedule of test/fixtures/bad-schedules.yaml as the CRD does, naming the field', () => {
+    const docs = parseAllDocuments(readFileSync('test/fixtures/bad-schedules.yaml', 'utf8'))
+      .map((d) => d.toJS() as { metadata: { name: string; annotations?: Record<string, string> } })
+      .filter((d) => d.metadata.annotations?.['test.snapcron.io/expect']);
+    expect(docs.length).toBeGreaterThanOrEqual(10);
+    for (const doc of docs) {
+      const { errors } = validateSchedule(doc);
+      expect(errors, doc.metadata.name).toEqual([
+        {
+          path: 'spec.schedule',
+          message: expect.stringContaining(
+            doc.metadata.annotations?.['test.snapcron.io/expect'] ?? '?',
+          ) as string,
+        },
+      ]);
+    }
+  });
+
+  it('gives the messages of the CRD rules for H, ? and W word for word', () => {
+    const crd = readFileSync('crds/snapcron.io_snapshotschedules.yaml', 'utf8').replace(/\s+/g, ' ');
+    for (const cron of [
+      'H * * * * *',
+      'H 2 * * *',
+      '0 H * * *',
+      '0 0 H * *',
+      '0 0 * H *',
+      '0 0 * * H',
+      '0 0 ? * *',
+      '0 0 * * 5W',
+    ]) {
+      const [error] = validateSchedule(withSpec((s) => (s.schedule = cron))).errors;
+      const message = error?.message.replace(/^".*" is not a valid cron expression: /, '') ?? '';
+      expect(message).toMatch(/^the [a-z-]+ field uses/);
+      expect(crd).toContain(`'${message}'`);
+    }
   });
 
   it('rejects another kind', () => {

@@ -1,0 +1,114 @@
+/**
+ * The client-side write budget (QPS and burst, a token bucket like client-go's flags),
+ * handed out fairly. Waiting writes sit in lanes by priority — snapshot creates first,
+ * then deletions, then everything else (status, events, finalizers) — and within a lane
+ * each key (a schedule) gets one token in turn. So when a thousand schedules fire at
+ * once, every schedule's first snapshot goes out in the first round instead of the last
+ * schedule's after all others' last, and status writes never hold up a snapshot.
+ */
+
+export const LANES = ['create', 'delete', 'other'] as const;
+export type Lane = (typeof LANES)[number];
+
+interface Waiter {
+  resolve: () => void;
+}
+
+/** Round-robin over keys, each with a FIFO of waiters. */
+class FairLane {
+  private readonly byKey = new Map<string, Waiter[]>();
+  /** Keys with waiters, in turn order; a Map keeps insertion order and O(1) delete. */
+  private readonly ring = new Map<string, true>();
+
+  push(key: string, w: Waiter): void {
+    let q = this.byKey.get(key);
+    if (!q) {
+      q = [];
+      this.byKey.set(key, q);
+    }
+    q.push(w);
+    this.ring.set(key, true);
+  }
+
+  /** The next waiter in turn, moving its key to the back of the ring. */
+  shift(): Waiter | undefined {
+    const first = this.ring.keys().next();
+    if (first.done) return undefined;
+    const key = first.value;
+    const q = this.byKey.get(key) as Waiter[];
+    const w = q.shift();
+    this.ring.delete(key);
+    if (q.length > 0) this.ring.set(key, true);
+    else this.byKey.delete(key);
+    return w;
+  }
+
+  get empty(): boolean {
+    return this.ring.size === 0;
+  }
+}
+
+export class FairLimiter {
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly now: () => number;
+  private tokens: number;
+  private last: number;
+  private readonly lanes = new Map<Lane, FairLane>(LANES.map((l) => [l, new FairLane()]));
+  private timer: NodeJS.Timeout | undefined;
+  /** Writes asked for so far, by lane (for metrics and benchmarks). */
+  readonly requested: Record<Lane, number> = { create: 0, delete: 0, other: 0 };
+
+  constructor(qps: number, burst: number, now: () => number = () => performance.now()) {
+    this.qps = qps;
+    this.burst = Math.max(1, burst);
+    this.tokens = this.burst;
+    this.now = now;
+    this.last = now();
+  }
+
+  /** Resolves when this write may go out. */
+  take(key = '', lane: Lane = 'other'): Promise<void> {
+    return new Promise((resolve) => {
+      (this.lanes.get(lane) as FairLane).push(key, { resolve });
+      this.requested[lane]++;
+      this.pump();
+    });
+  }
+
+  /** Writes waiting for a token. */
+  get waiting(): boolean {
+    return LANES.some((l) => !(this.lanes.get(l) as FairLane).empty);
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
+    this.last = t;
+  }
+
+  private next(): Waiter | undefined {
+    for (const lane of LANES) {
+      const w = (this.lanes.get(lane) as FairLane).shift();
+      if (w) return w;
+    }
+    return undefined;
+  }
+
+  private pump(): void {
+    if (this.timer) return; // a refill is already scheduled
+    this.refill();
+    while (this.tokens >= 1) {
+      const w = this.next();
+      if (!w) return;
+      this.tokens -= 1;
+      w.resolve();
+    }
+    if (!this.waiting) return;
+    const wait = Math.max(1, Math.ceil(((1 - this.tokens) / this.qps) * 1000));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.pump();
+    }, wait);
+  }
+}
