@@ -50,6 +50,17 @@ export interface ControllerOptions {
 }
 
 type Obj = k8s.KubernetesObject;
+
+/** A pass whose writes were refused or failed: what went wrong, for one report. */
+class PassFailed extends Error {
+  readonly failures: string[];
+  constructor(failures: string[]) {
+    super(
+      `${failures.length} write(s) failed: ${failures.slice(0, 3).join('; ')}${failures.length > 3 ? '; …' : ''}`,
+    );
+    this.failures = failures;
+  }
+}
 export const DEFAULT_CONCURRENCY = 1000;
 /** Retry a schedule still waiting for restores to finish (deletionPolicy Delete). */
 const FINALIZE_RETRY_MS = 5000;
@@ -276,7 +287,11 @@ export class Controller {
       now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
     });
-    await this.executor.execute(schedule, plan);
+    const result = await this.executor.execute(schedule, plan, this.queue.failuresOf(key) > 0);
+    const failed = [...result.createFailures.map((f) => `create ${f.name}: ${f.error}`), ...result.errors];
+    // A run not fully taken is retried with backoff (same names: what was created meets
+    // AlreadyExists), not left until the next fire time.
+    if (failed.length > 0) throw new PassFailed(failed);
     if (plan.due.kind === 'due') this.lastTaken.set(key, plan.due.scheduledTime);
     return plan.wakeAt;
   }

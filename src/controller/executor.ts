@@ -110,10 +110,11 @@ export class Executor {
     this.now = now;
   }
 
-  async execute(schedule: SnapshotSchedule, plan: SchedulePlan): Promise<ExecutionResult> {
+  /** Carries out a plan. `quiet`: a retry of a pass already reported as failing logs at debug only. */
+  async execute(schedule: SnapshotSchedule, plan: SchedulePlan, quiet = false): Promise<ExecutionResult> {
     const name = schedule.metadata?.name ?? '';
     const namespace = schedule.metadata?.namespace ?? 'default';
-    const log = this.log.child({ schedule: name, namespace });
+    const log = this.log.child({ schedule: name, namespace }, quiet ? { level: 'debug' } : {});
     const target = scheduleTarget(schedule);
     const labels = { namespace, schedule: name };
     const result: ExecutionResult = {

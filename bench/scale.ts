@@ -1,0 +1,926 @@
+// bench:scale — snapcron controller at scale on a real local control plane (etcd +
+// kube-apiserver + the PV binder), every figure next to a baseline measured in the same run.
+// Not a test: it asserts nothing (test/integration/bench-scale.test.ts runs a small one and
+// checks loose bounds). No CSI driver runs: the bench plays the snapshot controller and marks
+// snapshots ready through the status subresource, and says so in its output.
+//
+// Usage: npm run bench:scale -- [--schedules 1000] [--pvcs 10] [--minutes 30] [--quiet-minutes 10]
+//          [--snapshots 100000] [--broken 100] [--qps 100] [--burst 200] [--out BENCHMARKS.json]
+//        npm run bench:scale -- --small        (50 schedules x 2 PVCs, short windows: CI's size)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import type { VolumeSnapshot } from '../src/api/objects.ts';
+import { Kube } from '../src/kube/client.ts';
+import { snapshotMetadata } from '../src/snapshot/naming.ts';
+import { ControlPlane, freePort } from '../test/env/control-plane.ts';
+
+// The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
+// Node's type stripping would add its WebAssembly compiler to the RSS measured.
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+export interface ScaleOptions {
+  schedules: number;
+  pvcsPerSchedule: number;
+  /** Sustained window, minutes; schedules fire every `period` minutes, spread over it. */
+  minutes: number;
+  period: number;
+  quietMinutes: number;
+  /** Snapshots cached for the memory and webhook figures. */
+  snapshots: number;
+  broken: number;
+  qps: number;
+  burst: number;
+  out?: string | undefined;
+  log?: (line: string) => void;
+}
+
+export const SMALL: ScaleOptions = {
+  schedules: 50,
+  pvcsPerSchedule: 2,
+  minutes: 2,
+  period: 1,
+  quietMinutes: 1,
+  snapshots: 2000,
+  broken: 5,
+  qps: 100,
+  burst: 200,
+};
+
+export interface Figure {
+  measure: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number } | undefined;
+  target?: string | undefined;
+  ok?: boolean | undefined;
+}
+
+export interface ScaleResult {
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string };
+  options: ScaleOptions;
+  figures: Figure[];
+  notes: string[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+};
+
+/** Runs `fn` over `items` with at most `n` in flight. */
+async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i] as T, i);
+      }
+    }),
+  );
+}
+
+/** kube-apiserver's own request counters, by verb and resource (resource requests only). */
+async function requestCounts(kc: k8s.KubeConfig): Promise<Map<string, number>> {
+  const text = await rawGet(kc, '/metrics');
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '';
+    if (!resource) continue;
+    const verb = /verb="([^"]*)"/.exec(line)?.[1] ?? '';
+    const sub = /subresource="([^"]*)"/.exec(line)?.[1] ?? '';
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return counts;
+}
+const diff = (a: Map<string, number>, b: Map<string, number>): Map<string, number> =>
+  new Map([...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as [string, number]).filter(([, v]) => v > 0));
+const total = (m: Map<string, number>, filter: (k: string) => boolean = () => true): number =>
+  [...m].filter(([k]) => filter(k)).reduce((s, [, v]) => s + v, 0);
+
+function rawGet(kc: k8s.KubeConfig, path: string): Promise<string> {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  const b64 = (v: string | undefined): Buffer => Buffer.from(v ?? '', 'base64');
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      new URL(path, cluster?.server),
+      { ca: b64(cluster?.caData), cert: b64(user?.certData), key: b64(user?.keyData) },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve(body));
+      },
+    );
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+interface Controller {
+  proc: ChildProcess;
+  port: number;
+  webhookPort: number;
+  metrics: () => Promise<string>;
+  stop: () => Promise<void>;
+}
+
+async function startController(
+  kubeconfig: string,
+  o: ScaleOptions,
+  extra: string[] = [],
+  log: (l: string) => void,
+): Promise<Controller> {
+  const webhookPort = await freePort();
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      'controller',
+      '--metrics-addr=127.0.0.1:0',
+      `--webhook-addr=127.0.0.1:${webhookPort}`,
+      '--webhook-config-name=bench-restore',
+      '--lease-namespace=default',
+      `--qps=${o.qps}`,
+      `--burst=${o.burst}`,
+      '--log-level=warn',
+      ...extra,
+    ],
+    { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
+  proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
+  // The port: log level warn hides the line, so ask /proc for the listening socket instead.
+  let port = 0;
+  for (let i = 0; i < 300 && !port; i++) {
+    await sleep(100);
+    port = listeningPort(proc.pid ?? 0, webhookPort);
+  }
+  if (!port) throw new Error(`controller did not start:\n${out}`);
+  const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  for (let i = 0; i < 1200; i++) {
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ready) break;
+    await sleep(250);
+  }
+  log(`controller pid ${proc.pid} ready on :${port}`);
+  return {
+    proc,
+    port,
+    webhookPort,
+    metrics,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      if (/"level":50/.test(out))
+        log(
+          `controller errors (last lines):\n${out
+            .split('\n')
+            .filter((l) => l.includes('"level":50'))
+            .slice(-5)
+            .join('\n')}`,
+        );
+    },
+  };
+}
+
+/** The TCP port a process listens on, other than `except` (from /proc/net/tcp via its fds). */
+function listeningPort(pid: number, except: number): number {
+  try {
+    const inodes = new Set<string>();
+    for (const fd of readdirSafe(`/proc/${pid}/fd`)) {
+      try {
+        const link = readlinkSafe(`/proc/${pid}/fd/${fd}`);
+        const m = /socket:\[(\d+)\]/.exec(link);
+        if (m) inodes.add(m[1] as string);
+      } catch {
+        /* gone */
+      }
+    }
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f[3] !== '0A' || !inodes.has(f[9] ?? '')) continue;
+        const p = parseInt((f[1] ?? '').split(':')[1] ?? '0', 16);
+        if (p !== except) return p;
+      }
+    }
+  } catch {
+    /* not yet */
+  }
+  return 0;
+}
+const readdirSafe = (p: string): string[] => {
+  try {
+    return readdirSync(p);
+  } catch {
+    return [];
+  }
+};
+const readlinkSafe = (p: string): string => readlinkSync(p);
+
+const metric = (text: string, name: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
+};
+
+const rssOf = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+};
+
+/** Watches every VolumeSnapshot: arrival times, and (optionally) marks new ones ready like a snapshot controller. */
+class SnapshotObserver {
+  readonly arrivals = new Map<string, { at: number; scheduledAt: number; schedule: string; pvc: string }>();
+  private req: { abort: () => void } | undefined;
+  markReady = false;
+  private readonly marking: Promise<void>[] = [];
+  private readonly kube: Kube;
+  private readonly kc: k8s.KubeConfig;
+  constructor(kc: k8s.KubeConfig) {
+    this.kc = kc;
+    this.kube = new Kube(kc, { qps: 2000, burst: 2000 });
+  }
+  private lastRv = '';
+  private stopped = false;
+  async start(resourceVersion: string): Promise<void> {
+    this.lastRv = resourceVersion;
+    await this.watch();
+  }
+  /** Watches from the last resourceVersion seen; a watch that ends is resumed from there. */
+  private async watch(): Promise<void> {
+    this.req = await new k8s.Watch(this.kc).watch(
+      '/apis/snapshot.storage.k8s.io/v1/volumesnapshots',
+      { resourceVersion: this.lastRv, allowWatchBookmarks: true },
+      (phase: string, obj: VolumeSnapshot) => {
+        if (obj.metadata?.resourceVersion) this.lastRv = obj.metadata.resourceVersion;
+        if (phase !== 'ADDED') return;
+        const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+        const scheduled = obj.metadata.annotations?.['snapcron.io/scheduled-at'];
+        if (!scheduled || this.arrivals.has(key)) return;
+        this.arrivals.set(key, {
+          at: Date.now(),
+          scheduledAt: Date.parse(scheduled),
+          schedule: obj.metadata.labels?.['snapcron.io/schedule'] ?? '',
+          pvc: obj.spec.source.persistentVolumeClaimName ?? '',
+        });
+        if (this.markReady) this.marking.push(this.ready(obj));
+      },
+      (err: unknown) => {
+        if (this.stopped) return;
+        if (err) process.stderr.write(`[bench:scale] snapshot watch ended: ${String(err)}; resuming\n`);
+        setTimeout(() => void this.watch().catch(() => undefined), err ? 500 : 0);
+      },
+    );
+  }
+  private async ready(obj: VolumeSnapshot): Promise<void> {
+    await this.kube
+      .write(() =>
+        this.kube.custom.replaceNamespacedCustomObjectStatus({
+          ...this.kube.snapshots,
+          namespace: obj.metadata.namespace ?? '',
+          name: obj.metadata.name ?? '',
+          body: {
+            ...obj,
+            status: { readyToUse: true, creationTime: new Date().toISOString(), restoreSize: '1Gi' },
+          },
+        }),
+      )
+      .catch(() => undefined);
+  }
+  stop(): void {
+    this.stopped = true;
+    this.req?.abort();
+  }
+}
+
+export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
+  const log = o.log ?? ((l: string) => void process.stderr.write(`[bench:scale] ${l}\n`));
+  const figures: Figure[] = [];
+  const notes: string[] = [
+    'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200).`,
+    'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
+  ];
+  const add = (f: Figure): void => {
+    figures.push(f);
+    const base = f.baseline
+      ? `  (baseline ${f.baseline.name}: ${f.baseline.value.toFixed(2)} ${f.unit}; ratio ${(f.value / f.baseline.value).toFixed(2)}x)`
+      : '';
+    log(
+      `${f.measure}: ${f.value.toFixed(2)} ${f.unit}${base}${f.target ? `  target ${f.target}: ${f.ok ? 'OK' : 'MISS'}` : ''}`,
+    );
+  };
+  const cp = await ControlPlane.start();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(cp.kubeconfigPath);
+  const admin = new Kube(kc, { qps: 5000, burst: 5000 });
+  const namespaces = Array.from({ length: o.schedules }, (_, i) => `bench-${String(i).padStart(4, '0')}`);
+  const brokenSet = new Set(namespaces.slice(0, o.broken));
+  try {
+    // --- Setup: namespaces, pre-bound PVs and PVCs.
+    const t0 = Date.now();
+    await pool(namespaces, 50, async (ns) => {
+      await admin.core.createNamespace({ body: { metadata: { name: ns } } });
+    });
+    const pairs = namespaces.flatMap((ns) =>
+      Array.from({ length: o.pvcsPerSchedule }, (_, j) => ({ ns, name: `data-${j}` })),
+    );
+    await pool(pairs, 64, async ({ ns, name }) => {
+      const pv = `pv-${ns}-${name}`;
+      await admin.core.createPersistentVolume({
+        body: {
+          metadata: { name: pv },
+          spec: {
+            capacity: { storage: '1Gi' },
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            hostPath: { path: `/tmp/${pv}` },
+            claimRef: { namespace: ns, name },
+          },
+        },
+      });
+      await admin.core.createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: {
+          metadata: { name, labels: { app: 'bench' } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            volumeName: pv,
+            resources: { requests: { storage: '1Gi' } },
+          },
+        },
+      });
+    });
+    for (;;) {
+      const list = await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 100_000 });
+      const bound = list.items.filter((p) => p.status?.phase === 'Bound').length;
+      if (bound >= pairs.length) break;
+      log(`waiting for the PV binder: ${bound}/${pairs.length} bound`);
+      await sleep(2000);
+    }
+    log(
+      `setup: ${o.schedules} namespaces, ${pairs.length} bound PVCs in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
+
+    // --- RBAC for the controller's user: everything in healthy namespaces; in the broken ones it
+    // may read but not write snapshots or status, so their passes fail permanently.
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    const read = ['get', 'list', 'watch'];
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: 'bench-read' },
+        rules: [
+          {
+            apiGroups: ['snapcron.io'],
+            resources: ['snapshotschedules', 'snapshotschedules/status'],
+            verbs: read,
+          },
+          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: read },
+          { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: read },
+          { apiGroups: [''], resources: ['events'], verbs: ['get', 'create', 'update'] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create', 'update'] },
+          {
+            apiGroups: ['admissionregistration.k8s.io'],
+            resources: ['mutatingwebhookconfigurations'],
+            verbs: ['get', 'update'],
+          },
+        ],
+      },
+    });
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: 'bench-write' },
+        rules: [
+          {
+            apiGroups: ['snapcron.io'],
+            resources: ['snapshotschedules', 'snapshotschedules/status'],
+            verbs: ['update'],
+          },
+          {
+            apiGroups: ['snapshot.storage.k8s.io'],
+            resources: ['volumesnapshots'],
+            verbs: ['create', 'delete'],
+          },
+        ],
+      },
+    });
+    const subject = [{ kind: 'User', name: 'bench-controller', apiGroup: 'rbac.authorization.k8s.io' }];
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: 'bench-read' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'bench-read' },
+        subjects: subject,
+      },
+    });
+    await pool(
+      namespaces.filter((ns) => !brokenSet.has(ns)),
+      50,
+      async (ns) => {
+        await rbac.createNamespacedRoleBinding({
+          namespace: ns,
+          body: {
+            metadata: { name: 'bench-write' },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'bench-write' },
+            subjects: subject,
+          },
+        });
+      },
+    );
+    const controllerKubeconfig = await cp.kubeconfigFor('bench-controller');
+    const ckc = new k8s.KubeConfig();
+    ckc.loadFromFile(controllerKubeconfig);
+    // The webhook configuration the controller keeps the caBundle of (for the admission figure).
+    await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+      body: { metadata: { name: 'bench-restore' }, webhooks: [] },
+    });
+
+    // --- Baseline: a bare client creating the burst's VolumeSnapshots with the same budget.
+    const burstSize = o.schedules * o.pvcsPerSchedule;
+    const bare = new Kube(ckc, { qps: o.qps, burst: o.burst });
+    const healthyPairs = pairs.filter((p) => !brokenSet.has(p.ns));
+    const tb = performance.now();
+    await pool(healthyPairs, 1000, async ({ ns, name }, i) => {
+      await bare.write(
+        () =>
+          bare.custom.createNamespacedCustomObject({
+            ...bare.snapshots,
+            namespace: ns,
+            body: {
+              apiVersion: 'snapshot.storage.k8s.io/v1',
+              kind: 'VolumeSnapshot',
+              metadata: { name: `bare-${name}-${i}` },
+              spec: { source: { persistentVolumeClaimName: name } },
+            },
+          }),
+        { key: ns, lane: 'create' },
+      );
+    });
+    const bareMs = performance.now() - tb;
+    log(`bare client: ${healthyPairs.length} creates in ${(bareMs / 1000).toFixed(1)} s`);
+    await pool(namespaces, 50, async (ns) => {
+      await admin.custom.deleteCollectionNamespacedCustomObject({ ...admin.snapshots, namespace: ns });
+    });
+
+    // --- Schedules: all fire at one instant T (the burst), then every `period` minutes, spread.
+    const T = Math.ceil((Date.now() + 45_000) / 60_000) * 60_000 + 30_000; // hh:mm:30, at least 45 s away
+    const at = new Date(T);
+    const burstCron = `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *`;
+    const custom = admin.custom;
+    await pool(namespaces, 50, async (ns) => {
+      await custom.createNamespacedCustomObject({
+        ...admin.schedules,
+        namespace: ns,
+        body: {
+          apiVersion: 'snapcron.io/v1',
+          kind: 'SnapshotSchedule',
+          metadata: { name: 'app' },
+          spec: {
+            schedule: burstCron,
+            claimSelector: { matchLabels: { app: 'bench' } },
+            retention: { maxCount: 2, maxPending: 1000 },
+          },
+        },
+      });
+    });
+    const rv = (await admin.custom.listClusterCustomObject({ ...admin.snapshots, limit: 1 })) as {
+      metadata: { resourceVersion: string };
+    };
+    const observer = new SnapshotObserver(kc);
+    await observer.start(rv.metadata.resourceVersion);
+    const ctl = await startController(controllerKubeconfig, o, [], log);
+    const startedAt = Date.now();
+    const requestsAtStart = await requestCounts(kc);
+    await ctl.metrics(); // resets the event-loop delay window
+    log(`burst at ${at.toISOString()}: ${burstSize - o.broken * o.pvcsPerSchedule} snapshots due`);
+    const expected = healthyPairs.length;
+    const deadline = T + 600_000;
+    while (
+      Date.now() < deadline &&
+      [...observer.arrivals.values()].filter((a) => a.scheduledAt === T).length < expected
+    )
+      await sleep(200);
+    const burstArrivals = [...observer.arrivals.values()].filter((a) => a.scheduledAt === T);
+    const burstMs = Math.max(...burstArrivals.map((a) => a.at)) - T;
+    const firsts = new Map<string, number>();
+    for (const [key, a] of observer.arrivals) {
+      if (a.scheduledAt !== T) continue;
+      const ns = key.split('/')[0] as string;
+      firsts.set(ns, Math.min(firsts.get(ns) ?? Infinity, a.at - T));
+    }
+    const burstMetrics = await ctl.metrics();
+    add({
+      measure: `burst: ${burstArrivals.length}/${expected} snapshots due at one instant, time to create all`,
+      value: burstMs / 1000,
+      unit: 's',
+      baseline: { name: 'bare client, same budget and concurrency', value: bareMs / 1000 },
+      target: '≤ 1.25 × baseline',
+      ok: burstArrivals.length === expected && burstMs <= 1.25 * bareMs,
+    });
+    const latestFirst = Math.max(...firsts.values());
+    add({
+      measure: 'burst fairness: latest first snapshot of a schedule',
+      value: (latestFirst / burstMs) * 100,
+      unit: '% of the burst',
+      target: '≤ 10%',
+      ok: latestFirst / burstMs <= 0.1,
+    });
+    const loopP99 = metric(burstMetrics, 'nodejs_eventloop_lag_p99_seconds') * 1000;
+    add({
+      measure: 'event-loop delay p99 during the burst',
+      value: loopP99,
+      unit: 'ms',
+      target: '≤ 50 ms',
+      ok: loopP99 <= 50,
+    });
+
+    // --- Sustained: every `period` minutes, spread over the period; snapshots made ready, retention prunes.
+    observer.markReady = true;
+    await sleep(5000);
+    const spreadSeconds = o.period * 60;
+    await pool(namespaces, 50, async (ns, i) => {
+      const offset = Math.floor((i * spreadSeconds) / o.schedules);
+      const sec = offset % 60;
+      const min = Math.floor(offset / 60);
+      const cron = o.period === 1 ? `${sec} * * * * *` : `${sec} ${min}/${o.period} * * * *`;
+      for (let attempt = 0; ; attempt++) {
+        const s = (await custom.getNamespacedCustomObject({
+          ...admin.schedules,
+          namespace: ns,
+          name: 'app',
+        })) as { spec: Record<string, unknown> };
+        s.spec.schedule = cron;
+        try {
+          await custom.replaceNamespacedCustomObject({
+            ...admin.schedules,
+            namespace: ns,
+            name: 'app',
+            body: s,
+          });
+          break;
+        } catch (err) {
+          if ((err as { code?: number }).code !== 409 || attempt > 10) throw err;
+        }
+      }
+    });
+    const windowStart = Date.now() + 5000;
+    const windowEnd = windowStart + o.minutes * 60_000;
+    const cpu0 = metric(await ctl.metrics(), 'process_cpu_seconds_total');
+    const req0 = await requestCounts(kc);
+    log(
+      `sustained window: ${o.minutes} min, ${o.schedules} schedules every ${o.period} min, ~${((o.schedules * o.pvcsPerSchedule) / spreadSeconds).toFixed(1)} creates/s`,
+    );
+    let peakRss = 0;
+    while (Date.now() < windowEnd) {
+      await sleep(5000);
+      peakRss = Math.max(peakRss, rssOf(ctl.proc.pid ?? 0));
+    }
+    await sleep(Math.min(30_000, spreadSeconds * 1000)); // let the last runs land
+    const cpu1 = metric(await ctl.metrics(), 'process_cpu_seconds_total');
+    const reqs = diff(req0, await requestCounts(kc));
+    const windowArrivals = [...observer.arrivals.values()].filter(
+      (a) => a.scheduledAt >= windowStart && a.scheduledAt < windowEnd,
+    );
+    const lags = (filter: (a: { schedule: string }) => boolean, arrivals: typeof windowArrivals) =>
+      arrivals.filter(filter).map((a) => a.at - a.scheduledAt);
+    const allLags = lags(() => true, windowArrivals);
+    add({ measure: 'fire lag p50 (watch-observed)', value: pct(allLags, 50) / 1000, unit: 's' });
+    add({
+      measure: 'fire lag p99 (watch-observed)',
+      value: pct(allLags, 99) / 1000,
+      unit: 's',
+      target: '≤ 1 s',
+      ok: pct(allLags, 99) <= 1000,
+    });
+    // Expected runs: every healthy (schedule, PVC) for every fire time in the window.
+    const firesPerSchedule = Math.floor((o.minutes * 60) / spreadSeconds);
+    const expectedRuns = healthyPairs.length * firesPerSchedule;
+    add({
+      measure: `snapshots taken in the window (healthy schedules; ${o.broken} broken ones backed off)`,
+      value: windowArrivals.length,
+      unit: 'snapshots',
+      baseline: { name: 'due', value: expectedRuns },
+      target: '= due (none missed)',
+      ok: windowArrivals.length >= expectedRuns,
+    });
+    add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
+    add({ measure: 'controller RSS peak over the window', value: peakRss / 2 ** 20, unit: 'MiB' });
+    add({
+      measure: 'API requests over the window (all clients but the bench)',
+      value: total(reqs) - windowArrivals.length,
+      unit: 'requests',
+    });
+    notes.push(`requests in the window by verb and resource: ${JSON.stringify(Object.fromEntries(reqs))}`);
+
+    // --- Quiet: nothing due; only lease renewals should reach the API server.
+    const farCron = '0 0 0 1 1 *';
+    await pool(namespaces, 50, async (ns) => {
+      for (let attempt = 0; ; attempt++) {
+        const s = (await custom.getNamespacedCustomObject({
+          ...admin.schedules,
+          namespace: ns,
+          name: 'app',
+        })) as { spec: Record<string, unknown> };
+        s.spec.schedule = farCron;
+        try {
+          await custom.replaceNamespacedCustomObject({
+            ...admin.schedules,
+            namespace: ns,
+            name: 'app',
+            body: s,
+          });
+          break;
+        } catch (err) {
+          if ((err as { code?: number }).code !== 409 || attempt > 10) throw err;
+        }
+      }
+    });
+    observer.markReady = false;
+    await sleep(20_000); // the passes the spec change triggered
+    const q0 = await requestCounts(kc);
+    await sleep(o.quietMinutes * 60_000);
+    const quiet = diff(q0, await requestCounts(kc));
+    const lists = total(quiet, (k) => k.startsWith('LIST '));
+    const nonLease = total(quiet, (k) => !k.includes('leases') && !k.startsWith('WATCH '));
+    add({
+      measure: `LIST requests over a quiet ${o.quietMinutes} min`,
+      value: lists,
+      unit: 'requests',
+      target: '0',
+      ok: lists === 0,
+    });
+    add({
+      measure: 'requests per quiet hour other than lease renewals and watch re-connects',
+      value: (nonLease * 60) / o.quietMinutes,
+      unit: 'requests',
+      baseline: {
+        name: 'lease renewals per hour',
+        value: (total(quiet, (k) => k.includes('leases')) * 60) / o.quietMinutes,
+      },
+      target: '0',
+      ok: nonLease === 0,
+    });
+    notes.push(`quiet window requests: ${JSON.stringify(Object.fromEntries(quiet))}`);
+    notes.push(
+      `requests since the controller started, ${((Date.now() - startedAt) / 60000).toFixed(1)} min: ${total(diff(requestsAtStart, await requestCounts(kc)))}`,
+    );
+    observer.stop();
+    await ctl.stop();
+
+    // --- Memory with many snapshots cached; the webhook under load.
+    const have = (await admin.custom.listClusterCustomObject({ ...admin.snapshots, limit: 1 })) as {
+      metadata: { remainingItemCount?: number };
+    };
+    const existing = (have.metadata.remainingItemCount ?? 0) + 1;
+    const more = Math.max(0, o.snapshots - existing);
+    log(`creating ${more} more VolumeSnapshots (to ${o.snapshots})`);
+    const tm = Date.now();
+    await pool(
+      Array.from({ length: more }, (_, i) => i),
+      200,
+      async (i) => {
+        const p = pairs[i % pairs.length] as { ns: string; name: string };
+        const when = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
+        const meta = snapshotMetadata(p.name, 'app', when);
+        await admin.custom.createNamespacedCustomObject({
+          ...admin.snapshots,
+          namespace: p.ns,
+          body: {
+            apiVersion: 'snapshot.storage.k8s.io/v1',
+            kind: 'VolumeSnapshot',
+            metadata: {
+              name: `old-${p.name}-${i}`,
+              ...meta,
+              annotations: {
+                ...meta.annotations,
+                'kubectl.kubernetes.io/last-applied-configuration':
+                  '{"padding":"as kubectl apply leaves it"}',
+              },
+            },
+            spec: { source: { persistentVolumeClaimName: p.name } },
+          },
+        });
+      },
+    );
+    log(`created in ${((Date.now() - tm) / 1000).toFixed(0)} s`);
+    const ctl2 = await startController(controllerKubeconfig, o, [], log);
+    await sleep(5000);
+    global.gc?.();
+    const rss = rssOf(ctl2.proc.pid ?? 0);
+    const naive = await naiveInformerRss(controllerKubeconfig);
+    add({
+      measure: `controller RSS with ${pairs.length} PVCs and ${o.snapshots} VolumeSnapshots cached`,
+      value: rss / 2 ** 20,
+      unit: 'MiB',
+      baseline: { name: 'client-node informers holding the same objects', value: naive / 2 ** 20 },
+      target: '≤ 256 MB',
+      ok: rss <= 256e6,
+    });
+    // Admission: 50 concurrent restore PVCs (webhook) against 50 plain ones (no webhook).
+    const wh = await admissionLatency(kc, ctl2.webhookPort, namespaces[o.broken] ?? 'bench-0000');
+    add({
+      measure: `webhook admission p99, 50 concurrent PVC creates, ${o.snapshots} snapshots cached`,
+      value: wh.withWebhook,
+      unit: 'ms',
+      baseline: { name: 'the same creates without the webhook', value: wh.without },
+      target: '≤ 20 ms over the baseline',
+      ok: wh.withWebhook - wh.without <= 20,
+    });
+    await ctl2.stop();
+  } finally {
+    await cp.stop();
+  }
+  const result: ScaleResult = {
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? '',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    options: { ...o, log: undefined },
+    figures,
+    notes,
+  };
+  if (o.out) writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);
+  printTable(result, log);
+  return result;
+}
+
+/** RSS of a process that holds every PVC and VolumeSnapshot in client-node informers (the old controller's way). */
+async function naiveInformerRss(kubeconfig: string): Promise<number> {
+  const script = `
+    import * as k8s from '@kubernetes/client-node';
+    const kc = new k8s.KubeConfig(); kc.loadFromDefault();
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi); const core = kc.makeApiClient(k8s.CoreV1Api);
+    const a = k8s.makeInformer(kc, '/apis/snapshot.storage.k8s.io/v1/volumesnapshots', () => custom.listClusterCustomObject({ group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' }));
+    const b = k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces({}));
+    await a.start(); await b.start(); await new Promise((r) => setTimeout(r, 3000)); globalThis.gc?.();
+    process.stdout.write(String(process.memoryUsage().rss)); process.exit(0);`;
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('exit', (code) =>
+      code === 0 ? resolve(Number(out)) : reject(new Error(`naive informer exited ${code}`)),
+    );
+  });
+}
+
+async function admissionLatency(
+  kc: k8s.KubeConfig,
+  webhookPort: number,
+  namespace: string,
+): Promise<{ withWebhook: number; without: number }> {
+  const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const current = await admission.readMutatingWebhookConfiguration({ name: 'bench-restore' });
+  // The controller's shared serving pair (it names 127.0.0.1): trust its CA.
+  const secret = await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .readNamespacedSecret({ name: 'snapcron-webhook-tls', namespace: 'default' });
+  const caBundle = secret.data?.['ca.crt'];
+  await admission.replaceMutatingWebhookConfiguration({
+    name: 'bench-restore',
+    body: {
+      ...current,
+      webhooks: [
+        {
+          name: 'restore.snapcron.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-v1-pvc`, caBundle },
+          objectSelector: { matchLabels: { 'snapcron.io/restore': 'true' } },
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['persistentvolumeclaims'],
+            },
+          ],
+        },
+      ],
+    },
+  });
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const timeCreates = async (label: boolean, tag: string): Promise<number[]> => {
+    const times: number[] = [];
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const t = performance.now();
+        await core.createNamespacedPersistentVolumeClaim({
+          namespace,
+          body: {
+            metadata: {
+              name: `${tag}-${i}`,
+              ...(label
+                ? {
+                    labels: { 'snapcron.io/restore': 'true' },
+                    annotations: {
+                      'snapcron.io/restore-from': 'data-0',
+                      'snapcron.io/restore-policy': 'IfAvailable',
+                    },
+                  }
+                : {}),
+            },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              storageClassName: 'none',
+              resources: { requests: { storage: '1Gi' } },
+            },
+          },
+        });
+        times.push(performance.now() - t);
+      }),
+    );
+    return times;
+  };
+  await timeCreates(true, 'warm'); // TLS handshakes and caches
+  await timeCreates(false, 'warm-plain');
+  const without = pct(await timeCreates(false, 'plain'), 99);
+  const withWebhook = pct(await timeCreates(true, 'restore'), 99);
+  return { withWebhook, without };
+}
+
+function printTable(r: ScaleResult, log: (l: string) => void): void {
+  const rows = r.figures.map((f) => [
+    f.measure,
+    `${f.value.toFixed(2)} ${f.unit}`,
+    f.baseline ? `${f.baseline.value.toFixed(2)} ${f.unit} (${f.baseline.name})` : '',
+    f.baseline ? `${(f.value / f.baseline.value).toFixed(2)}x` : '',
+    f.target ? `${f.target}: ${f.ok ? 'OK' : 'MISS'}` : '',
+  ]);
+  const header = ['measure', 'snapcron', 'baseline', 'ratio', 'target'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  log('');
+  log(line(header));
+  log(line(widths.map((w) => '-'.repeat(w))));
+  for (const row of rows) log(line(row));
+  for (const n of r.notes) log(`note: ${n}`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      small: { type: 'boolean', default: false },
+      schedules: { type: 'string' },
+      pvcs: { type: 'string' },
+      minutes: { type: 'string' },
+      period: { type: 'string' },
+      'quiet-minutes': { type: 'string' },
+      snapshots: { type: 'string' },
+      broken: { type: 'string' },
+      qps: { type: 'string' },
+      burst: { type: 'string' },
+      out: { type: 'string', default: 'bench/scale-results.json' },
+    },
+  });
+  const base: ScaleOptions = values.small
+    ? SMALL
+    : {
+        schedules: 1000,
+        pvcsPerSchedule: 10,
+        minutes: 30,
+        period: 5,
+        quietMinutes: 10,
+        snapshots: 100_000,
+        broken: 100,
+        qps: 100,
+        burst: 200,
+      };
+  const n = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
+  await runScaleBench({
+    schedules: n(values.schedules, base.schedules),
+    pvcsPerSchedule: n(values.pvcs, base.pvcsPerSchedule),
+    minutes: n(values.minutes, base.minutes),
+    period: n(values.period, base.period),
+    quietMinutes: n(values['quiet-minutes'], base.quietMinutes),
+    snapshots: n(values.snapshots, base.snapshots),
+    broken: n(values.broken, base.broken),
+    qps: n(values.qps, base.qps),
+    burst: n(values.burst, base.burst),
+    out: values.out,
+  });
+}
