@@ -244,7 +244,7 @@ export async function runController(args: string[]): Promise<number> {
       kube,
       log,
       events: new EventRecorder(kube, log),
-      snapshotsIn: (ns) => controller.snapshotsIn(ns),
+      snapshotsOf: (ns, pvc) => controller.snapshotsOf(ns, pvc),
     });
   }
   await done;

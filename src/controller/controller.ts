@@ -16,7 +16,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { schedule as cronSchedule, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { LABEL_SCHEDULE } from '../api/constants.ts';
+import { LABEL_PVC, LABEL_SCHEDULE } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
@@ -25,7 +25,7 @@ import { errorMessage, NotLeaderError } from '../kube/retry.ts';
 import { SupervisedInformer } from '../kube/supervised-informer.ts';
 import { decide, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
-import { Executor, scheduleTarget } from './executor.ts';
+import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
 import { realClock, WorkQueue, type Clock } from './work-queue.ts';
@@ -93,7 +93,7 @@ export class Controller {
     // Every write of a pass (snapshots, status, events, finalizers) is fenced by the lease.
     const acting = o.kube.fenced(() => this.elector.holdsLease());
     this.events = new EventRecorder(acting, o.log, now);
-    this.executor = new Executor(acting, this.events, o.log, o.metrics, now);
+    this.executor = new Executor(acting, this.events, o.log, o.metrics, now, this.cacheView());
     this.elector = new LeaderElector({
       kube: o.kube,
       ...o.lease,
@@ -107,6 +107,26 @@ export class Controller {
     });
   }
 
+  /** The re-check before a delete reads the watch caches, not the API server (see FreshView). */
+  private cacheView(): FreshView {
+    const snapshots = (ns: string): VolumeSnapshot[] =>
+      this.snapshots.list(ns) as unknown as VolumeSnapshot[];
+    return {
+      snapshot: (ns, name) => Promise.resolve(this.snapshots.get(name, ns) as VolumeSnapshot | undefined),
+      pvcs: apiView(this.o.kube).pvcs,
+      siblings: (s) => {
+        const l = s.metadata.labels ?? {};
+        return Promise.resolve(
+          snapshots(s.metadata.namespace ?? '').filter(
+            (x) =>
+              x.metadata.labels?.[LABEL_SCHEDULE] === l[LABEL_SCHEDULE] &&
+              x.metadata.labels?.[LABEL_PVC] === l[LABEL_PVC],
+          ),
+        );
+      },
+    };
+  }
+
   /** Every cache synced and its watch up: /readyz. */
   get ready(): boolean {
     return this.supervisors.length === 3 && this.supervisors.every((s) => s.synced);
@@ -115,9 +135,12 @@ export class Controller {
     return this.elector.isLeader;
   }
 
-  /** The cached VolumeSnapshots of a namespace (for the restore webhook). */
-  snapshotsIn(namespace: string): VolumeSnapshot[] {
-    return this.ready ? (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]) : [];
+  /** The cached VolumeSnapshots of one source PVC (for the restore webhook); none until synced. */
+  snapshotsOf(namespace: string, pvc: string): VolumeSnapshot[] {
+    if (!this.ready) return [];
+    return (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]).filter(
+      (s) => s.spec.source.persistentVolumeClaimName === pvc,
+    );
   }
 
   async start(): Promise<void> {

@@ -1,8 +1,9 @@
 /**
  * The only code that writes snapshots and schedule status. It carries out a
  * SchedulePlan: AlreadyExists on create and NotFound on delete count as success, and
- * every delete re-reads the snapshot and the namespace's PVCs first, so a snapshot
- * that became held or a restore source since the plan was made is never deleted.
+ * every delete re-checks the snapshot's protections from the freshest view it has (the
+ * controller's caches, or API reads in `tick`) and carries its resourceVersion, so a
+ * snapshot that became held or a restore source since the plan was made is never deleted.
  */
 import type { Logger } from 'pino';
 import {
@@ -76,6 +77,51 @@ export interface FinalizeResult {
   released: boolean;
 }
 
+/**
+ * Where the re-check before a delete reads the latest state. `snapcron tick` reads the API
+ * server (it has no cache); the controller reads its watch-fed caches, which are as fresh as
+ * the watch, and the delete's resourceVersion precondition turns any change to the snapshot
+ * itself since then (a hold label, a new status) into a refused delete.
+ */
+export interface FreshView {
+  snapshot(namespace: string, name: string): Promise<VolumeSnapshot | undefined>;
+  /** Read from the API server in both modes, once per pass that deletes: a restore PVC created a moment ago must count. */
+  pvcs(namespace: string): Promise<PersistentVolumeClaim[]>;
+  /** The schedule's snapshots of the same PVC (by labels). */
+  siblings(snapshot: VolumeSnapshot): Promise<VolumeSnapshot[]>;
+}
+
+/** The re-check from API reads: a GET and two filtered LISTs per delete. */
+export function apiView(kube: Kube): FreshView {
+  return {
+    snapshot: async (namespace, name) => {
+      try {
+        return (await kube.read(() =>
+          kube.custom.getNamespacedCustomObject({ ...kube.snapshots, namespace, name }),
+        )) as VolumeSnapshot;
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    pvcs: async (namespace) =>
+      (await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace })))
+        .items as unknown as PersistentVolumeClaim[],
+    siblings: async (snapshot) => {
+      const labels = snapshot.metadata.labels ?? {};
+      const selector = `${LABEL_SCHEDULE}=${labels[LABEL_SCHEDULE] ?? ''},${LABEL_PVC}=${labels[LABEL_PVC] ?? ''}`;
+      const list = (await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({
+          ...kube.snapshots,
+          namespace: snapshot.metadata.namespace ?? 'default',
+          labelSelector: selector,
+        }),
+      )) as { items: VolumeSnapshot[] };
+      return list.items;
+    },
+  };
+}
+
 /** A create whose turn in the write budget came after the run's startingDeadlineSeconds. */
 class PastDeadline extends Error {}
 
@@ -96,18 +142,21 @@ export class Executor {
   private readonly log: Logger;
   private readonly metrics: Metrics | undefined;
   private readonly now: () => Date;
+  private readonly view: FreshView;
   constructor(
     kube: Kube,
     events: EventRecorder,
     log: Logger,
     metrics?: Metrics,
     now: () => Date = () => new Date(),
+    view?: FreshView,
   ) {
     this.kube = kube;
     this.events = events;
     this.log = log;
     this.metrics = metrics;
     this.now = now;
+    this.view = view ?? apiView(kube);
   }
 
   /** Carries out a plan. `quiet`: a retry of a pass already reported as failing logs at debug only. */
@@ -249,15 +298,20 @@ export class Executor {
         skip.message,
       );
 
+    const deletions = plan.retention?.deletions ?? [];
+    // One fresh read of the namespace's PVCs for every delete of the pass: a restore admitted a
+    // moment ago must protect its snapshot even before the watch brings the PVC.
+    const freshPvcs = deletions.length > 0 ? await this.view.pvcs(namespace) : [];
     await Promise.all(
-      (plan.retention?.deletions ?? []).map(async (v) => {
+      deletions.map(async (v) => {
         const slog = log.child({ pvc: v.pvc, snapshot: v.name });
         try {
-          const outcome = await this.deleteChecked(namespace, v.name, {
-            mode: 'prune',
-            planned: v,
-            schedule,
-          });
+          const outcome = await this.deleteChecked(
+            namespace,
+            v.name,
+            { mode: 'prune', planned: v, schedule },
+            freshPvcs,
+          );
           if (outcome !== 'deleted') {
             result.pruneSkipped.push({ name: v.name, why: outcome });
             slog.info({ why: outcome }, 'prune skipped: protection found on re-read');
@@ -364,26 +418,17 @@ export class Executor {
     namespace: string,
     name: string,
     check: { mode: 'finalize' } | { mode: 'prune'; planned: Deletion; schedule: SnapshotSchedule },
+    pvcs: PersistentVolumeClaim[],
   ): Promise<'deleted' | 'gone' | ProtectReason | 'changed'> {
-    let fresh: VolumeSnapshot;
-    try {
-      fresh = (await this.kube.read(() =>
-        this.kube.custom.getNamespacedCustomObject({ ...this.kube.snapshots, namespace, name }),
-      )) as VolumeSnapshot;
-    } catch (err) {
-      if (statusOf(err) === 404) return 'gone';
-      throw err;
-    }
+    const fresh = await this.view.snapshot(namespace, name);
+    if (!fresh) return 'gone';
     if (fresh.metadata.deletionTimestamp) return 'gone';
     if (fresh.metadata.labels?.[LABEL_HOLD] === 'true') return 'hold';
-    const pvcs = (
-      await this.kube.read(() => this.kube.core.listNamespacedPersistentVolumeClaim({ namespace }))
-    ).items as unknown as PersistentVolumeClaim[];
     if (check.mode === 'prune') {
       const why = whyNotPrune(check.planned, fresh, {
         scheduleName: check.schedule.metadata?.name ?? '',
         retention: check.schedule.spec.retention,
-        snapshots: await this.siblings(fresh),
+        snapshots: await this.view.siblings(fresh),
         pvcs,
         now: this.now(),
       });
@@ -404,20 +449,6 @@ export class Executor {
       if (statusOf(err) === 409) return 'changed';
       throw err;
     }
-  }
-
-  /** The snapshot's siblings (same schedule and PVC labels), read fresh, for the min-ready re-check. */
-  private async siblings(snapshot: VolumeSnapshot): Promise<VolumeSnapshot[]> {
-    const labels = snapshot.metadata.labels ?? {};
-    const selector = `${LABEL_SCHEDULE}=${labels[LABEL_SCHEDULE] ?? ''},${LABEL_PVC}=${labels[LABEL_PVC] ?? ''}`;
-    const list = (await this.kube.read(() =>
-      this.kube.custom.listNamespacedCustomObject({
-        ...this.kube.snapshots,
-        namespace: snapshot.metadata.namespace ?? 'default',
-        labelSelector: selector,
-      }),
-    )) as { items: VolumeSnapshot[] };
-    return list.items;
   }
 
   private async isOurs(namespace: string, name: string, schedule: string, pvc: string): Promise<boolean> {
@@ -450,8 +481,9 @@ export class Executor {
       retained: [...plan.retained],
       released: false,
     };
+    const freshPvcs = plan.deletes.length > 0 ? await this.view.pvcs(namespace) : [];
     for (const d of plan.deletes) {
-      const outcome = await this.deleteChecked(namespace, d.name, { mode: 'finalize' });
+      const outcome = await this.deleteChecked(namespace, d.name, { mode: 'finalize' }, freshPvcs);
       if (outcome === 'deleted' || outcome === 'gone') {
         result.deleted.push(d.name);
         log.info({ snapshot: d.name }, 'snapshot deleted with its schedule');
@@ -521,15 +553,15 @@ export class Executor {
         current = (await this.kube.read(() =>
           this.kube.custom.getNamespacedCustomObject({ ...this.kube.schedules, namespace, name }),
         )) as SnapshotSchedule;
-        // Never move lastScheduleTime backwards if another writer (a parallel tick) got further.
-        const theirs = current.status?.lastScheduleTime;
-        if (theirs && status.lastScheduleTime && theirs > status.lastScheduleTime) {
-          status = {
-            ...status,
-            lastScheduleTime: theirs,
-            lastSuccessfulTime: current.status?.lastSuccessfulTime,
-          };
-        }
+        // Never move the run times backwards: another writer (a parallel tick), or this
+        // process's own previous pass when the cache it planned from was stale, got further.
+        const newer = (a: string | undefined, b: string | undefined): string | undefined =>
+          a && b ? (Date.parse(a) >= Date.parse(b) ? a : b) : (a ?? b);
+        status = {
+          ...status,
+          lastScheduleTime: newer(current.status?.lastScheduleTime, status.lastScheduleTime),
+          lastSuccessfulTime: newer(current.status?.lastSuccessfulTime, status.lastSuccessfulTime),
+        };
       }
     }
     return false;

@@ -49,7 +49,13 @@ const escapeKey = (k: string): string => k.replace(/~/g, '~0').replace(/\//g, '~
 const sameRef = (a: TypedObjectReference | undefined, b: TypedObjectReference): boolean =>
   !!a && a.kind === b.kind && a.name === b.name && (a.apiGroup ?? '') === (b.apiGroup ?? '');
 
-export function admitRestore(req: AdmissionRequest, snapshots: VolumeSnapshot[]): AdmissionOutcome {
+/** The snapshots of one source PVC in a namespace (an index lookup in the controller's cache). */
+export type SnapshotLookup = (namespace: string, sourcePvc: string) => VolumeSnapshot[];
+
+export function admitRestore(
+  req: AdmissionRequest,
+  snapshots: VolumeSnapshot[] | SnapshotLookup,
+): AdmissionOutcome {
   const pvc = req.object;
   const namespace = req.namespace ?? pvc?.metadata.namespace ?? 'default';
   const name = pvc?.metadata.name ?? '';
@@ -83,7 +89,9 @@ export function admitRestore(req: AdmissionRequest, snapshots: VolumeSnapshot[])
   }
   const parsed = parseRestoreAnnotations(name, pvc.metadata.annotations);
   if (!parsed.ok) return deny(parsed.message, 400);
-  const choice = chooseSnapshot(parsed.value, namespace, snapshots);
+  const candidates =
+    typeof snapshots === 'function' ? snapshots(namespace, parsed.value.sourcePvc) : snapshots;
+  const choice = chooseSnapshot(parsed.value, namespace, candidates);
 
   const annotationOps = (values: Record<string, string>): PatchOp[] => {
     const ops: PatchOp[] = [];

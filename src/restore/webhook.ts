@@ -14,7 +14,7 @@ import type { VolumeSnapshot } from '../api/objects.ts';
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
-import { admitRestore, type AdmissionRequest } from './admission.ts';
+import { admitRestore, type AdmissionRequest, type SnapshotLookup } from './admission.ts';
 import { ensureSharedCertificate, type ServingPair } from './shared-certificate.ts';
 
 export const WEBHOOK_PATH = '/mutate-v1-pvc';
@@ -33,7 +33,8 @@ export interface WebhookOptions {
   kube: Kube;
   log: Logger;
   events?: EventRecorder | undefined;
-  snapshotsIn: (namespace: string) => VolumeSnapshot[];
+  /** The cached snapshots of one source PVC (an index lookup, not a scan of the namespace). */
+  snapshotsOf: SnapshotLookup;
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -80,7 +81,7 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
       }
       const request = review.request;
       const namespace = request.namespace ?? 'default';
-      const outcome = admitRestore(request, o.snapshotsIn(namespace));
+      const outcome = admitRestore(request, o.snapshotsOf);
       const s = outcome.summary;
       if (s.result !== 'ignored') {
         o.log.info(

@@ -1,0 +1,30 @@
+/**
+ * bench:scale at CI size (50 schedules × 2 PVCs, a 2-minute window), so the benchmark cannot
+ * rot. Its own control plane; the bounds are loose on purpose (a noisy 2-core machine): they
+ * catch a broken engine, not a slower one. BENCHMARKS.md has the full-size figures.
+ */
+import { describe, expect, it } from 'vitest';
+import { runScaleBench, SMALL, type Figure } from '../../bench/scale.ts';
+
+const find = (figures: Figure[], prefix: string): Figure => {
+  const f = figures.find((x) => x.measure.startsWith(prefix));
+  if (!f) throw new Error(`no figure "${prefix}" in ${figures.map((x) => x.measure).join(', ')}`);
+  return f;
+};
+
+describe('bench:scale, small', () => {
+  it('takes every due snapshot on time, fairly, without polling, in bounded memory', { timeout: 900_000 }, async () => {
+    const lines: string[] = [];
+    const r = await runScaleBench({ ...SMALL, log: (l) => lines.push(l) });
+    process.stderr.write(`${lines.join('\n')}\n`);
+    const burst = find(r.figures, 'burst:');
+    expect(burst.measure).toMatch(/burst: (\d+)\/\1 snapshots/); // every one of them
+    expect(find(r.figures, 'snapshots taken in the window').ok).toBe(true); // none missed
+    expect(find(r.figures, 'fire lag p99').value).toBeLessThan(5);
+    expect(find(r.figures, 'LIST requests over a quiet').value).toBe(0);
+    expect(find(r.figures, 'event-loop delay p99').value).toBeLessThan(250);
+    expect(find(r.figures, 'controller RSS with').value).toBeLessThan(256);
+    const webhook = find(r.figures, 'webhook admission p99');
+    expect(webhook.value - (webhook.baseline?.value ?? 0)).toBeLessThan(500);
+  });
+});
