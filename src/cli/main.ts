@@ -4,6 +4,7 @@ import { UserError } from './errors.ts';
 import { nextCommand, runNext } from './next.ts';
 import { HelpRequested, helpText, synopsis, wrap, type Command } from './options.ts';
 import { planCommand, runPlan } from './plan.ts';
+import { reportCommand, runReport } from './report.ts';
 import { restoreCommand, runRestore } from './restore.ts';
 import { runValidate, validateCommand } from './validate.ts';
 
@@ -21,6 +22,7 @@ export const subcommands: readonly {
   { command: controllerCommand, cluster: true, run: (args) => runController(args) },
   { command: tickCommand, cluster: true, run: (args, out) => runTick(args, out) },
   { command: restoreCommand, cluster: true, run: (args, out) => runRestore(args, new Date(), out) },
+  { command: reportCommand, cluster: true, run: (args, out, err) => runReport(args, new Date(), out, err) },
 ];
 
 const listing = (cluster: boolean): string[] =>

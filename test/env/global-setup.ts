@@ -31,6 +31,8 @@ export async function setup(project: TestProject): Promise<void> {
   // them cached at once. ControlPlane.start builds its own binaries just below.
   await build('hack/build-csi.sh');
   await build('hack/csi-proto.sh');
+  // kubectl, from the same Kubernetes module and version, for the report tests' `kubectl snapcron`.
+  await build('hack/build-kubectl.sh');
   cp = await ControlPlane.start();
   const plane = cp;
   channel = createServer((req, res) => {

@@ -204,6 +204,7 @@ describe('--help', () => {
       'controller',
       'tick',
       'restore',
+      'report',
     ]);
   });
 

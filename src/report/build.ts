@@ -1,0 +1,542 @@
+/**
+ * The retention report, built without I/O from the objects a cluster (or files, or the
+ * controller's informer cache) holds: which PVCs have no schedule, per schedule and PVC how
+ * old the newest good copy is, what retention deletes next and when, what failed or is stuck,
+ * and how much is kept. Every verdict is the retention planner's (src/retention/plan.ts).
+ *
+ * Cost: objects are indexed once (PVCs by namespace and label, snapshots by namespace,
+ * schedule and PVC), so a schedule touches only its own snapshots and the PVCs its selector
+ * can match; the planner runs once per schedule plus a few times per PVC for the prediction.
+ */
+import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
+import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { LabelSelector, RetentionPolicy, SnapshotSchedule } from '../api/types.generated.ts';
+import { validateSchedule } from '../api/validate.ts';
+import { matchesSelector } from '../kube/selector.ts';
+import {
+  PROTECT_REASONS,
+  planRetention,
+  type Deletion,
+  type DeleteReason,
+  type ProtectReason,
+  type RetentionPlan,
+  type Verdict,
+} from '../retention/plan.ts';
+import { sourcePvc, stateTiming, type SnapshotState } from '../retention/snapshot-state.ts';
+import { parseQuantity } from '../restore/quantity.ts';
+import {
+  latestFireTime,
+  nextFireTime,
+  nextFireTimes,
+  parseSchedule,
+  type CronSchedule,
+} from '../schedule/cron.ts';
+import { formatDuration } from '../schedule/duration.ts';
+import { labelValue } from '../snapshot/naming.ts';
+import {
+  FINDING_KINDS,
+  REPORT_API_VERSION,
+  REPORT_KIND,
+  type Finding,
+  type FindingKind,
+  type PvcReport,
+  type Report,
+  type ScheduleReport,
+  type StateCounts,
+  type UnprotectedPvc,
+} from './model.ts';
+import { FireTimeline, predictNextDeletion } from './predict.ts';
+
+export interface ReportInput {
+  /** SnapshotSchedules as stored (status included: last and last successful run). */
+  schedules: SnapshotSchedule[];
+  /** PersistentVolumeClaims: for selection, unprotected PVCs and restores in progress. */
+  pvcs: PersistentVolumeClaim[];
+  /** VolumeSnapshots: those labelled `snapcron.io/schedule` are the schedules'. */
+  snapshots: VolumeSnapshot[];
+  now: Date;
+  /** Only this namespace (objects elsewhere are ignored); unset: every namespace in the input. */
+  namespace?: string | undefined;
+  /** Only the schedule of this name (the unprotected list is then left empty). */
+  schedule?: string | undefined;
+  /** Add every snapshot with its verdict and reasons (`pvcs[].snapshots`). */
+  plan?: boolean | undefined;
+}
+
+/** Objects without a namespace (hand-written files) are in `default`, as kubectl would create them. */
+const nsOf = (o: { metadata?: { namespace?: string | undefined } | undefined }): string =>
+  o.metadata?.namespace || 'default';
+const nameOf = (o: { metadata?: { name?: string | undefined } | undefined }): string =>
+  o.metadata?.name ?? '';
+const isoUtc = (t: Date): string => t.toISOString().replace(/\.\d{3}Z$/, 'Z');
+const parseTime = (raw: string | Date | undefined): Date | undefined => {
+  if (raw === undefined || raw === '') return undefined;
+  const t = new Date(raw);
+  return Number.isNaN(t.getTime()) ? undefined : t;
+};
+const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const zeroCounts = (): StateCounts => ({ ready: 0, pending: 0, stuck: 0, failed: 0 });
+const bytesOf = (quantity: string | undefined): number => {
+  if (!quantity) return 0;
+  try {
+    return parseQuantity(quantity);
+  } catch {
+    return 0;
+  }
+};
+const restoresFromSnapshot = (p: PersistentVolumeClaim): boolean =>
+  [p.spec?.dataSource, p.spec?.dataSourceRef].some(
+    (ref) => ref?.kind === SNAPSHOT_KIND && (ref.apiGroup ?? '') === SNAPSHOT_GROUP,
+  );
+
+/** One namespace's PVCs, indexed for selectors. */
+interface NamespacePvcs {
+  /** Not being deleted, by name. */
+  all: PersistentVolumeClaim[];
+  byName: Map<string, PersistentVolumeClaim>;
+  /** `key=value` to PVCs (by name). */
+  byLabel: Map<string, PersistentVolumeClaim[]>;
+  /** Not Bound, restoring from a snapshot: what in-use protection reads. */
+  restoring: PersistentVolumeClaim[];
+}
+
+function indexPvcs(pvcs: PersistentVolumeClaim[], namespace: string | undefined): Map<string, NamespacePvcs> {
+  const out = new Map<string, NamespacePvcs>();
+  const sorted = pvcs
+    .filter((p) => (namespace === undefined || nsOf(p) === namespace) && !p.metadata.deletionTimestamp)
+    .sort((a, b) => byName(nameOf(a), nameOf(b)));
+  for (const p of sorted) {
+    const ns = nsOf(p);
+    let idx = out.get(ns);
+    if (!idx) {
+      idx = { all: [], byName: new Map(), byLabel: new Map(), restoring: [] };
+      out.set(ns, idx);
+    }
+    idx.all.push(p);
+    idx.byName.set(nameOf(p), p);
+    for (const [k, v] of Object.entries(p.metadata.labels ?? {})) {
+      const key = `${k}=${v}`;
+      const list = idx.byLabel.get(key);
+      if (list) list.push(p);
+      else idx.byLabel.set(key, [p]);
+    }
+    if (p.status?.phase !== 'Bound' && restoresFromSnapshot(p)) idx.restoring.push(p);
+  }
+  return out;
+}
+
+/**
+ * The PVCs a selector picks, as decide picks them: the shortest posting list of its
+ * `matchLabels` and `In` requirements narrows the candidates, matchesSelector decides.
+ */
+function select(
+  idx: NamespacePvcs | undefined,
+  selector: LabelSelector | undefined,
+): PersistentVolumeClaim[] {
+  if (!idx) return [];
+  let candidates = idx.all;
+  for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) {
+    const list = idx.byLabel.get(`${k}=${v}`) ?? [];
+    if (list.length < candidates.length) candidates = list;
+  }
+  for (const req of selector?.matchExpressions ?? []) {
+    if (req.operator !== 'In') continue;
+    const lists = (req.values ?? []).map((v) => idx.byLabel.get(`${req.key}=${v}`) ?? []);
+    const size = lists.reduce((n, l) => n + l.length, 0);
+    if (size < candidates.length) candidates = lists.flat().sort((a, b) => byName(nameOf(a), nameOf(b)));
+  }
+  return candidates.filter((p) => matchesSelector(p.metadata.labels, selector));
+}
+
+/** Snapshots by namespace, then `snapcron.io/schedule` label, then source PVC; those being deleted left out. */
+function indexSnapshots(
+  snapshots: VolumeSnapshot[],
+  namespace: string | undefined,
+): Map<string, Map<string, Map<string, VolumeSnapshot[]>>> {
+  const out = new Map<string, Map<string, Map<string, VolumeSnapshot[]>>>();
+  for (const s of snapshots) {
+    const label = s.metadata.labels?.[LABEL_SCHEDULE];
+    if (label === undefined || s.metadata.deletionTimestamp) continue;
+    const ns = nsOf(s);
+    if (namespace !== undefined && ns !== namespace) continue;
+    let bySchedule = out.get(ns);
+    if (!bySchedule) out.set(ns, (bySchedule = new Map<string, Map<string, VolumeSnapshot[]>>()));
+    let byPvc = bySchedule.get(label);
+    if (!byPvc) bySchedule.set(label, (byPvc = new Map<string, VolumeSnapshot[]>()));
+    const pvc = sourcePvc(s) ?? '';
+    const list = byPvc.get(pvc);
+    const own = s.metadata.namespace ? s : { ...s, metadata: { ...s.metadata, namespace: ns } };
+    if (list) list.push(own);
+    else byPvc.set(pvc, [own]);
+  }
+  return out;
+}
+
+/** The gap between the two most recent fire times at or before `now` (else the next two). */
+function interval(cron: CronSchedule, now: Date): number | undefined {
+  const last = latestFireTime(cron, 0, now);
+  const previous = last && latestFireTime(cron, 0, last.getTime() - 1);
+  if (last && previous) return last.getTime() - previous.getTime();
+  const [a, b] = nextFireTimes(cron, now, 2);
+  return a && b ? b.getTime() - a.getTime() : undefined;
+}
+
+interface ScheduleFacts {
+  schedule: SnapshotSchedule;
+  namespace: string;
+  name: string;
+  errors: { path: string; message: string }[];
+  /** The validated schedule (defaults applied); undefined when invalid. */
+  valid: SnapshotSchedule | undefined;
+  selected: PersistentVolumeClaim[];
+}
+
+/** Builds the report. Pure: the same objects and `now` give the same report. */
+export function buildReport(input: ReportInput): Report {
+  const { now } = input;
+  const nowMs = now.getTime();
+  const pvcIndex = indexPvcs(input.pvcs, input.namespace);
+  const snapIndex = indexSnapshots(input.snapshots, input.namespace);
+
+  const facts: ScheduleFacts[] = input.schedules
+    .filter((s) => input.namespace === undefined || nsOf(s) === input.namespace)
+    .sort((a, b) => byName(nsOf(a), nsOf(b)) || byName(nameOf(a), nameOf(b)))
+    .map((schedule) => {
+      const namespace = nsOf(schedule);
+      const { errors, schedule: valid } = validateSchedule({
+        ...schedule,
+        apiVersion: schedule.apiVersion ?? 'snapcron.io/v1',
+        kind: schedule.kind ?? 'SnapshotSchedule',
+        metadata: undefined,
+        status: undefined,
+      });
+      let selected: PersistentVolumeClaim[] = [];
+      try {
+        selected = select(pvcIndex.get(namespace), (valid ?? schedule).spec?.claimSelector);
+      } catch {
+        // An invalid schedule's selector may not be one: it selects nothing.
+      }
+      return { schedule, namespace, name: nameOf(schedule), errors, valid, selected };
+    });
+
+  const findings: Finding[] = [];
+  const reported = input.schedule === undefined ? facts : facts.filter((f) => f.name === input.schedule);
+  const schedules = reported.map((f) => scheduleReport(f, input, pvcIndex, snapIndex, findings));
+
+  // Unprotected: PVCs that no schedule taking snapshots selects.
+  const unprotected: UnprotectedPvc[] = [];
+  if (input.schedule === undefined) {
+    const active = new Set<PersistentVolumeClaim>();
+    const idle = new Map<PersistentVolumeClaim, UnprotectedPvc['selectedBy']>();
+    for (const f of facts) {
+      const why = !f.valid ? 'invalid' : f.valid.spec.suspend === true ? 'suspended' : undefined;
+      for (const p of f.selected) {
+        if (why === undefined) active.add(p);
+        else idle.set(p, [...(idle.get(p) ?? []), { schedule: f.name, why }]);
+      }
+    }
+    for (const [namespace, idx] of [...pvcIndex].sort(([a], [b]) => byName(a, b))) {
+      for (const p of idx.all) {
+        if (active.has(p)) continue;
+        const pvc = nameOf(p);
+        const selectedBy = idle.get(p) ?? [];
+        unprotected.push({
+          namespace,
+          pvc,
+          phase: p.status?.phase ?? null,
+          storage: p.spec?.resources?.requests?.storage ?? null,
+          selectedBy,
+        });
+        const only = selectedBy.map((s) => `${s.why} schedule ${s.schedule}`).join(' and ');
+        findings.push({
+          kind: 'unprotected',
+          namespace,
+          schedule: null,
+          pvc,
+          snapshots: [],
+          message: only
+            ? `PVC ${namespace}/${pvc} is selected only by ${only}, so nothing snapshots it: ${selectedBy.some((s) => s.why === 'invalid') ? 'fix the schedule (snapcron validate -f FILE)' : 'resume the schedule (suspend: false)'} or select the PVC from an active schedule`
+            : `PVC ${namespace}/${pvc} is selected by no SnapshotSchedule, so nothing snapshots it: label it for a schedule's claimSelector or create a schedule for it`,
+        });
+      }
+    }
+  }
+
+  const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
+  findings.sort(
+    (a, b) =>
+      (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
+      byName(a.namespace, b.namespace) ||
+      byName(a.schedule ?? '', b.schedule ?? '') ||
+      byName(a.pvc ?? '', b.pvc ?? ''),
+  );
+
+  const findingCounts = Object.fromEntries(FINDING_KINDS.map((k) => [k, 0])) as Record<FindingKind, number>;
+  for (const f of findings) findingCounts[f.kind]++;
+  const snapshotTotals = zeroCounts();
+  let restoreSizeBytes = 0;
+  let stalePvcs = 0;
+  for (const s of schedules) {
+    for (const k of Object.keys(snapshotTotals) as SnapshotState[]) snapshotTotals[k] += s.counts[k];
+    restoreSizeBytes += s.restoreSizeBytes;
+    for (const p of s.pvcs) if (p.stale) stalePvcs++;
+  }
+  let pvcCount = 0;
+  for (const idx of pvcIndex.values()) pvcCount += idx.all.length;
+
+  return {
+    apiVersion: REPORT_API_VERSION,
+    kind: REPORT_KIND,
+    generatedAt: isoUtc(now),
+    scope: { namespace: input.namespace ?? null, schedule: input.schedule ?? null },
+    unprotected,
+    schedules,
+    findings,
+    totals: {
+      schedules: schedules.length,
+      suspendedSchedules: schedules.filter((s) => s.suspended).length,
+      invalidSchedules: schedules.filter((s) => s.errors.length > 0).length,
+      pvcs: pvcCount,
+      unprotectedPvcs: unprotected.length,
+      stalePvcs,
+      snapshots: snapshotTotals,
+      restoreSizeBytes,
+      findings: findingCounts,
+    },
+  };
+
+  function scheduleReport(
+    f: ScheduleFacts,
+    inp: ReportInput,
+    pvcs: Map<string, NamespacePvcs>,
+    snaps: Map<string, Map<string, Map<string, VolumeSnapshot[]>>>,
+    out: Finding[],
+  ): ScheduleReport {
+    const { namespace, name, valid, schedule } = f;
+    const spec = (valid ?? schedule).spec as Partial<SnapshotSchedule['spec']> | undefined;
+    const status = schedule.status ?? {};
+    const suspended = spec?.suspend === true;
+    const timeZone = typeof spec?.timeZone === 'string' ? spec.timeZone : 'UTC';
+    const key = `${namespace}/${name}`;
+    let cron: CronSchedule | undefined;
+    if (valid) cron = parseSchedule(valid.spec.schedule, valid.spec.timeZone ?? 'UTC');
+    const intervalMs = cron ? interval(cron, now) : undefined;
+    const next = cron && !suspended ? nextFireTime(cron, now) : undefined;
+
+    if (!valid) {
+      out.push({
+        kind: 'invalid',
+        namespace,
+        schedule: name,
+        pvc: null,
+        snapshots: [],
+        message: `SnapshotSchedule ${key} is invalid, so it takes and deletes no snapshots: ${f.errors
+          .map((e) => `${e.path}: ${e.message}`)
+          .join('; ')}; fix it (snapcron validate -f FILE lists every error)`,
+      });
+    }
+
+    // This schedule's snapshots, by PVC; one planner pass over all of them.
+    const byPvc = snaps.get(namespace)?.get(labelValue(name)) ?? new Map<string, VolumeSnapshot[]>();
+    const own: VolumeSnapshot[] = [];
+    for (const list of byPvc.values()) own.push(...list);
+    const nsPvcs = pvcs.get(namespace);
+    const restoring = nsPvcs?.restoring ?? [];
+    // An invalid schedule's retention does not run: its snapshots are all kept, in their states.
+    const retention: RetentionPolicy = valid ? valid.spec.retention : keepAll(spec?.retention);
+    const plan: RetentionPlan = planRetention({
+      scheduleName: name,
+      retention,
+      timeZone: valid ? timeZone : 'UTC',
+      snapshots: own,
+      pvcs: restoring,
+      now,
+    });
+    const verdictsByPvc = new Map<string, Verdict[]>();
+    for (const v of plan.verdicts) {
+      const list = verdictsByPvc.get(v.pvc);
+      if (list) list.push(v);
+      else verdictsByPvc.set(v.pvc, [v]);
+    }
+    const selectedNames = new Set(f.selected.map(nameOf));
+    const names = [...new Set([...selectedNames, ...byPvc.keys()])].sort(byName);
+    const timeline = cron && !suspended ? new FireTimeline(cron, now) : undefined;
+    const created = parseTime(schedule.metadata?.creationTimestamp) ?? new Date(0);
+
+    let restoreSizeBytes = 0;
+    const rows: PvcReport[] = names.map((pvc) => {
+      const claim = nsPvcs?.byName.get(pvc);
+      const verdicts = verdictsByPvc.get(pvc) ?? [];
+      const snapshotsOfPvc = byPvc.get(pvc) ?? [];
+      const counts = zeroCounts();
+      for (const v of verdicts) counts[v.state]++;
+      let bytes = 0;
+      const sizes = new Map<string, string>();
+      for (const s of snapshotsOfPvc) {
+        const size = s.status?.restoreSize;
+        if (size) sizes.set(nameOf(s), size);
+        bytes += bytesOf(size);
+      }
+      restoreSizeBytes += bytes;
+      const newest = verdicts.find((v) => v.state === 'ready');
+      const oldestKept = verdicts.findLast((v) => v.state === 'ready' && v.verdict === 'keep');
+      const selected = selectedNames.has(pvc);
+      const bound = claim?.status?.phase === 'Bound';
+      const takesRuns = valid !== undefined && selected && bound && !suspended;
+
+      // Stale: the newest good copy is older than twice the interval, or there is none
+      // although the schedule has fired since both it and the PVC exist.
+      let stale = false;
+      let staleMessage = '';
+      if (cron && intervalMs !== undefined && selected && bound) {
+        const ref = `PVC ${namespace}/${pvc} (schedule ${key}${suspended ? ', suspended' : ''})`;
+        if (newest) {
+          const age = nowMs - newest.time.getTime();
+          if (age > 2 * intervalMs) {
+            stale = true;
+            staleMessage = `${ref}: the newest ready snapshot ${newest.name} is ${formatDuration(age)} old, more than twice the schedule's interval of ${formatDuration(intervalMs)}`;
+          }
+        } else {
+          const pvcCreated = parseTime(claim?.metadata.creationTimestamp) ?? new Date(0);
+          const since = pvcCreated > created ? pvcCreated : created;
+          const fired = nextFireTime(cron, since);
+          if (fired && fired.getTime() <= nowMs) {
+            stale = true;
+            staleMessage = `${ref}: no ready snapshot, although the schedule has fired for it (first at ${isoUtc(fired)})`;
+          }
+        }
+        if (stale) {
+          out.push({
+            kind: 'stale',
+            namespace,
+            schedule: name,
+            pvc,
+            snapshots: newest ? [newest.name] : [],
+            message: `${staleMessage}${suspended ? ': resume the schedule (suspend: false)' : `: check the schedule's events (kubectl describe snapshotschedule ${name} -n ${namespace}) and the snapshots' (kubectl describe volumesnapshot -n ${namespace})`}`,
+          });
+        }
+      }
+
+      const failed = verdicts.filter((v) => v.state === 'failed');
+      if (failed.length > 0) {
+        const latest = failed[0] as Verdict;
+        out.push({
+          kind: 'failed',
+          namespace,
+          schedule: name,
+          pvc,
+          snapshots: failed.map((v) => v.name),
+          message: `PVC ${namespace}/${pvc} (schedule ${key}): ${failed.length} snapshot(s) failed (${latest.name}: ${latest.error ?? 'error'})${valid ? '; retention deletes them at its next pass' : ''}: check the CSI driver and kubectl describe volumesnapshot ${latest.name} -n ${namespace}`,
+        });
+      }
+      const stuck = verdicts.filter((v) => v.state === 'stuck');
+      if (stuck.length > 0) {
+        out.push({
+          kind: 'stuck',
+          namespace,
+          schedule: name,
+          pvc,
+          snapshots: stuck.map((v) => v.name),
+          message: `PVC ${namespace}/${pvc} (schedule ${key}): ${stuck.length} snapshot(s) not ready after pendingDeadline ${plan.pendingDeadline} (${stuck.map((v) => v.name).join(', ')}); kept, as it may still complete, and counted against maxPending ${plan.maxPending}: check the snapshot controller and the CSI driver, or delete it to free its slot`,
+        });
+      }
+
+      let nextDeletion: PvcReport['nextDeletion'] = null;
+      if (valid) {
+        const prediction = predictNextDeletion({
+          scheduleName: name,
+          namespace,
+          pvc,
+          retention,
+          timeZone,
+          snapshots: snapshotsOfPvc,
+          pvcs: restoring,
+          now,
+          fires: takesRuns ? timeline : undefined,
+          concurrencyPolicy: valid.spec.concurrencyPolicy,
+          deletionsNow: verdicts.filter((v): v is Deletion => v.verdict === 'delete'),
+        });
+        if (prediction) {
+          const oldest = prediction.deletions.at(-1) as Deletion;
+          nextDeletion = {
+            at: isoUtc(prediction.at),
+            trigger: prediction.trigger,
+            name: oldest.name,
+            time: isoUtc(oldest.time),
+            reasons: oldest.reasons as DeleteReason[],
+            planned: prediction.planned.has(oldest.name),
+            count: prediction.deletions.length,
+          };
+        }
+      }
+
+      const row: PvcReport = {
+        pvc,
+        phase: claim?.status?.phase ?? null,
+        selected,
+        counts,
+        newestReady: newest
+          ? {
+              name: newest.name,
+              time: isoUtc(newest.time),
+              ageSeconds: Math.floor((nowMs - newest.time.getTime()) / 1000),
+            }
+          : null,
+        oldestKept: oldestKept ? { name: oldestKept.name, time: isoUtc(oldestKept.time) } : null,
+        restoreSizeBytes: bytes,
+        stale,
+        protected: verdicts
+          .map((v) => ({
+            name: v.name,
+            time: isoUtc(v.time),
+            reasons: v.reasons.filter((r): r is ProtectReason =>
+              (PROTECT_REASONS as readonly string[]).includes(r),
+            ),
+          }))
+          .filter((p) => p.reasons.length > 0),
+        nextDeletion,
+      };
+      if (inp.plan) {
+        // Retention does not run for an invalid schedule: what it would delete stays, as overridden.
+        row.snapshots = verdicts.map((v) => ({
+          name: v.name,
+          time: isoUtc(v.time),
+          state: v.state,
+          verdict: valid ? v.verdict : 'keep',
+          reasons: valid || v.verdict === 'keep' ? v.reasons : [],
+          overridden: valid || v.verdict === 'keep' ? v.overridden : (v.reasons as DeleteReason[]),
+          restoreSize: sizes.get(v.name) ?? null,
+          error: v.error ?? null,
+        }));
+      }
+      return row;
+    });
+
+    return {
+      namespace,
+      name,
+      schedule: typeof spec?.schedule === 'string' ? spec.schedule : '',
+      timeZone,
+      suspended,
+      errors: f.errors,
+      lastScheduleTime: status.lastScheduleTime ?? null,
+      lastSuccessfulTime: status.lastSuccessfulTime ?? null,
+      nextFireTime: next ? isoUtc(next) : null,
+      intervalSeconds: intervalMs === undefined ? null : Math.round(intervalMs / 1000),
+      retention: spec?.retention ?? null,
+      counts: { ...plan.counts },
+      restoreSizeBytes,
+      pvcs: rows,
+    };
+  }
+}
+
+/** A policy that deletes nothing but reads states as `retention` would (its timing, when well-formed). */
+function keepAll(retention: RetentionPolicy | undefined): RetentionPolicy {
+  try {
+    stateTiming(retention ?? {});
+    return { failedAfter: retention?.failedAfter, pendingDeadline: retention?.pendingDeadline, minReady: 0 };
+  } catch {
+    return { minReady: 0 };
+  }
+}

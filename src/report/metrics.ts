@@ -1,0 +1,79 @@
+/**
+ * Alerting metrics from a report, for the controller's /metrics. Cardinality is bounded by
+ * what exists, never by history or free text: one series per (schedule, selected PVC) for
+ * the newest good copy's time, one per schedule for its interval and its stale and stuck
+ * PVC counts, one per namespace for unprotected PVCs. No snapshot names, reasons or
+ * messages are labels. Each update replaces every series, so a deleted schedule or PVC
+ * leaves no series behind.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { Report } from './model.ts';
+
+export class ReportMetrics {
+  readonly newestReady: Gauge<'namespace' | 'schedule' | 'pvc'>;
+  readonly interval: Gauge<'namespace' | 'schedule'>;
+  readonly stale: Gauge<'namespace' | 'schedule'>;
+  readonly stuck: Gauge<'namespace' | 'schedule'>;
+  readonly unprotected: Gauge<'namespace'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.newestReady = new Gauge({
+      name: 'snapcron_pvc_newest_ready_snapshot_timestamp_seconds',
+      help: 'Unix time the newest ready snapshot of a PVC, by schedule, was cut; absent while it has none. Alert when time() minus this exceeds 2 * snapcron_schedule_interval_seconds.',
+      labelNames: ['namespace', 'schedule', 'pvc'],
+      registers,
+    });
+    this.interval = new Gauge({
+      name: 'snapcron_schedule_interval_seconds',
+      help: 'The gap between the two most recent fire times of a schedule: what stale is measured against.',
+      labelNames: ['namespace', 'schedule'],
+      registers,
+    });
+    this.stale = new Gauge({
+      name: 'snapcron_stale_pvcs',
+      help: 'PVCs a schedule selects whose newest ready snapshot is older than twice its interval, or that have none although it fired for them.',
+      labelNames: ['namespace', 'schedule'],
+      registers,
+    });
+    this.stuck = new Gauge({
+      name: 'snapcron_stuck_pvcs',
+      help: 'PVCs with a snapshot of the schedule not ready after retention.pendingDeadline.',
+      labelNames: ['namespace', 'schedule'],
+      registers,
+    });
+    this.unprotected = new Gauge({
+      name: 'snapcron_unprotected_pvcs',
+      help: 'PVCs no active (valid, not suspended) SnapshotSchedule selects, by namespace.',
+      labelNames: ['namespace'],
+      registers,
+    });
+  }
+
+  /** Replaces every series with the report's (build it for every namespace, without --schedule). */
+  update(report: Report): void {
+    this.newestReady.reset();
+    this.interval.reset();
+    this.stale.reset();
+    this.stuck.reset();
+    this.unprotected.reset();
+    for (const s of report.schedules) {
+      const labels = { namespace: s.namespace, schedule: s.name };
+      if (s.intervalSeconds !== null) this.interval.set(labels, s.intervalSeconds);
+      let stale = 0;
+      let stuck = 0;
+      for (const p of s.pvcs) {
+        if (p.stale) stale++;
+        if (p.counts.stuck > 0) stuck++;
+        if (p.selected && p.newestReady) {
+          this.newestReady.set({ ...labels, pvc: p.pvc }, Date.parse(p.newestReady.time) / 1000);
+        }
+      }
+      this.stale.set(labels, stale);
+      this.stuck.set(labels, stuck);
+    }
+    const byNamespace = new Map<string, number>();
+    for (const u of report.unprotected) byNamespace.set(u.namespace, (byNamespace.get(u.namespace) ?? 0) + 1);
+    for (const [namespace, n] of byNamespace) this.unprotected.set({ namespace }, n);
+  }
+}

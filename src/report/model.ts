@@ -1,0 +1,146 @@
+/**
+ * The retention report's shape: what `snapcron report -o json` prints and the controller's
+ * `/report` serves. It is a contract for machines: fields are only ever added. Times are
+ * RFC 3339 UTC strings with seconds, durations are whole seconds, sizes are bytes; a value
+ * that does not exist is `null`, never a missing key (except `snapshots`, present with --plan).
+ * README.md ("Retention reports") documents every field with an example.
+ */
+import type { RetentionPolicy } from '../api/types.generated.ts';
+import type { DeleteReason, ProtectReason, Reason } from '../retention/plan.ts';
+import type { SnapshotState } from '../retention/snapshot-state.ts';
+
+export const REPORT_API_VERSION = 'snapcron.io/v1';
+export const REPORT_KIND = 'RetentionReport';
+
+/** What `--fail-on` takes, in the order findings are listed. */
+export const FINDING_KINDS = ['unprotected', 'invalid', 'stale', 'failed', 'stuck'] as const;
+export type FindingKind = (typeof FINDING_KINDS)[number];
+
+export type StateCounts = Record<SnapshotState, number>;
+
+export interface Report {
+  apiVersion: typeof REPORT_API_VERSION;
+  kind: typeof REPORT_KIND;
+  /** The moment the report describes (`--now`, else when it was made). */
+  generatedAt: string;
+  scope: {
+    /** The one namespace looked at; null: every namespace. */
+    namespace: string | null;
+    /** Only this schedule (`--schedule`); null: every schedule. */
+    schedule: string | null;
+  };
+  /** PVCs in scope that no active schedule selects; empty with --schedule. Namespace, then name. */
+  unprotected: UnprotectedPvc[];
+  /** Namespace, then name. */
+  schedules: ScheduleReport[];
+  /** Everything a person should act on, one line each: kind order, then namespace, schedule, PVC. */
+  findings: Finding[];
+  totals: Totals;
+}
+
+export interface UnprotectedPvc {
+  namespace: string;
+  pvc: string;
+  /** status.phase, e.g. Bound or Pending. */
+  phase: string | null;
+  /** spec.resources.requests.storage, e.g. 20Gi. */
+  storage: string | null;
+  /** Schedules that select the PVC but take no snapshots: suspended or invalid ones. */
+  selectedBy: { schedule: string; why: 'suspended' | 'invalid' }[];
+}
+
+export interface ScheduleReport {
+  namespace: string;
+  name: string;
+  /** spec.schedule as written. */
+  schedule: string;
+  timeZone: string;
+  suspended: boolean;
+  /** Why the schedule is invalid (it takes no snapshots), field by field; empty when valid. */
+  errors: { path: string; message: string }[];
+  /** From status: the scheduled time of the last run taken, and of the last run with every snapshot created. */
+  lastScheduleTime: string | null;
+  lastSuccessfulTime: string | null;
+  /** The next fire time after generatedAt; null when suspended or invalid. */
+  nextFireTime: string | null;
+  /** The gap between the two most recent fire times: what `stale` is measured against. */
+  intervalSeconds: number | null;
+  retention: RetentionPolicy | null;
+  counts: StateCounts;
+  restoreSizeBytes: number;
+  /** PVCs the schedule selects, and PVCs that still have snapshots of it; by name. */
+  pvcs: PvcReport[];
+}
+
+export interface SnapshotRef {
+  name: string;
+  /** When the data was cut (status.creationTime, else creation). */
+  time: string;
+}
+
+export interface PvcReport {
+  pvc: string;
+  /** status.phase; null when the PVC no longer exists (its snapshots do). */
+  phase: string | null;
+  /** The schedule selects it now (it may have snapshots of the schedule without). */
+  selected: boolean;
+  counts: StateCounts;
+  newestReady: (SnapshotRef & { ageSeconds: number }) | null;
+  /** The oldest ready snapshot retention keeps: how far back a restore can go. */
+  oldestKept: SnapshotRef | null;
+  /** Sum of status.restoreSize over the PVC's snapshots of this schedule. */
+  restoreSizeBytes: number;
+  stale: boolean;
+  /** Snapshots kept by a protection, and which: hold, in-use, pending, stuck, min-ready. */
+  protected: (SnapshotRef & { reasons: ProtectReason[] })[];
+  nextDeletion: NextDeletion | null;
+  /** With --plan: every snapshot with the planner's verdict and reasons, newest first. */
+  snapshots?: SnapshotVerdict[];
+}
+
+export interface NextDeletion {
+  /** When retention first deletes it: generatedAt when it already would. */
+  at: string;
+  /** now: retention deletes it at its next pass; run: the run at `at` pushes it out; time: it expires or fails at `at`. */
+  trigger: 'now' | 'run' | 'time';
+  /** The oldest snapshot deleted at `at`. */
+  name: string;
+  time: string;
+  reasons: DeleteReason[];
+  /** True when it is a snapshot a future run takes (its name is the one that run will use). */
+  planned: boolean;
+  /** How many snapshots of the PVC go at `at`, this one included. */
+  count: number;
+}
+
+export interface SnapshotVerdict extends SnapshotRef {
+  state: SnapshotState;
+  verdict: 'keep' | 'delete';
+  reasons: Reason[];
+  overridden: DeleteReason[];
+  restoreSize: string | null;
+  error: string | null;
+}
+
+export interface Finding {
+  kind: FindingKind;
+  namespace: string;
+  schedule: string | null;
+  pvc: string | null;
+  /** The snapshots concerned (failed, stuck, the stale PVC's newest ready). */
+  snapshots: string[];
+  message: string;
+}
+
+export interface Totals {
+  schedules: number;
+  suspendedSchedules: number;
+  invalidSchedules: number;
+  /** PVCs in scope (not being deleted). */
+  pvcs: number;
+  unprotectedPvcs: number;
+  stalePvcs: number;
+  snapshots: StateCounts;
+  restoreSizeBytes: number;
+  findings: Record<FindingKind, number>;
+}

@@ -1,0 +1,69 @@
+/**
+ * kubectl as a user has it, built from the same Kubernetes module and version as the
+ * harness's kube-apiserver (hack/build-kubectl.sh, cached), with snapcron installed as its
+ * `kubectl-snapcron` plugin the way package.json's bin entry installs it.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kubeconfigPath } from './kube.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+let binary: string | undefined;
+/** The kubectl binary (built on first use, cached in ~/.cache/snapcron; $SNAPCRON_KUBECTL wins). */
+export function kubectlBinary(): string {
+  binary ??=
+    execFileSync('bash', [join(ROOT, 'hack/build-kubectl.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+      .trim()
+      .split('\n')
+      .at(-1) ?? '';
+  return binary;
+}
+
+/**
+ * A directory holding `kubectl-snapcron`, as `npm install -g snapcron` puts it on PATH: the
+ * command package.json's bin names, run from source (its dist/ file maps to src/, as
+ * tsconfig.build.json compiles it) with the Node that runs the tests.
+ */
+export function pluginDir(): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const target = pkg.bin['kubectl-snapcron'];
+  if (!target) throw new Error('package.json has no kubectl-snapcron bin');
+  const source = join(ROOT, target.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'));
+  if (!existsSync(source) || !readFileSync(source, 'utf8').startsWith('#!/usr/bin/env node'))
+    throw new Error(`${target} does not come from an executable source file (${source})`);
+  const dir = mkdtempSync(join(tmpdir(), 'snapcron-plugin-'));
+  const plugin = join(dir, 'kubectl-snapcron');
+  writeFileSync(plugin, `#!/bin/sh\nexec "${process.execPath}" "${source}" "$@"\n`);
+  chmodSync(plugin, 0o755);
+  return dir;
+}
+
+/** Runs kubectl with the plugin directory first on PATH and the test cluster's kubeconfig. */
+export function runKubectl(
+  args: string[],
+  plugins: string,
+  kubeconfig = kubeconfigPath(),
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(kubectlBinary(), args, {
+      env: {
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        PATH: [plugins, dirname(process.execPath), process.env.PATH ?? ''].join(':'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.once('exit', (code) => resolve({ code, out, err }));
+  });
+}
