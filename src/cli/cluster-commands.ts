@@ -4,6 +4,10 @@ import { DEFAULT_BURST, DEFAULT_QPS, Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { startWebhook } from '../restore/webhook.ts';
 import { Controller, DEFAULT_CONCURRENCY } from '../controller/controller.ts';
+import { buildReport } from '../report/build.ts';
+import { reportResponse } from '../report/http.ts';
+import { ReportMetrics } from '../report/metrics.ts';
+
 import { Metrics } from '../controller/metrics.ts';
 import { startHttpServer } from '../controller/server.ts';
 import { tick } from '../controller/tick.ts';
@@ -83,6 +87,12 @@ export const controllerCommand = defineCommand({
       description: 'how often to renew the lease or try to take it; also in ms, e.g. 500ms',
     },
     ...rate,
+    'report-metrics-period': {
+      type: 'string',
+      default: '60s',
+      value: 'DURATION',
+      description: "how often the report's alerting gauges are refreshed (while no pass runs)",
+    },
     concurrency: {
       type: 'string',
       default: String(DEFAULT_CONCURRENCY),
@@ -219,8 +229,26 @@ export async function runController(args: string[]): Promise<number> {
     },
     concurrency: number('concurrency', values.concurrency),
   });
-  const { server, port } = await startHttpServer(values['metrics-addr'], metrics, () => controller.ready);
+  const { server, port } = await startHttpServer(
+    values['metrics-addr'],
+    metrics,
+    () => controller.ready,
+    (url) => reportResponse(url, () => controller.cached()),
+  );
   log.info({ port, identity }, 'serving /metrics, /healthz, /readyz');
+  // The report's alerting gauges, refreshed every minute while no pass is running (a build
+  // holds the event loop for about 0.4 s at 100,000 snapshots: never during a burst).
+  const reportMetrics = new ReportMetrics(metrics.registry);
+  const refresh = setInterval(
+    () => {
+      if (!controller.ready || !controller.idle) return;
+      reportMetrics.update(
+        buildReport({ ...controller.cached(), now: new Date(), namespace: values.namespace }),
+      );
+    },
+    seconds('report-metrics-period', values['report-metrics-period']),
+  );
+  refresh.unref();
   const done = new Promise<void>((resolve) => {
     const shutdown = (signal: string): void => {
       log.info({ signal }, 'shutting down');

@@ -127,6 +127,21 @@ export class Controller {
     };
   }
 
+  /** The cached schedules, PVCs and snapshots (for /report); empty until synced. */
+  cached(): { schedules: SnapshotSchedule[]; pvcs: PersistentVolumeClaim[]; snapshots: VolumeSnapshot[] } {
+    if (!this.ready) return { schedules: [], pvcs: [], snapshots: [] };
+    return {
+      schedules: this.allSchedules(),
+      pvcs: this.pvcs.list() as unknown as PersistentVolumeClaim[],
+      snapshots: this.snapshots.list() as unknown as VolumeSnapshot[],
+    };
+  }
+
+  /** No pass in flight and none waiting: a good moment for work that holds the event loop. */
+  get idle(): boolean {
+    return this.inFlight.size === 0 && this.queue.length === 0;
+  }
+
   /** Every cache synced and its watch up: /readyz. */
   get ready(): boolean {
     return this.supervisors.length === 3 && this.supervisors.every((s) => s.synced);

@@ -1,11 +1,14 @@
 /** /metrics, /healthz and /readyz on one plain HTTP port. */
 import { createServer, type Server } from 'node:http';
+import type { ReportResponse } from '../report/http.ts';
 import type { Metrics } from './metrics.ts';
 
+/** /metrics, /healthz, /readyz and, when given, /report (the retention report from the caches). */
 export function startHttpServer(
   address: string,
   metrics: Metrics,
   isReady: () => boolean,
+  report?: (url: string) => ReportResponse,
 ): Promise<{ server: Server; port: number }> {
   const [host, portText] = address.includes(':')
     ? [address.slice(0, address.lastIndexOf(':')), address.slice(address.lastIndexOf(':') + 1)]
@@ -23,6 +26,15 @@ export function startHttpServer(
           res.writeHead(500);
           res.end(String(err));
         });
+    } else if (path === '/report' && report) {
+      if (!isReady()) {
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end('caches not synced\n');
+        return;
+      }
+      const r = report(req.url ?? '/report');
+      res.writeHead(r.status, { 'content-type': r.contentType });
+      res.end(r.body);
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('ok\n');

@@ -56,6 +56,7 @@ export class FairLimiter {
   private last: number;
   private readonly lanes = new Map<Lane, FairLane>(LANES.map((l) => [l, new FairLane()]));
   private timer: NodeJS.Timeout | undefined;
+  private pumpSoon: NodeJS.Immediate | undefined;
   /** Writes asked for so far, by lane (for metrics and benchmarks). */
   readonly requested: Record<Lane, number> = { create: 0, delete: 0, other: 0 };
 
@@ -67,12 +68,19 @@ export class FairLimiter {
     this.last = now();
   }
 
-  /** Resolves when this write may go out. */
+  /**
+   * Resolves when this write may go out. Tokens are handed out on the next turn of the event
+   * loop, not at once: every pass that fired in this turn has queued its writes by then, so
+   * even the burst tokens go round the schedules in turn instead of to the first pass's writes.
+   */
   take(key = '', lane: Lane = 'other'): Promise<void> {
     return new Promise((resolve) => {
       (this.lanes.get(lane) as FairLane).push(key, { resolve });
       this.requested[lane]++;
-      this.pump();
+      this.pumpSoon ??= setImmediate(() => {
+        this.pumpSoon = undefined;
+        this.pump();
+      });
     });
   }
 
