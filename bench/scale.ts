@@ -22,6 +22,8 @@ import { ControlPlane, freePort } from '../test/env/control-plane.ts';
 // The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+/** As deploy/controller.yaml sets them (a test checks they agree). */
+export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=192 --max-semi-space-size=4';
 
 export interface ScaleOptions {
   schedules: number;
@@ -155,7 +157,11 @@ async function startController(
       '--log-level=warn',
       ...extra,
     ],
-    { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+    // The memory flags deploy/controller.yaml and the image set.
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
@@ -410,7 +416,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
           {
             apiGroups: ['snapcron.io'],
             resources: ['snapshotschedules', 'snapshotschedules/status'],
-            verbs: ['update'],
+            verbs: ['update', 'patch'],
           },
           {
             apiGroups: ['snapshot.storage.k8s.io'],

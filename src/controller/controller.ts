@@ -13,18 +13,23 @@
  *   by the lease at the moment it goes out.
  * The clock and the queue's timers are injectable, so tests drive time.
  */
-import * as k8s from '@kubernetes/client-node';
 import { schedule as cronSchedule, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { LABEL_PVC, LABEL_SCHEDULE } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage, NotLeaderError } from '../kube/retry.ts';
-import { SupervisedInformer } from '../kube/supervised-informer.ts';
+import { SnapcronCaches } from '../kube/caches.ts';
+import {
+  pvcsForSchedule,
+  schedulesOfSnapshot,
+  snapshotsOfPvc,
+  snapshotsOfSchedule,
+} from '../kube/index-cache.ts';
 import { decide, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
+import { LABEL_SCHEDULE } from '../api/constants.ts';
 import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
@@ -49,8 +54,6 @@ export interface ControllerOptions {
   clock?: Clock;
 }
 
-type Obj = k8s.KubernetesObject;
-
 /** A pass whose writes were refused or failed: what went wrong, for one report. */
 class PassFailed extends Error {
   readonly failures: string[];
@@ -64,6 +67,11 @@ class PassFailed extends Error {
 export const DEFAULT_CONCURRENCY = 1000;
 /** Retry a schedule still waiting for restores to finish (deletionPolicy Delete). */
 const FINALIZE_RETRY_MS = 5000;
+/**
+ * A PVC or snapshot event reaches its schedule's pass this much later, so a run's own burst of
+ * events (creates, readiness, deletions) makes one pass, not one each. Fire times are not delayed.
+ */
+const EVENT_COALESCE_MS = 1000;
 
 export class Controller {
   private readonly o: ControllerOptions;
@@ -72,10 +80,7 @@ export class Controller {
   private readonly executor: Executor;
   private readonly events: EventRecorder;
   private readonly elector: LeaderElector;
-  private readonly supervisors: SupervisedInformer[] = [];
-  private schedules!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
-  private pvcs!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
-  private snapshots!: k8s.Informer<Obj> & k8s.ObjectCache<Obj>;
+  private readonly caches: SnapcronCaches;
   readonly queue: WorkQueue;
   private readonly inFlight = new Set<Promise<void>>();
   private workers: Promise<void> | undefined;
@@ -89,6 +94,16 @@ export class Controller {
     this.clock = o.clock ?? realClock;
     this.log = o.log;
     this.queue = new WorkQueue(this.clock);
+    this.caches = new SnapcronCaches({
+      kube: o.kube,
+      log: o.log,
+      namespace: o.namespace,
+      // A re-listed cache may have missed anything: look at every schedule again.
+      onResynced: () => this.enqueueAll(),
+      onSyncChange: (synced) => {
+        if (synced) this.enqueueAll();
+      },
+    });
     const now = (): Date => new Date(this.clock.now());
     // Every write of a pass (snapshots, status, events, finalizers) is fenced by the lease.
     const acting = o.kube.fenced(() => this.elector.holdsLease());
@@ -109,18 +124,16 @@ export class Controller {
 
   /** The re-check before a delete reads the watch caches, not the API server (see FreshView). */
   private cacheView(): FreshView {
-    const snapshots = (ns: string): VolumeSnapshot[] =>
-      this.snapshots.list(ns) as unknown as VolumeSnapshot[];
     return {
-      snapshot: (ns, name) => Promise.resolve(this.snapshots.get(name, ns) as VolumeSnapshot | undefined),
-      pvcs: apiView(this.o.kube).pvcs,
+      snapshot: (ns, name) => Promise.resolve(this.caches.snapshots.store.get(ns, name)),
+      pvcs: (ns) => apiView(this.o.kube).pvcs(ns),
       siblings: (s) => {
-        const l = s.metadata.labels ?? {};
+        const ns = s.metadata.namespace ?? '';
+        const pvc = s.spec.source.persistentVolumeClaimName ?? '';
+        const schedule = s.metadata.labels?.[LABEL_SCHEDULE];
         return Promise.resolve(
-          snapshots(s.metadata.namespace ?? '').filter(
-            (x) =>
-              x.metadata.labels?.[LABEL_SCHEDULE] === l[LABEL_SCHEDULE] &&
-              x.metadata.labels?.[LABEL_PVC] === l[LABEL_PVC],
+          snapshotsOfPvc(this.caches.snapshots.store, ns, pvc).filter(
+            (x) => x.metadata.labels?.[LABEL_SCHEDULE] === schedule,
           ),
         );
       },
@@ -131,9 +144,9 @@ export class Controller {
   cached(): { schedules: SnapshotSchedule[]; pvcs: PersistentVolumeClaim[]; snapshots: VolumeSnapshot[] } {
     if (!this.ready) return { schedules: [], pvcs: [], snapshots: [] };
     return {
-      schedules: this.allSchedules(),
-      pvcs: this.pvcs.list() as unknown as PersistentVolumeClaim[],
-      snapshots: this.snapshots.list() as unknown as VolumeSnapshot[],
+      schedules: this.caches.schedules.store.list(),
+      pvcs: this.caches.pvcs.store.list(),
+      snapshots: this.caches.snapshots.store.list(),
     };
   }
 
@@ -144,7 +157,7 @@ export class Controller {
 
   /** Every cache synced and its watch up: /readyz. */
   get ready(): boolean {
-    return this.supervisors.length === 3 && this.supervisors.every((s) => s.synced);
+    return this.caches.synced;
   }
   get isLeader(): boolean {
     return this.elector.isLeader;
@@ -152,44 +165,22 @@ export class Controller {
 
   /** The cached VolumeSnapshots of one source PVC (for the restore webhook); none until synced. */
   snapshotsOf(namespace: string, pvc: string): VolumeSnapshot[] {
-    if (!this.ready) return [];
-    return (this.snapshots.list(namespace) as unknown as VolumeSnapshot[]).filter(
-      (s) => s.spec.source.persistentVolumeClaimName === pvc,
-    );
+    return this.ready ? snapshotsOfPvc(this.caches.snapshots.store, namespace, pvc) : [];
   }
 
   async start(): Promise<void> {
-    const { kube } = this.o;
-    const ns = this.o.namespace;
-    const nsPath = ns ? `/namespaces/${ns}` : '';
-    this.schedules = this.informer(
-      `/apis/${kube.schedules.group}/${kube.schedules.version}${nsPath}/${kube.schedules.plural}`,
-      () =>
-        ns
-          ? kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: ns })
-          : kube.custom.listClusterCustomObject({ ...kube.schedules }),
-      (o) => this.queue.add(scheduleKey(o as SnapshotSchedule)),
-    );
-    this.pvcs = this.informer(
-      `/api/v1${nsPath}/persistentvolumeclaims`,
-      () =>
-        ns
-          ? kube.core.listNamespacedPersistentVolumeClaim({ namespace: ns })
-          : kube.core.listPersistentVolumeClaimForAllNamespaces({}),
-      (o) => this.enqueueNamespace(o.metadata?.namespace),
-    );
-    this.snapshots = this.informer(
-      `/apis/${kube.snapshots.group}/${kube.snapshots.version}${nsPath}/${kube.snapshots.plural}`,
-      () =>
-        ns
-          ? kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace: ns })
-          : kube.custom.listClusterCustomObject({ ...kube.snapshots }),
-      // Every snapshot, not only ours: the restore webhook may restore from a manual one too.
-      (o) => this.enqueueOwner(o as unknown as VolumeSnapshot),
-    );
-    await Promise.all(this.supervisors.map((s) => s.start()));
+    const { schedules, pvcs, snapshots } = this.caches;
+    // A schedule's own change: look now. A PVC's or snapshot's: look a moment later, coalesced.
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      schedules.store.on(verb, (s) => this.queue.add(scheduleKey(s)));
+      pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
+      snapshots.store.on(verb, (s) => {
+        for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));
+      });
+    }
+    await this.caches.start();
     if (this.stopping) return;
-    this.log.info({ namespace: ns ?? '(all)' }, 'caches synced');
+    this.log.info({ namespace: this.o.namespace ?? '(all)' }, 'caches synced');
     this.elector.start();
     // Housekeeping resync: state changes that no event announces (a snapshot turning stuck or
     // expiring) are picked up within five minutes. Fire times never wait for it.
@@ -198,53 +189,15 @@ export class Controller {
     this.enqueueAll();
   }
 
-  private informer(
-    path: string,
-    list: () => Promise<unknown>,
-    onChange: (o: Obj) => void,
-  ): k8s.Informer<Obj> & k8s.ObjectCache<Obj> {
-    const inf = k8s.makeInformer<Obj>(
-      this.o.kube.kc,
-      path,
-      list as () => Promise<k8s.KubernetesListObject<Obj>>,
-    );
-    for (const verb of ['add', 'update', 'delete'] as const) inf.on(verb, onChange);
-    this.supervisors.push(
-      new SupervisedInformer(inf, {
-        name: path,
-        log: this.log,
-        // A re-listed cache may have missed anything: look at every schedule again.
-        onResynced: () => this.enqueueAll(),
-        onSyncChange: (synced) => {
-          if (synced && this.ready) this.enqueueAll();
-        },
-      }),
-    );
-    return inf;
+  private enqueueSoon(key: string): void {
+    this.queue.addAfter(key, this.clock.now() + EVENT_COALESCE_MS);
   }
-
-  private allSchedules(): SnapshotSchedule[] {
-    return this.schedules.list() as unknown as SnapshotSchedule[];
-  }
-
   private enqueueAll(): void {
-    if (this.stopping || !this.schedules) return;
-    for (const s of this.allSchedules()) this.queue.add(scheduleKey(s));
+    if (this.stopping) return;
+    for (const s of this.caches.schedules.store.list()) this.queue.add(scheduleKey(s));
   }
   private enqueueNamespace(namespace: string | undefined): void {
-    for (const s of this.schedules.list(namespace) as unknown as SnapshotSchedule[])
-      this.queue.add(scheduleKey(s));
-  }
-  private enqueueOwner(snap: VolumeSnapshot): void {
-    const label = snap.metadata.labels?.[LABEL_SCHEDULE];
-    if (!label) return;
-    // The label holds the schedule's name, or for names past 63 characters a hashed form.
-    const direct = this.schedules.get(label, snap.metadata.namespace);
-    if (direct) {
-      this.queue.add(scheduleKey(direct as SnapshotSchedule));
-      return;
-    }
-    if (label.length === 63) this.enqueueNamespace(snap.metadata.namespace);
+    for (const s of this.caches.schedules.store.list(namespace ?? '')) this.enqueueSoon(scheduleKey(s));
   }
 
   /** Takes keys off the queue and runs up to `concurrency` reconciles at once. */
@@ -284,7 +237,7 @@ export class Controller {
           { schedule: name, namespace, err: errorMessage(err), retryInMs: delayMs },
           'pass failed',
         );
-        const schedule = this.schedules.get(name, namespace) as SnapshotSchedule | undefined;
+        const schedule = this.caches.schedules.store.get(namespace, name);
         if (schedule)
           await this.events.record(
             scheduleTarget(schedule),
@@ -301,7 +254,8 @@ export class Controller {
   /** One pass over one schedule. Returns when it next needs to run. */
   async reconcile(key: string): Promise<Date | undefined> {
     const [namespace = '', name = ''] = key.split('/');
-    const schedule = this.schedules.get(name, namespace) as SnapshotSchedule | undefined;
+    const { schedules, pvcs, snapshots } = this.caches;
+    const schedule = schedules.store.get(namespace, name);
     if (!schedule) {
       this.lastTaken.delete(key);
       this.queue.cancel(key);
@@ -311,8 +265,8 @@ export class Controller {
       if (!needsFinalizing(schedule)) return undefined;
       const plan = planDeletion(
         schedule,
-        this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
-        this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
+        snapshotsOfSchedule(snapshots.store, namespace, name),
+        pvcsForSchedule(pvcs.store, namespace, schedule.spec.claimSelector),
       );
       const result = await this.executor.finalize(schedule, plan);
       return result.released ? undefined : new Date(this.clock.now() + FINALIZE_RETRY_MS);
@@ -320,8 +274,8 @@ export class Controller {
     if (await this.executor.syncFinalizers(schedule)) return undefined; // the update brings a new event
     const plan = decide({
       schedule,
-      pvcs: this.pvcs.list(namespace) as unknown as PersistentVolumeClaim[],
-      snapshots: this.snapshots.list(namespace) as unknown as VolumeSnapshot[],
+      pvcs: pvcsForSchedule(pvcs.store, namespace, schedule.spec.claimSelector),
+      snapshots: snapshotsOfSchedule(snapshots.store, namespace, name),
       now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
     });
@@ -342,6 +296,6 @@ export class Controller {
     await this.workers;
     await Promise.allSettled(this.inFlight);
     await this.elector.release();
-    await Promise.allSettled(this.supervisors.map((s) => s.stop()));
+    await this.caches.stop();
   }
 }

@@ -5,6 +5,7 @@
  * controller's caches, or API reads in `tick`) and carries its resourceVersion, so a
  * snapshot that became held or a restore source since the plan was made is never deleted.
  */
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   FINALIZER,
@@ -511,14 +512,20 @@ export class Executor {
 
   /** Replaces the finalizer list under the schedule's resourceVersion; a conflict waits for the next pass. */
   private async replaceFinalizers(schedule: SnapshotSchedule, finalizers: string[]): Promise<void> {
+    // A merge patch of the finalizers alone (with the resourceVersion as a precondition): a PUT
+    // of the cached, slimmed object would drop what the cache does not keep, such as kubectl's
+    // last-applied annotation.
     try {
       await this.kube.write(() =>
-        this.kube.custom.replaceNamespacedCustomObject({
-          ...this.kube.schedules,
-          namespace: schedule.metadata?.namespace ?? 'default',
-          name: schedule.metadata?.name ?? '',
-          body: { ...schedule, metadata: { ...schedule.metadata, finalizers } },
-        }),
+        this.kube.custom.patchNamespacedCustomObject(
+          {
+            ...this.kube.schedules,
+            namespace: schedule.metadata?.namespace ?? 'default',
+            name: schedule.metadata?.name ?? '',
+            body: { metadata: { resourceVersion: schedule.metadata?.resourceVersion, finalizers } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        ),
       );
     } catch (err) {
       if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;

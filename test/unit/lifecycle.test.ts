@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tickModeWarnings } from '../../src/api/warnings.ts';
 import { planDeletion, wantedFinalizers } from '../../src/controller/deletion.ts';
 import { eventName } from '../../src/kube/events.ts';
-import { restartDelay, SupervisedInformer, type Startable } from '../../src/kube/supervised-informer.ts';
-import { pino } from 'pino';
+import { restartDelay } from '../../src/kube/backoff.ts';
 import { restoringPvc, schedule, snap } from '../support/builders.ts';
 
 describe('deleting a schedule with deletionPolicy Delete (shared by controller and tick)', () => {
@@ -95,48 +94,5 @@ describe('watch restarts', () => {
       expect(d).toBeGreaterThanOrEqual(full / 2);
       expect(d).toBeLessThanOrEqual(full);
     }
-  });
-
-  /** An informer whose LIST fails `failures` times (reported through its error callback, as client-node does). */
-  function flaky(failures: number): Startable & { starts: number } {
-    let onError: (err: unknown) => void = () => undefined;
-    const inf = {
-      starts: 0,
-      start: () => {
-        inf.starts++;
-        if (inf.starts <= failures) onError(new Error('list failed: 503'));
-        return Promise.resolve();
-      },
-      stop: () => undefined,
-      on: (_verb: 'error', cb: (err: unknown) => void) => (onError = cb),
-    };
-    return inf;
-  }
-
-  it('is not synced while its list fails, says so truthfully, and re-syncs after backoff', async () => {
-    const lines: { msg: string; delayMs?: number }[] = [];
-    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as never) });
-    const inf = flaky(3);
-    const slept: number[] = [];
-    let resynced = 0;
-    const sup = new SupervisedInformer(inf, {
-      name: 'pvcs',
-      log,
-      backoff,
-      random: () => 1,
-      sleep: (ms) => {
-        slept.push(ms);
-        return Promise.resolve();
-      },
-      onResynced: () => resynced++,
-    });
-    expect(sup.synced).toBe(false);
-    await sup.start();
-    expect(sup.synced).toBe(true);
-    expect(inf.starts).toBe(4);
-    expect(slept).toEqual([500, 1000, 2000]);
-    expect(resynced).toBe(1);
-    expect(lines.filter((l) => l.msg === 'watch restarted; cache re-listed')).toHaveLength(1);
-    expect(lines.filter((l) => l.msg === 'watch restart failed')).toHaveLength(2);
   });
 });
