@@ -182,7 +182,7 @@ export class Executor {
       const message = plan.errors.map((e) => `${e.path}: ${e.message}`).join('; ');
       if (schedule.status?.conditions?.find((c) => c.type === 'InvalidSpec')?.status !== 'True') {
         log.warn({ errors: plan.errors }, 'schedule spec is invalid');
-        await this.events.record(target, 'Warning', 'InvalidSpec', message);
+        this.events.emit(target, 'Warning', 'InvalidSpec', message);
       }
       result.statusWritten = await this.writeStatus(schedule, plan.status, log);
       return result;
@@ -191,7 +191,7 @@ export class Executor {
     if (plan.due.kind === 'due') {
       this.metrics?.fireLag.observe(labels, plan.due.lateMs / 1000);
       if (plan.due.skippedEarlier) {
-        await this.events.record(
+        this.events.emit(
           target,
           'Normal',
           'CatchUp',
@@ -200,7 +200,7 @@ export class Executor {
       }
     } else if (plan.due.kind === 'too-late') {
       if (schedule.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'MissedSchedule') {
-        await this.events.record(
+        this.events.emit(
           target,
           'Warning',
           'MissedSchedule',
@@ -255,7 +255,7 @@ export class Executor {
           result.createFailures.push({ name: c.name, error });
           this.metrics?.failed.inc(labels);
           slog.error({ err: error }, 'snapshot create failed');
-          await this.events.record(
+          this.events.emit(
             target,
             'Warning',
             'SnapshotCreateFailed',
@@ -266,7 +266,7 @@ export class Executor {
     );
     if (result.created.length > 0) {
       const at = plan.creates[0]?.scheduledTime.toISOString() ?? '';
-      await this.events.record(
+      this.events.emit(
         target,
         'Normal',
         'SnapshotsCreated',
@@ -282,7 +282,7 @@ export class Executor {
     }
     for (const reason of new Set(skips.map((k) => k.reason))) {
       const these = skips.filter((k) => k.reason === reason);
-      await this.events.record(
+      this.events.emit(
         target,
         'Warning',
         `Skipped${reason}`,
@@ -292,12 +292,7 @@ export class Executor {
       );
     }
     for (const skip of skips)
-      await this.events.record(
-        pvcTarget(namespace, skip.pvc),
-        'Warning',
-        `Snapshot${skip.reason}`,
-        skip.message,
-      );
+      this.events.emit(pvcTarget(namespace, skip.pvc), 'Warning', `Snapshot${skip.reason}`, skip.message);
 
     const deletions = plan.retention?.deletions ?? [];
     // One fresh read of the namespace's PVCs for every delete of the pass: a restore admitted a
@@ -322,7 +317,7 @@ export class Executor {
           this.metrics?.pruned.inc({ ...labels, reason: v.reasons[0] ?? 'unknown' });
           if (v.state === 'failed') {
             this.metrics?.failed.inc(labels);
-            await this.events.record(
+            this.events.emit(
               target,
               'Warning',
               'SnapshotFailed',
@@ -339,7 +334,7 @@ export class Executor {
     );
     if (result.pruned.length > 0) {
       const pruned = (plan.retention?.deletions ?? []).filter((v) => result.pruned.includes(v.name));
-      await this.events.record(
+      this.events.emit(
         target,
         'Normal',
         'SnapshotsPruned',
@@ -353,7 +348,7 @@ export class Executor {
         plan.status.conditions?.find((c) => c.type === 'SnapshotsStuck')?.message ??
         `${stuck.length} snapshot(s) stuck`;
       log.warn({ stuck: stuck.map((v) => v.name) }, 'snapshots stuck pending');
-      await this.events.record(target, 'Warning', 'SnapshotStuck', message);
+      this.events.emit(target, 'Warning', 'SnapshotStuck', message);
     }
     for (const [state, count] of Object.entries(plan.retention?.counts ?? {}))
       this.metrics?.snapshots.set({ ...labels, state }, count);
@@ -492,7 +487,7 @@ export class Executor {
       else result.waiting.push(d.name); // in use, or changed since read: look again next pass
     }
     if (result.waiting.length > 0) {
-      await this.events.record(
+      this.events.emit(
         scheduleTarget(schedule),
         'Normal',
         'WaitingForRestore',

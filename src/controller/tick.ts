@@ -36,7 +36,8 @@ export async function tick(opts: TickOptions): Promise<number> {
   const { kube, log, out } = opts;
   const clock = opts.now ?? (() => new Date());
   const interval = opts.intervalSeconds ?? DEFAULT_TICK_INTERVAL_SECONDS;
-  const executor = new Executor(kube, new EventRecorder(kube, log, clock), log, undefined, clock);
+  const events = new EventRecorder(kube, log, clock);
+  const executor = new Executor(kube, events, log, undefined, clock);
   const list: unknown = opts.namespace
     ? await kube.read(() =>
         kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: opts.namespace as string }),
@@ -114,5 +115,6 @@ export async function tick(opts: TickOptions): Promise<number> {
       out(`${key}: failed: ${errorMessage(err)}`);
     }
   }
+  await events.flush();
   return failures === 0 ? 0 : 1;
 }

@@ -39,6 +39,7 @@ export class EventRecorder {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly instance = hostname();
+  private readonly pending = new Set<Promise<void>>();
   /** Last written version of each event we own, so a repeat is one update, not a read and an update. */
   private readonly known = new Map<string, CoreV1Event>();
 
@@ -46,6 +47,20 @@ export class EventRecorder {
     this.kube = kube;
     this.log = log;
     this.now = now;
+  }
+
+  /**
+   * Records without making the caller wait: a pass must not hold its schedule while its
+   * events queue behind snapshot writes in the write budget. `flush()` waits for them.
+   */
+  emit(target: EventTarget, type: EventType, reason: string, message: string): void {
+    const p = this.record(target, type, reason, message).finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  /** Waits for every emitted event (before a one-shot process exits). */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   async record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {

@@ -109,17 +109,86 @@ export function snapshotsInUse(pvcs: PersistentVolumeClaim[]): Set<string> {
   return inUse;
 }
 
+/** labelValue of the last schedule name asked: callers filter a whole list for one schedule. */
+let lastLabel = { name: '', value: labelValue('') };
+const scheduleLabelOf = (scheduleName: string): string => {
+  if (lastLabel.name !== scheduleName) lastLabel = { name: scheduleName, value: labelValue(scheduleName) };
+  return lastLabel.value;
+};
+
 /** True when the snapshot belongs to the schedule (the label holds the possibly hashed name). */
 export const belongsTo = (s: VolumeSnapshot, scheduleName: string): boolean =>
-  s.metadata.labels?.[LABEL_SCHEDULE] === labelValue(scheduleName);
+  s.metadata.labels?.[LABEL_SCHEDULE] === scheduleLabelOf(scheduleName);
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 /**
- * The wall-clock buckets of an instant in a zone. One zone-offset lookup per snapshot,
- * then plain UTC arithmetic on the shifted time: formatting through luxon per rule
- * made planning 2,000 snapshots ~10x slower (bench/run.ts).
+ * A zone's offset over one UTC day, in minutes as luxon gives it: `before` until the instant
+ * `changeAt` (ms), `after` from then on; `changeAt` is Infinity when the day has no change.
+ */
+interface DayOffsets {
+  before: number;
+  after: number;
+  changeAt: number;
+}
+/** Per zone name, per UTC day (days since the epoch). Cleared past MAX_CACHED_DAYS, like cron's. */
+const offsetCache = new Map<string, Map<number, DayOffsets>>();
+let cachedDays = 0;
+const MAX_CACHED_DAYS = 100_000;
+
+function offsetsOfDay(zone: IANAZone, day: number): DayOffsets {
+  const start = day * DAY_MS;
+  const end = start + DAY_MS - 1;
+  const before = zone.offset(start);
+  const after = zone.offset(end);
+  if (before === after) return { before, after, changeAt: Infinity };
+  // The change, to the millisecond: offset(lo) is `before`, offset(hi) is not.
+  let lo = start;
+  let hi = end;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (zone.offset(mid) === before) lo = mid;
+    else hi = mid;
+  }
+  return { before, after, changeAt: hi };
+}
+
+/**
+ * `zone.offset(t)` (minutes), from a cache per zone and UTC day: asking Intl for each
+ * snapshot's offset was most of the cost of planning (bench/run.ts). Two lookups per day at
+ * its ends, and where they differ a bisection finds the change once. This relies on a zone's
+ * offset changing at most once within a UTC day: no zone of Node 24's time-zone data changes
+ * twice within 48 hours from 1970 to 2040 (checked at 6-hour samples; test/unit/retention.test.ts
+ * checks DST-edge zones hour by hour).
+ */
+export function zoneOffset(zone: IANAZone, t: number): number {
+  if (!zone.isValid || !Number.isFinite(t)) return zone.offset(t);
+  const day = Math.floor(t / DAY_MS);
+  let days = offsetCache.get(zone.name);
+  let o = days?.get(day);
+  if (o === undefined) {
+    if (cachedDays >= MAX_CACHED_DAYS) {
+      offsetCache.clear();
+      cachedDays = 0;
+      days = undefined;
+    }
+    if (days === undefined) offsetCache.set(zone.name, (days = new Map<number, DayOffsets>()));
+    o = offsetsOfDay(zone, day);
+    days.set(day, o);
+    cachedDays++;
+  }
+  return t < o.changeAt ? o.before : o.after;
+}
+
+/**
+ * The wall-clock buckets of an instant in a zone: one (cached) zone-offset lookup, then
+ * plain UTC arithmetic on the shifted time. The plan compares {@link bucketNumbers}, which
+ * are equal exactly when these are.
  */
 export function buckets(t: Date, zone: IANAZone): Record<BucketRule, string> {
-  const local = new Date(t.getTime() + zone.offset(t.getTime()) * 60_000);
+  const local = new Date(t.getTime() + zoneOffset(zone, t.getTime()) * MINUTE_MS);
   const y = local.getUTCFullYear();
   const m = local.getUTCMonth() + 1;
   const d = local.getUTCDate();
@@ -138,54 +207,171 @@ export function buckets(t: Date, zone: IANAZone): Record<BucketRule, string> {
   };
 }
 
-interface Entry {
-  snapshot: VolumeSnapshot;
-  name: string;
-  time: Date;
-  state: SnapshotState;
+/** Instants whose wall clock {@link bucketNumbers} handles (a Date's range, less a margin for offsets). */
+const inBucketRange = (t: number): boolean => Math.abs(t) < 8.6e15;
+
+/** The wall-clock time of an instant in a zone, as the UTC ms of a Date (whole ms, as Date keeps them). */
+const wallClock = (t: number, zone: IANAZone): number => Math.trunc(t + zoneOffset(zone, t) * MINUTE_MS);
+
+/**
+ * The month of a day (days since 1970-01-01, proleptic Gregorian) as year × 12 + month - 1
+ * (month 1-12), without a Date: H. Hinnant's civil_from_days.
+ */
+function monthOfDay(day: number): number {
+  const z = day + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153); // months since March
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return (yoe + era * 400 + (month <= 2 ? 1 : 0)) * 12 + month - 1;
+}
+
+/** A rule's bucket of a wall-clock time (see wallClock) as a number: equal exactly when the bucket strings are. */
+function bucketNumber(rule: BucketRule, wall: number): number {
+  const day = Math.floor(wall / DAY_MS);
+  switch (rule) {
+    case 'hourly':
+      return Math.floor(wall / HOUR_MS);
+    case 'daily':
+      return day;
+    case 'weekly':
+      return Math.floor((day + 3) / 7); // ISO weeks start on Monday; 1970-01-01 was a Thursday
+    case 'monthly':
+      return monthOfDay(day);
+    case 'yearly':
+      return Math.floor(monthOfDay(day) / 12);
+  }
+}
+
+/**
+ * The buckets of an instant as numbers, equal for two instants exactly when {@link buckets}
+ * are: the local hour and day since the epoch, the ISO week (Monday) since the epoch, year × 12
+ * + month - 1, and the year. Within a Date's range less a day (±8.6e15 ms).
+ */
+export function bucketNumbers(t: number, zone: IANAZone): Record<BucketRule, number> {
+  const wall = wallClock(t, zone);
+  return {
+    hourly: bucketNumber('hourly', wall),
+    daily: bucketNumber('daily', wall),
+    weekly: bucketNumber('weekly', wall),
+    monthly: bucketNumber('monthly', wall),
+    yearly: bucketNumber('yearly', wall),
+  };
+}
+
+/**
+ * What the plan reads of the schedule's snapshots, read in one pass over the objects and kept as
+ * columns indexed alike, so that a snapshot costs no object besides its verdict: planning
+ * 100,000 snapshots spent most of its time collecting garbage (bench/run.ts).
+ */
+interface Columns {
+  names: string[];
+  namespaces: string[];
+  /** 1 when held (snapcron.io/hold). */
+  held: Uint8Array;
+  /** status.error.message */
+  errors: (string | undefined)[];
+  /** When the data was cut (see snapshotTime). */
+  times: Date[];
+  /** times[i].getTime() */
+  ms: Float64Array;
+  states: SnapshotState[];
+}
+
+/** One PVC's snapshots, as column indexes. */
+interface Group {
+  pvc: string;
+  indexes: number[];
 }
 
 type KeepMark = `keep-${KeepRule}` | `keep-${BucketRule}-oldest`;
 
 /**
- * restic `forget` (0.16+): which ready snapshots each keep rule selects, input newest first.
+ * keepSelections' marks of a snapshot as bits: bit j stands for KEEP_MARKS[j], in the order the
+ * snapshot's reasons list them (keep-last, then each bucket rule's keep or oldest keep), so
+ * that marking costs no array until a verdict needs one.
+ */
+const KEEP_MARKS: readonly KeepMark[] = [
+  'keep-last',
+  ...BUCKET_RULES.flatMap((rule): KeepMark[] => [`keep-${rule}`, `keep-${rule}-oldest`]),
+];
+const KEEP_LAST_BIT = 1;
+/** The bits of rule BUCKET_RULES[r]'s keep, and of its oldest keep. */
+const keepBit = (r: number): number => 2 << (2 * r);
+const oldestBit = (r: number): number => 4 << (2 * r);
+
+/** The marks of those bits, as an array of just that length. */
+function keepMarks(bits: number): KeepMark[] {
+  let n = 0;
+  for (let rest = bits; rest !== 0; rest &= rest - 1) n++;
+  const out = new Array<KeepMark>(n);
+  for (let j = 0, i = 0; i < n; j++) if (bits & (1 << j)) out[i++] = KEEP_MARKS[j] as KeepMark;
+  return out;
+}
+
+/** keepSelections' scratch, reused from one PVC to the next (it never runs twice at once). */
+let wallScratch = new Float64Array(1024);
+let markScratch = new Uint16Array(1024);
+
+/**
+ * restic `forget` (0.16+): the keep rules that select each ready snapshot of a PVC, given as
+ * column indexes newest first: `marks[i]` holds the bits (see KEEP_MARKS) of `ready[i]`, until
+ * the next call. `rules`: the indexes in BUCKET_RULES of the bucket rules with slots.
  * `last` keeps the N newest. A bucket rule walks newest to oldest and keeps a snapshot whose
  * bucket differs from the last one it kept, while it has slots left; if it still has a slot
  * when it reaches the oldest snapshot, it keeps that one too (`keep-<rule>-oldest` when a
  * newer snapshot already holds the oldest's bucket). Each keep uses one slot.
  */
-function keepSelections(ready: Entry[], keep: KeepRules, zoneName: string): Map<Entry, KeepMark[]> {
-  const selected = new Map<Entry, KeepMark[]>();
-  const mark = (e: Entry, reason: KeepMark): void => {
-    const reasons = selected.get(e);
-    if (reasons) reasons.push(reason);
-    else selected.set(e, [reason]);
-  };
-  if (keep.last) for (const e of ready.slice(0, keep.last)) mark(e, 'keep-last');
-  const rules = BUCKET_RULES.filter((rule) => (keep[rule] ?? 0) > 0);
-  if (rules.length === 0) return selected;
-  const zone = IANAZone.create(zoneName);
-  const keys = ready.map((e) => buckets(e.time, zone));
+function keepSelections(
+  ready: number[],
+  c: Columns,
+  keep: KeepRules,
+  rules: readonly number[],
+  zone: IANAZone,
+): Uint16Array {
+  if (markScratch.length < ready.length) markScratch = new Uint16Array(2 * ready.length);
+  const marks = markScratch.fill(0, 0, ready.length);
+  if (keep.last) {
+    const newest = ready.slice(0, keep.last).length;
+    for (let i = 0; i < newest; i++) marks[i] = KEEP_LAST_BIT;
+  }
+  if (rules.length === 0) return marks;
+  // Bucket numbers from each snapshot's wall clock, worked out when a rule first reaches it;
+  // the strings of buckets() where the numbers do not apply (an invalid zone, absurd times).
+  let numeric = zone.isValid;
+  for (let i = 0; numeric && i < ready.length; i++)
+    numeric = inBucketRange(c.ms[ready[i] as number] as number);
+  if (wallScratch.length < ready.length) wallScratch = new Float64Array(2 * ready.length);
+  const walls = wallScratch.fill(NaN, 0, ready.length);
+  const strings: Record<BucketRule, string>[] = [];
   const oldest = ready.length - 1;
-  for (const rule of rules) {
+  for (const r of rules) {
+    const rule = BUCKET_RULES[r] as BucketRule;
     const slots = keep[rule] ?? 0;
-    let lastBucket: string | undefined;
+    let lastBucket: number | string | undefined;
     let used = 0;
     for (let i = 0; i <= oldest && used < slots; i++) {
-      const bucket = keys[i]?.[rule];
-      const e = ready[i];
-      if (e === undefined || bucket === undefined) continue;
+      let bucket: number | string;
+      if (numeric) {
+        let wall = walls[i] as number;
+        if (Number.isNaN(wall)) walls[i] = wall = wallClock(c.ms[ready[i] as number] as number, zone);
+        bucket = bucketNumber(rule, wall);
+      } else bucket = (strings[i] ??= buckets(c.times[ready[i] as number] as Date, zone))[rule];
       if (bucket !== lastBucket) {
         lastBucket = bucket;
         used++;
-        mark(e, `keep-${rule}`);
+        marks[i] = (marks[i] as number) | keepBit(r);
       } else if (i === oldest) {
         used++;
-        mark(e, `keep-${rule}-oldest`);
+        marks[i] = (marks[i] as number) | oldestBit(r);
       }
     }
   }
-  return selected;
+  return marks;
 }
 
 /** Newest first by cut time; ties by name, descending. The one order for ranks and verdicts. */
@@ -200,12 +386,16 @@ function protections(
   readyRank: number | undefined,
   minReady: number,
 ): ProtectReason[] {
-  const out: ProtectReason[] = [];
-  if (held) out.push('hold');
-  if (inUse) out.push('in-use');
-  if (state === 'pending') out.push('pending');
-  if (state === 'stuck') out.push('stuck');
-  if (readyRank !== undefined && readyRank <= minReady) out.push('min-ready');
+  const minReadyApplies = readyRank !== undefined && readyRank <= minReady;
+  const out = new Array<ProtectReason>(
+    +held + +inUse + +(state === 'pending') + +(state === 'stuck') + +minReadyApplies,
+  );
+  let i = 0;
+  if (held) out[i++] = 'hold';
+  if (inUse) out[i++] = 'in-use';
+  if (state === 'pending') out[i++] = 'pending';
+  if (state === 'stuck') out[i++] = 'stuck';
+  if (minReadyApplies) out[i] = 'min-ready';
   return out;
 }
 
@@ -215,82 +405,143 @@ const minReadyOf = (retention: RetentionPolicy): number => retention.minReady ??
 /** Plans retention for one schedule. Throws only on an invalid policy (validated earlier in practice). */
 export function planRetention(input: RetentionInput): RetentionPlan {
   const { retention, now } = input;
+  const nowMs = now.getTime();
   const expiresMs = retention.expires ? parseDuration(retention.expires) : undefined;
   const timing: StateTiming = stateTiming(retention);
   const minReady = minReadyOf(retention);
   const inUse = snapshotsInUse(input.pvcs);
+  // What may follow a '/' in those keys: a cheap first check that saves building a key per snapshot.
+  const inUseNames = new Set<string>();
+  for (const key of inUse)
+    for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) inUseNames.add(key.slice(i + 1));
+  const scheduleLabel = scheduleLabelOf(input.scheduleName);
+  const keep = retention.keep;
+  const zone = keep ? IANAZone.create(input.timeZone) : undefined;
+  const rules: number[] = [];
+  BUCKET_RULES.forEach((rule, r) => {
+    if ((keep?.[rule] ?? 0) > 0) rules.push(r);
+  });
 
-  const byPvc = new Map<string, Entry[]>();
-  for (const snapshot of input.snapshots) {
+  const most = input.snapshots.length;
+  const c: Columns = {
+    names: [],
+    namespaces: [],
+    held: new Uint8Array(most),
+    errors: [],
+    times: [],
+    ms: new Float64Array(most),
+    states: [],
+  };
+  // Per PVC, its snapshots' column indexes; lists arrive grouped by PVC, so the last group is checked first.
+  const byPvc = new Map<string, Group>();
+  const groups: Group[] = [];
+  let group: Group | undefined;
+  // Indexed loops here: for-of allocated an iterator result per snapshot (bench/run.ts).
+  const snapshots = input.snapshots;
+  for (let i = 0; i < snapshots.length; i++) {
+    const snapshot = snapshots[i] as VolumeSnapshot;
     // Already being deleted: not a copy anyone can count on, and not ours to decide again.
-    if (!belongsTo(snapshot, input.scheduleName) || snapshot.metadata.deletionTimestamp) continue;
-    const name = snapshot.metadata.name ?? '';
+    if (snapshot.metadata.labels?.[LABEL_SCHEDULE] !== scheduleLabel || snapshot.metadata.deletionTimestamp)
+      continue;
     const time = snapshotTime(snapshot) ?? new Date(0);
+    const k = c.names.push(snapshot.metadata.name ?? '') - 1;
+    c.namespaces.push(snapshot.metadata.namespace ?? '');
+    c.held[k] = isHeld(snapshot) ? 1 : 0;
+    c.errors.push(snapshot.status?.error?.message);
+    c.times.push(time);
+    c.ms[k] = time.getTime();
+    c.states.push(stateAt(snapshot, now, timing));
     const pvc = sourcePvc(snapshot) ?? '';
-    const entries = byPvc.get(pvc);
-    const entry: Entry = { snapshot, name, time, state: stateAt(snapshot, now, timing) };
-    if (entries) entries.push(entry);
-    else byPvc.set(pvc, [entry]);
+    if (group?.pvc !== pvc) {
+      group = byPvc.get(pvc);
+      if (!group) {
+        group = { pvc, indexes: [] };
+        byPvc.set(pvc, group);
+        groups.push(group);
+      }
+    }
+    group.indexes.push(k);
   }
+  const { names, ms, states } = c;
+  // newestFirst, on the columns.
+  const newestFirstK = (a: number, b: number): number => {
+    const nameA = names[a] as string;
+    const nameB = names[b] as string;
+    return (ms[b] as number) - (ms[a] as number) || (nameA < nameB ? 1 : nameA > nameB ? -1 : 0);
+  };
 
   const verdicts: Verdict[] = [];
   const pendingByPvc: PvcPending[] = [];
   const counts: Record<SnapshotState, number> = { ready: 0, pending: 0, stuck: 0, failed: 0 };
-  for (const pvc of [...byPvc.keys()].sort()) {
-    const entries = (byPvc.get(pvc) ?? []).sort(newestFirst);
-    const ready = entries.filter((e) => e.state === 'ready');
-    const readyRank = new Map(ready.map((e, i) => [e, i + 1]));
-    const kept = retention.keep
-      ? keepSelections(ready, retention.keep, input.timeZone)
-      : new Map<Entry, KeepMark[]>();
-    const waiting: PvcPending = { pvc, pending: [], stuck: [] };
+  // By PVC name as [...names].sort() orders strings (in input order already, usually: one pass).
+  groups.sort((a, b) => (a.pvc < b.pvc ? -1 : a.pvc > b.pvc ? 1 : 0));
+  for (const { pvc, indexes: unsorted } of groups) {
+    const indexes = sortFew(unsorted, newestFirstK);
+    const marks =
+      keep && zone
+        ? keepSelections(
+            indexes.filter((k) => states[k] === 'ready'),
+            c,
+            keep,
+            rules,
+            zone,
+          )
+        : undefined;
+    let waiting: PvcPending | undefined;
+    let readyCount = 0;
 
-    for (const e of entries) {
-      counts[e.state]++;
-      if (e.state === 'pending') waiting.pending.push(e.name);
-      if (e.state === 'stuck') waiting.stuck.push(e.name);
-      const namespace = e.snapshot.metadata.namespace ?? '';
-      const rank = readyRank.get(e);
-      const protect = protections(
-        isHeld(e.snapshot),
-        inUse.has(`${namespace}/${e.name}`),
-        e.state,
-        rank,
-        minReady,
-      );
+    for (let j = 0; j < indexes.length; j++) {
+      const k = indexes[j] as number;
+      const name = names[k] as string;
+      const namespace = c.namespaces[k] as string;
+      const held = c.held[k] === 1;
+      const state = states[k] as SnapshotState;
+      const rank = state === 'ready' ? ++readyCount : undefined;
+      const keepBits = rank !== undefined && marks ? (marks[rank - 1] as number) : 0;
+      const kept = keepBits !== 0 ? keepMarks(keepBits) : undefined;
+      counts[state]++;
+      if (state === 'pending') (waiting ??= { pvc, pending: [], stuck: [] }).pending.push(name);
+      if (state === 'stuck') (waiting ??= { pvc, pending: [], stuck: [] }).stuck.push(name);
+      const used = inUse.size > 0 && inUseNames.has(name) && inUse.has(`${namespace}/${name}`);
+      // Most snapshots have no protection: no array for them.
+      const protect =
+        held || used || state === 'pending' || state === 'stuck' || (rank !== undefined && rank <= minReady)
+          ? protections(held, used, state, rank, minReady)
+          : undefined;
 
-      const deletes: DeleteReason[] = [];
-      if (e.state === 'failed') deletes.push('failed');
-      if (expiresMs !== undefined && now.getTime() - e.time.getTime() > expiresMs) deletes.push('expired');
-      if (retention.maxCount !== undefined && rank !== undefined && rank > retention.maxCount)
-        deletes.push('max-count');
-      const keepReasons: KeepMark[] = kept.get(e) ?? [];
-      if (retention.keep && e.state === 'ready' && keepReasons.length === 0) deletes.push('not-kept');
+      const failed = state === 'failed';
+      const expired = expiresMs !== undefined && nowMs - (ms[k] as number) > expiresMs;
+      const pastMax = retention.maxCount !== undefined && rank !== undefined && rank > retention.maxCount;
+      const notKept = !!keep && state === 'ready' && kept === undefined;
+      const deletes =
+        failed || expired || pastMax || notKept
+          ? deleteReasons(failed, expired, pastMax, notKept)
+          : undefined;
 
-      const error = e.snapshot.status?.error?.message;
-      const base = {
-        name: e.name,
-        namespace,
-        pvc,
-        time: e.time,
-        state: e.state,
-        ...(error ? { error } : {}),
-      };
-      if (protect.length > 0) {
-        verdicts.push({
-          ...base,
-          verdict: 'keep',
-          reasons: [...protect, ...keepReasons],
-          overridden: deletes,
-        });
-      } else if (deletes.length > 0) {
-        verdicts.push({ ...base, verdict: 'delete', reasons: deletes, overridden: [] });
+      let verdict: Verdict['verdict'] = 'keep';
+      let reasons: Reason[];
+      let overridden: DeleteReason[];
+      if (protect && protect.length > 0) {
+        reasons = kept ? [...protect, ...kept] : protect;
+        overridden = deletes ?? [];
+      } else if (deletes) {
+        verdict = 'delete';
+        reasons = deletes;
+        overridden = [];
       } else {
-        const reasons: KeepReason[] = keepReasons.length > 0 ? keepReasons : ['within-policy'];
-        verdicts.push({ ...base, verdict: 'keep', reasons, overridden: [] });
+        reasons = kept ?? ['within-policy'];
+        overridden = [];
       }
+      // One literal per shape, keys in the order callers print them.
+      const time = c.times[k] as Date;
+      const error = c.errors[k];
+      verdicts.push(
+        error
+          ? { name, namespace, pvc, time, state, error, verdict, reasons, overridden }
+          : { name, namespace, pvc, time, state, verdict, reasons, overridden },
+      );
     }
-    if (waiting.pending.length + waiting.stuck.length > 0) pendingByPvc.push(waiting);
+    if (waiting) pendingByPvc.push(waiting);
   }
   return {
     verdicts,
@@ -301,6 +552,52 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     pendingDeadline: retention.pendingDeadline ?? DEFAULT_PENDING_DEADLINE,
     counts,
   };
+}
+
+/**
+ * Sorts in place, stably like Array.prototype.sort: by insertion for the few snapshots most PVCs
+ * have, where setting up Array.sort cost more than sorting (one call per PVC).
+ */
+function sortFew(list: number[], compare: (a: number, b: number) => number): number[] {
+  if (list.length > 16) return list.sort(compare);
+  for (let i = 1; i < list.length; i++) {
+    const item = list[i] as number;
+    let j = i - 1;
+    for (; j >= 0 && compare(list[j] as number, item) > 0; j--) list[j + 1] = list[j] as number;
+    list[j + 1] = item;
+  }
+  return list;
+}
+
+/** The delete rules that apply, in their order, as an array of just that length. */
+function deleteReasons(
+  failed: boolean,
+  expired: boolean,
+  pastMax: boolean,
+  notKept: boolean,
+): DeleteReason[] {
+  const out = new Array<DeleteReason>(+failed + +expired + +pastMax + +notKept);
+  let i = 0;
+  if (failed) out[i++] = 'failed';
+  if (expired) out[i++] = 'expired';
+  if (pastMax) out[i++] = 'max-count';
+  if (notKept) out[i] = 'not-kept';
+  return out;
+}
+
+/** pendingByPvc indexed by PVC, built on first use: decide() asks once per selected PVC. */
+const pendingIndex = new WeakMap<PvcPending[], Map<string, PvcPending>>();
+function pendingOf(list: PvcPending[], pvc: string): PvcPending | undefined {
+  if (list.length < 16) return list.find((x) => x.pvc === pvc);
+  let index = pendingIndex.get(list);
+  if (index?.size !== list.length) {
+    // First use, or the list grew: (re)build, the first entry of a PVC winning as find() would.
+    index = new Map();
+    for (const x of list) if (!index.has(x.pvc)) index.set(x.pvc, x);
+    pendingIndex.set(list, index);
+  }
+  const p = index.get(pvc);
+  return p === undefined || p.pvc === pvc ? p : list.find((x) => x.pvc === pvc);
 }
 
 /** Why no new snapshot of a PVC should be created now. */
@@ -321,7 +618,7 @@ export interface HoldBack {
  * maxPending per PVC, plus the snapshots of one pass. Undefined: go ahead.
  */
 export function shouldHoldBack(plan: RetentionPlan, pvc: string): HoldBack | undefined {
-  const p = plan.pendingByPvc.find((x) => x.pvc === pvc);
+  const p = pendingOf(plan.pendingByPvc, pvc);
   if (!p) return undefined;
   const waiting = p.pending.length + p.stuck.length;
   if (waiting < plan.maxPending) return undefined;

@@ -44,8 +44,47 @@ export function stateTiming(policy: StatePolicy = {}): StateTiming {
   };
 }
 
+/** The decimal number in text[from, from + n), or -1 if any of it is not a digit. */
+function digits(text: string, from: number, n: number): number {
+  let value = 0;
+  for (let i = from; i < from + n; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SSZ` (how the API server writes times) and `YYYY-MM-DDTHH:MM:SS.sssZ`
+ * (toISOString), with fields in the ranges where `new Date(text)` and Date.UTC agree, read
+ * without Date's general parser: parsing was a tenth of the cost of a large plan. Undefined for
+ * anything else, which `new Date` reads as before.
+ */
+function parseUtcTimestamp(text: string): number | undefined {
+  const n = text.length;
+  if (n !== 20 && n !== 24) return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || text[10] !== 'T' || text[13] !== ':' || text[16] !== ':')
+    return undefined;
+  if (text[n - 1] !== 'Z' || (n === 24 && text[19] !== '.')) return undefined;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  const second = digits(text, 17, 2);
+  const ms = n === 24 ? digits(text, 20, 3) : 0;
+  // Date.UTC reads years 0-99 as 19xx; new Date refuses day 0, 24:00 is special: leave those to it.
+  if (year < 100 || month < 1 || month > 12 || day < 1 || day > 31) return undefined;
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || ms < 0)
+    return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
+
 const parseTime = (raw: string | Date | undefined): Date | undefined => {
   if (raw === undefined || raw === '') return undefined;
+  const fast = typeof raw === 'string' ? parseUtcTimestamp(raw) : undefined;
+  if (fast !== undefined) return new Date(fast);
   const t = new Date(raw);
   return Number.isNaN(t.getTime()) ? undefined : t;
 };

@@ -1,18 +1,20 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { IANAZone } from 'luxon';
+import { DateTime, IANAZone } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { RetentionPolicy } from '../../src/api/types.generated.ts';
 import { validateSchedule } from '../../src/api/validate.ts';
 import {
+  bucketNumbers,
   buckets,
   planRetention,
   PROTECT_REASONS,
   protectionOf,
   shouldHoldBack,
   whyNotPrune,
+  zoneOffset,
   type ProtectionContext,
   type Reason,
   type Verdict,
@@ -432,6 +434,253 @@ describe('bucket keys', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('the fast bucket computation agrees with luxon, DST edges included', () => {
+  const HOUR = 3_600_000;
+  const DAY = 86_400_000;
+  // DST both ways and of 30 minutes, odd offsets, a skipped day (Apia 2011-12-30), Ramadan
+  // suspensions (Casablanca), a negative DST (Dublin), a 2-hour DST (Troll), zone changes.
+  const zones = [
+    'UTC',
+    'Europe/Berlin',
+    'America/New_York',
+    'Australia/Lord_Howe',
+    'Asia/Kathmandu',
+    'America/St_Johns',
+    'Pacific/Chatham',
+    'Pacific/Apia',
+    'Africa/Casablanca',
+    'Europe/Dublin',
+    'Antarctica/Troll',
+    'Asia/Pyongyang',
+    'America/Sao_Paulo',
+    'Europe/Moscow',
+  ];
+  /** The instants a zone's offset changes in a year, found the plain way: luxon once a day, then bisection. */
+  const transitions = (zone: IANAZone, year: number): number[] => {
+    const out: number[] = [];
+    for (let t = Date.UTC(year, 0, 1); t < Date.UTC(year + 1, 0, 1); t += DAY) {
+      if (zone.offset(t) === zone.offset(t + DAY)) continue;
+      let [lo, hi] = [t, t + DAY];
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (zone.offset(mid) === zone.offset(lo)) lo = mid;
+        else hi = mid;
+      }
+      out.push(hi);
+    }
+    return out;
+  };
+  const transitionCache = new Map<string, number[]>();
+  /** Instants: any from 1900 to 2100, or within three hours of one of the zone's changes in a year. */
+  const instant = (zone: string) =>
+    fc.oneof(
+      fc.integer({ min: Date.UTC(1900, 0, 1), max: Date.UTC(2100, 0, 1) }),
+      fc
+        .record({
+          year: fc.integer({ min: 1970, max: 2037 }),
+          pick: fc.nat(),
+          delta: fc.oneof(
+            fc.integer({ min: -3 * HOUR, max: 3 * HOUR }),
+            fc.integer({ min: -2000, max: 2000 }),
+          ),
+        })
+        .map(({ year, pick, delta }) => {
+          const key = `${zone} ${year}`;
+          let list = transitionCache.get(key);
+          if (!list) transitionCache.set(key, (list = transitions(IANAZone.create(zone), year)));
+          return (list.length > 0 ? (list[pick % list.length] as number) : Date.UTC(year, 6, 1)) + delta;
+        }),
+    );
+  const world = fc
+    .constantFrom(...zones)
+    .chain((zone) => fc.record({ zone: fc.constant(zone), t: instant(zone), other: instant(zone) }));
+
+  /** The buckets read off luxon's wall clock, the straightforward way. */
+  const viaLuxon = (t: number, zone: string) => {
+    const dt = DateTime.fromMillis(t, { zone });
+    const day = Date.UTC(dt.year, dt.month - 1, dt.day) / DAY;
+    const monday = DateTime.fromObject(
+      { weekYear: dt.weekYear, weekNumber: dt.weekNumber, weekday: 1 },
+      { zone: 'UTC' },
+    );
+    return {
+      offset: dt.offset,
+      strings: {
+        hourly: `${dt.year}-${dt.month}-${dt.day} ${dt.hour}`,
+        daily: `${dt.year}-${dt.month}-${dt.day}`,
+        weekly: `${dt.weekYear}-W${dt.weekNumber}`,
+        monthly: `${dt.year}-${dt.month}`,
+        yearly: `${dt.year}`,
+      },
+      numbers: {
+        hourly: day * 24 + dt.hour,
+        daily: day,
+        weekly: Math.floor((monday.toMillis() / DAY + 3) / 7),
+        monthly: dt.year * 12 + dt.month - 1,
+        yearly: dt.year,
+      },
+    };
+  };
+
+  it('zoneOffset (cached per UTC day) is zone.offset, buckets and bucketNumbers are luxon wall-clock fields (property)', () => {
+    fc.assert(
+      fc.property(world, ({ zone, t }) => {
+        const z = IANAZone.create(zone);
+        const want = viaLuxon(t, zone);
+        expect(zoneOffset(z, t)).toBe(z.offset(t));
+        expect(zoneOffset(z, t)).toBe(want.offset);
+        expect(buckets(new Date(t), z)).toEqual(want.strings);
+        expect(bucketNumbers(t, z)).toEqual(want.numbers);
+      }),
+      { numRuns: 1500 },
+    );
+  }, 60_000);
+
+  it('two instants share a bucket number exactly when they share a bucket (property)', () => {
+    const rules = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+    fc.assert(
+      fc.property(world, ({ zone, t, other }) => {
+        const z = IANAZone.create(zone);
+        const [a, b] = [bucketNumbers(t, z), bucketNumbers(other, z)];
+        const [sa, sb] = [buckets(new Date(t), z), buckets(new Date(other), z)];
+        for (const rule of rules) expect(a[rule] === b[rule]).toBe(sa[rule] === sb[rule]);
+      }),
+      { numRuns: 1500 },
+    );
+  }, 60_000);
+
+  it('these zones change offset at most once in a UTC day from 1970 to 2037, and zoneOffset follows each change', () => {
+    for (const zone of zones) {
+      const z = IANAZone.create(zone);
+      for (let year = 1970; year <= 2037; year++) {
+        for (const change of transitions(z, year)) {
+          const day = Math.floor(change / DAY) * DAY;
+          // Hour by hour through the day: one step (none when the change is at midnight UTC).
+          const hours = Array.from({ length: 25 }, (_, h) =>
+            z.offset(Math.min(day + h * HOUR, day + DAY - 1)),
+          );
+          const steps = hours.filter((o, h) => h > 0 && o !== hours[h - 1]).length;
+          expect(steps, `${zone} ${new Date(day).toISOString()}`).toBe(change === day ? 0 : 1);
+          for (const t of [day, change - 1000, change - 1, change, change + 1, change + 1000, day + DAY - 1])
+            expect(zoneOffset(z, t), `${zone} ${new Date(t).toISOString()}`).toBe(z.offset(t));
+        }
+      }
+    }
+  }, 60_000);
+
+  it('an invalid zone gives what luxon gives: NaN offsets, one bucket for all', () => {
+    const z = IANAZone.create('Not/AZone');
+    expect(zoneOffset(z, 0)).toBeNaN();
+    const p = plan(
+      { keep: { daily: 2 }, minReady: 0 },
+      [snap('a', { at: hoursAgo(0) }), snap('b', { at: hoursAgo(48) })],
+      [],
+      'Not/AZone',
+    );
+    expect(byName(p.verdicts)).toEqual({ a: 'keep:keep-daily', b: 'keep:keep-daily-oldest' });
+  });
+});
+
+describe('snapshot times read fast, exactly as Date reads them', () => {
+  const pad = (n: number, width: number) => String(n).padStart(width, '0');
+  it('RFC 3339 UTC stamps, with and without milliseconds, any field in or out of range (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          year: fc.oneof(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 1970, max: 2100 })),
+          month: fc.integer({ min: 0, max: 13 }),
+          day: fc.integer({ min: 0, max: 32 }),
+          hour: fc.integer({ min: 0, max: 25 }),
+          minute: fc.integer({ min: 0, max: 61 }),
+          second: fc.integer({ min: 0, max: 61 }),
+          ms: fc.option(fc.integer({ min: 0, max: 999 }), { nil: undefined }),
+        }),
+        ({ year, month, day, hour, minute, second, ms }) => {
+          const text = `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}${ms === undefined ? '' : `.${pad(ms, 3)}`}Z`;
+          const s = snap('s', { at: NOW });
+          const t = snapshotTime({ ...s, status: { readyToUse: true, creationTime: text } });
+          const want = new Date(text);
+          expect(t?.getTime()).toBe(Number.isNaN(want.getTime()) ? NOW.getTime() : want.getTime());
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each([
+    '2026-06-15T14:00:07Z',
+    '2026-06-15T14:00:07.5Z',
+    '2026-06-15t14:00:07z',
+    '2026-06-15T14:00:07+02:00',
+    ' 2026-06-15T14:00:07Z',
+    '2026-06-15T14:00:07.123456Z',
+    '+002026-06-15T14:00:07Z',
+    '2026-06-15T24:00:00Z',
+    '2026-02-31T00:00:00Z',
+    '0099-01-01T00:00:00Z',
+  ])('reads %j as new Date does', (text) => {
+    const s = snap('s', { at: NOW });
+    const want = new Date(text);
+    expect(snapshotTime({ ...s, status: { readyToUse: true, creationTime: text } })?.getTime()).toBe(
+      Number.isNaN(want.getTime()) ? NOW.getTime() : want.getTime(),
+    );
+  });
+});
+
+describe('planning many PVCs', () => {
+  it('shouldHoldBack finds each PVC among many pending ones, as a scan would', () => {
+    const snaps = Array.from({ length: 40 }, (_, p) =>
+      Array.from({ length: p % 5 }, (_, i) =>
+        snap(`p${p}-${i}`, { at: hoursAgo(i), pvc: `pvc-${p}`, state: 'pending' }),
+      ),
+    ).flat();
+    const p = plan({ maxCount: 5, maxPending: 3 }, snaps);
+    expect(p.pendingByPvc.length).toBeGreaterThan(16);
+    for (let i = 0; i < 42; i++) {
+      const scan = p.pendingByPvc.find((x) => x.pvc === `pvc-${i}`);
+      expect(shouldHoldBack(p, `pvc-${i}`)?.pending).toEqual(
+        scan && scan.pending.length >= 3 ? scan.pending : undefined,
+      );
+    }
+  });
+
+  it('plans PVCs in any input order the same way, sorted by PVC, newest first within', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ pvc: fc.constantFrom('a', 'b', 'c', 'd'), age: fc.integer({ min: 0, max: 40 * 24 }) }),
+          { maxLength: 80 },
+        ),
+        fc.integer(),
+        (items, seed) => {
+          const snaps = items.map((x, i) => snap(`s${i}`, { at: hoursAgo(x.age), pvc: x.pvc }));
+          const shuffled = [...snaps].sort(
+            (a, b) =>
+              ((Number(a.metadata.name?.slice(1)) * 7919 + seed) % 101) -
+              ((Number(b.metadata.name?.slice(1)) * 7919 + seed) % 101),
+          );
+          const policy: RetentionPolicy = {
+            maxCount: 9,
+            keep: { last: 2, daily: 5, weekly: 2 },
+            minReady: 1,
+          };
+          const [x, y] = [
+            plan(policy, snaps, [], 'Europe/Berlin'),
+            plan(policy, shuffled, [], 'Europe/Berlin'),
+          ];
+          expect(y.verdicts).toEqual(x.verdicts);
+          const keys = x.verdicts.map((v) => [v.pvc, -v.time.getTime(), v.name] as const);
+          const sorted = [...keys].sort((a, b) =>
+            a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1] || (a[2] < b[2] ? 1 : -1),
+          );
+          expect(keys).toEqual(sorted);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });
