@@ -273,6 +273,7 @@ export async function runController(args: string[]): Promise<number> {
       log,
       events: new EventRecorder(kube, log),
       snapshotsOf: (ns, pvc) => controller.snapshotsOf(ns, pvc),
+      observeAdmission: (seconds, result) => metrics.admission.observe({ result }, seconds),
     });
   }
   await done;

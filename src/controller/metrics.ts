@@ -53,6 +53,13 @@ export class Metrics {
     labelNames: ['namespace', 'schedule', 'state'],
     registers: [this.registry],
   });
+  readonly admission = new Histogram({
+    name: 'snapcron_webhook_admission_duration_seconds',
+    help: 'Time the restore webhook takes to decide one admission, from the request read to the answer written, by result.',
+    labelNames: ['result'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: 'snapcron_leader',
     help: '1 while this process holds the leader lease.',
