@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../src/api/objects.ts';
 import { Kube } from '../src/kube/client.ts';
+import { errorMessage } from '../src/kube/retry.ts';
 import { snapshotMetadata } from '../src/snapshot/naming.ts';
 import { ControlPlane, freePort } from '../test/env/control-plane.ts';
 
@@ -238,6 +239,31 @@ const readdirSafe = (p: string): string[] => {
 };
 const readlinkSafe = (p: string): string => readlinkSync(p);
 
+/** Changes the bench schedule's cron in `namespace`, re-reading on conflict (the controller writes status). */
+async function setCron(admin: Kube, namespace: string, cron: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const s = (await admin.custom.getNamespacedCustomObject({
+      ...admin.schedules,
+      namespace,
+      name: 'app',
+    })) as {
+      spec: Record<string, unknown>;
+    };
+    s.spec.schedule = cron;
+    try {
+      await admin.custom.replaceNamespacedCustomObject({
+        ...admin.schedules,
+        namespace,
+        name: 'app',
+        body: s,
+      });
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt > 10) throw err;
+    }
+  }
+}
+
 const metric = (text: string, name: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
@@ -287,7 +313,10 @@ class SnapshotObserver {
       },
       (err: unknown) => {
         if (this.stopped) return;
-        if (err) process.stderr.write(`[bench:scale] snapshot watch ended: ${String(err)}; resuming\n`);
+        // client-node's Watch ends a quiet watch after 30 s: resume from the last version, quietly.
+        const timeout = (err as { name?: string } | null)?.name === 'TimeoutError';
+        if (err && !timeout)
+          process.stderr.write(`[bench:scale] snapshot watch ended: ${errorMessage(err)}; resuming\n`);
         setTimeout(() => void this.watch().catch(() => undefined), err ? 500 : 0);
       },
     );
@@ -564,25 +593,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       const sec = offset % 60;
       const min = Math.floor(offset / 60);
       const cron = o.period === 1 ? `${sec} * * * * *` : `${sec} ${min}/${o.period} * * * *`;
-      for (let attempt = 0; ; attempt++) {
-        const s = (await custom.getNamespacedCustomObject({
-          ...admin.schedules,
-          namespace: ns,
-          name: 'app',
-        })) as { spec: Record<string, unknown> };
-        s.spec.schedule = cron;
-        try {
-          await custom.replaceNamespacedCustomObject({
-            ...admin.schedules,
-            namespace: ns,
-            name: 'app',
-            body: s,
-          });
-          break;
-        } catch (err) {
-          if ((err as { code?: number }).code !== 409 || attempt > 10) throw err;
-        }
-      }
+      await setCron(admin, ns, cron);
     });
     const windowStart = Date.now() + 5000;
     const windowEnd = windowStart + o.minutes * 60_000;
@@ -647,25 +658,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     });
     const farCron = '0 0 0 1 1 *';
     await pool(namespaces, 50, async (ns) => {
-      for (let attempt = 0; ; attempt++) {
-        const s = (await custom.getNamespacedCustomObject({
-          ...admin.schedules,
-          namespace: ns,
-          name: 'app',
-        })) as { spec: Record<string, unknown> };
-        s.spec.schedule = farCron;
-        try {
-          await custom.replaceNamespacedCustomObject({
-            ...admin.schedules,
-            namespace: ns,
-            name: 'app',
-            body: s,
-          });
-          break;
-        } catch (err) {
-          if ((err as { code?: number }).code !== 409 || attempt > 10) throw err;
-        }
-      }
+      await setCron(admin, ns, farCron);
     });
     observer.markReady = false;
     await sleep(20_000); // the passes the spec change triggered

@@ -195,3 +195,14 @@ export function objectRef(obj: unknown): string {
   const meta = (obj as { metadata?: { name?: string; namespace?: string } } | null)?.metadata;
   return `${meta?.namespace ?? 'default'}/${meta?.name ?? '<no name>'}`;
 }
+
+/** Validates a schedule's spec as stored (the object's metadata and status are not the user's to fix here). */
+export function validateStoredSpec(s: SnapshotSchedule): ReturnType<typeof validateSchedule> {
+  return validateSchedule({
+    ...s,
+    apiVersion: s.apiVersion ?? 'snapcron.io/v1',
+    kind: s.kind ?? 'SnapshotSchedule',
+    metadata: undefined,
+    status: undefined,
+  });
+}

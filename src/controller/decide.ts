@@ -6,7 +6,7 @@
 import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
-import { validateSchedule, type FieldError } from '../api/validate.ts';
+import { validateStoredSpec, type FieldError } from '../api/validate.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import { belongsTo, planRetention, shouldHoldBack, type RetentionPlan } from '../retention/plan.ts';
 import { scheduledTime, snapshotState, sourcePvc } from '../retention/snapshot-state.ts';
@@ -76,13 +76,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   const counts = { ready: 0, pending: 0, failed: 0 };
   for (const s of own) if (!s.metadata.deletionTimestamp) counts[snapshotState(s)]++;
 
-  const { errors, schedule: valid } = validateSchedule({
-    ...schedule,
-    apiVersion: schedule.apiVersion ?? 'snapcron.io/v1',
-    kind: schedule.kind ?? 'SnapshotSchedule',
-    metadata: undefined,
-    status: undefined,
-  });
+  const { errors, schedule: valid } = validateStoredSpec(schedule);
   if (!valid) {
     const message = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
     return {

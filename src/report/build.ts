@@ -11,7 +11,7 @@
 import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { LabelSelector, RetentionPolicy, SnapshotSchedule } from '../api/types.generated.ts';
-import { validateSchedule } from '../api/validate.ts';
+import { validateStoredSpec } from '../api/validate.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import {
   PROTECT_REASONS,
@@ -203,13 +203,7 @@ export function buildReport(input: ReportInput): Report {
     .sort((a, b) => byName(nsOf(a), nsOf(b)) || byName(nameOf(a), nameOf(b)))
     .map((schedule) => {
       const namespace = nsOf(schedule);
-      const { errors, schedule: valid } = validateSchedule({
-        ...schedule,
-        apiVersion: schedule.apiVersion ?? 'snapcron.io/v1',
-        kind: schedule.kind ?? 'SnapshotSchedule',
-        metadata: undefined,
-        status: undefined,
-      });
+      const { errors, schedule: valid } = validateStoredSpec(schedule);
       let selected: PersistentVolumeClaim[] = [];
       try {
         selected = select(pvcIndex.get(namespace), (valid ?? schedule).spec?.claimSelector);
@@ -265,14 +259,14 @@ export function buildReport(input: ReportInput): Report {
   const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
   findings.sort(
     (a, b) =>
-      (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
+      (order.get(a.kind as FindingKind) ?? 0) - (order.get(b.kind as FindingKind) ?? 0) ||
       byName(a.namespace, b.namespace) ||
       byName(a.schedule ?? '', b.schedule ?? '') ||
       byName(a.pvc ?? '', b.pvc ?? ''),
   );
 
   const findingCounts = Object.fromEntries(FINDING_KINDS.map((k) => [k, 0])) as Record<FindingKind, number>;
-  for (const f of findings) findingCounts[f.kind]++;
+  for (const f of findings) findingCounts[f.kind as FindingKind]++;
   const snapshotTotals = zeroCounts();
   let restoreSizeBytes = 0;
   let stalePvcs = 0;
