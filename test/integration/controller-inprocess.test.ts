@@ -1,0 +1,104 @@
+/**
+ * The Controller in-process, on the real API server, with a clock the test moves (as
+ * snapscheduler's envtest suite and kube-rs' controller tests do): fire times come from the
+ * queue's delay heap on that clock, not from the wall clock.
+ */
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { Controller } from '../../src/controller/controller.ts';
+import { Metrics } from '../../src/controller/metrics.ts';
+import type { Clock } from '../../src/controller/work-queue.ts';
+import { Kube } from '../../src/kube/client.ts';
+import {
+  boundPvc,
+  createSchedule,
+  eventually,
+  getSchedule,
+  kubeConfig,
+  listSnapshots,
+  useNamespace,
+} from '../env/kube.ts';
+
+/** Time stands still until `advance`; timers due by then fire in order. */
+class TestClock implements Clock {
+  t: number;
+  private timers: { at: number; fn: () => void; id: number }[] = [];
+  private seq = 0;
+  constructor(start: number) {
+    this.t = start;
+  }
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers = this.timers.filter((x) => x.id !== handle);
+  }
+  advanceTo(t: number): void {
+    for (;;) {
+      const next = this.timers.filter((x) => x.at <= t).sort((a, b) => a.at - b.at)[0];
+      if (!next) break;
+      this.timers = this.timers.filter((x) => x !== next);
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    this.t = t;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('the Controller in-process with a controlled clock', () => {
+  const ns = useNamespace('inproc');
+
+  it('fires at the fire times of its clock, a day apart in minutes of real time, and not before', async () => {
+    await boundPvc(ns(), 'data');
+    await createSchedule(ns(), 'nightly', {
+      schedule: '0 2 * * *',
+      timeZone: 'UTC',
+      retention: { maxCount: 10 },
+    });
+    const tomorrow = new Date();
+    tomorrow.setUTCDate(tomorrow.getUTCDate() + 1);
+    tomorrow.setUTCHours(1, 59, 0, 0);
+    const clock = new TestClock(tomorrow.getTime());
+    const controller = new Controller({
+      kube: new Kube(kubeConfig(), { qps: 100, burst: 100 }),
+      log: pino({ level: 'silent' }),
+      metrics: new Metrics(),
+      namespace: ns(),
+      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
+      clock,
+    });
+    await controller.start();
+    try {
+      await eventually(async () => controller.isLeader, 10_000);
+      // The first pass ran and aimed at 02:00 of the test clock: nothing yet.
+      await eventually(async () => (await getSchedule(ns(), 'nightly')).status?.nextScheduleTime, 10_000);
+      expect((await getSchedule(ns(), 'nightly')).status?.nextScheduleTime).toBe(
+        new Date(tomorrow.getTime() + 60_000).toISOString().replace('.000Z', 'Z'),
+      );
+      clock.advanceTo(tomorrow.getTime() + 59_000); // 01:59:59
+      await sleep(1500);
+      expect(await listSnapshots(ns())).toEqual([]);
+
+      clock.advanceTo(tomorrow.getTime() + 60_000); // 02:00:00
+      const first = await eventually(async () => (await listSnapshots(ns()))[0], 10_000);
+      expect(first.metadata.annotations?.['snapcron.io/scheduled-at']).toBe(
+        new Date(tomorrow.getTime() + 60_000).toISOString().replace('.000Z', 'Z'),
+      );
+
+      // A day later on the test clock: the next night's run, once.
+      clock.advanceTo(tomorrow.getTime() + 86_400_000 + 60_000);
+      await eventually(async () => (await listSnapshots(ns())).length === 2, 10_000);
+      await sleep(1500);
+      expect((await listSnapshots(ns())).length).toBe(2);
+    } finally {
+      await controller.stop();
+    }
+  });
+});
