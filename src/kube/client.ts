@@ -1,4 +1,5 @@
 /** The Kubernetes clients snapcron uses, built once from a KubeConfig, with write throttling. */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, SCHEDULE_PLURAL, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION } from '../api/constants.ts';
@@ -17,6 +18,44 @@ export interface KubeOptions {
   retry?: RetryOptions;
 }
 
+/**
+ * client-node 2.0 builds a new undici Agent for every request (KubeConfig.createDispatcher),
+ * so no connection is ever reused: each call pays a TLS handshake and leaves a socket to idle
+ * out — under bench:scale's load, 500 open sockets and most of the controller's CPU. One
+ * Agent per (API server, TLS identity) brings back keep-alive. Tokens travel in headers, not
+ * in the Agent, so a rotated token still applies; a changed client certificate gets a new Agent.
+ */
+const identity = (v: unknown): string =>
+  Buffer.isBuffer(v) ? v.toString('base64') : typeof v === 'string' ? v : (JSON.stringify(v) ?? '');
+
+function shareDispatcher(kc: k8s.KubeConfig): void {
+  type Create = (cluster: k8s.Cluster | null, options: Record<string, unknown>) => unknown;
+  const target = kc as unknown as { createDispatcher: Create; snapcronShared?: true };
+  if (target.snapcronShared) return;
+  const original = target.createDispatcher.bind(kc);
+  const agents = new Map<string, unknown>();
+  target.createDispatcher = (cluster, options) => {
+    const key = createHash('sha256')
+      .update(
+        JSON.stringify([
+          cluster?.server,
+          cluster?.proxyUrl,
+          ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) =>
+            identity(options[k]),
+          ),
+        ]),
+      )
+      .digest('hex');
+    let agent = agents.get(key);
+    if (agent === undefined) {
+      agent = original(cluster, options);
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+  target.snapcronShared = true;
+}
+
 export class Kube {
   readonly kc: k8s.KubeConfig;
   readonly custom: k8s.CustomObjectsApi;
@@ -28,6 +67,7 @@ export class Kube {
   private fence: (() => boolean) | undefined;
 
   constructor(kc: k8s.KubeConfig, opts: KubeOptions = {}) {
+    shareDispatcher(kc);
     this.kc = kc;
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.core = kc.makeApiClient(k8s.CoreV1Api);
