@@ -56,7 +56,7 @@ describe('client-side rate limit and retry', () => {
     const start = performance.now();
     const granted: number[] = [];
     await Promise.all(
-      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => limiter.take().then(() => granted.push(performance.now() - start))),
+      [0, 1, 2, 3, 4, 5, 6, 7].map(() => limiter.take().then(() => granted.push(performance.now() - start))),
     );
     // The burst of 3 goes at once (one turn later); the other 5 are spaced at 50/s (20 ms apart).
     const [b0 = 0, , b2 = 0, r0 = 0, ...rest] = granted;
