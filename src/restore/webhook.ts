@@ -10,7 +10,6 @@ import type { IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { VolumeSnapshot } from '../api/objects.ts';
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
@@ -73,7 +72,7 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
     }
     void (async () => {
       let review: { apiVersion?: string; request?: AdmissionRequest };
-      let started = 0;
+      let started: number;
       try {
         const body = await readBody(req);
         started = performance.now(); // from the whole request read to the answer written
