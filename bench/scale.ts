@@ -24,7 +24,7 @@ import { ControlPlane, freePort } from '../test/env/control-plane.ts';
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 /** As deploy/controller.yaml sets them (a test checks they agree). */
-export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=192 --max-semi-space-size=4';
+export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
 
 export interface ScaleOptions {
   schedules: number;
@@ -190,8 +190,15 @@ async function startController(
     webhookPort,
     metrics,
     stop: async () => {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      } else {
+        log(
+          `controller had already exited (code ${proc.exitCode}, signal ${proc.signalCode}):\n${out.slice(-2000)}`,
+        );
+      }
       if (/"level":50/.test(out))
         log(
           `controller errors (last lines):\n${out
@@ -608,6 +615,10 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       peakRss = Math.max(peakRss, rssOf(ctl.proc.pid ?? 0));
     }
     await sleep(Math.min(30_000, spreadSeconds * 1000)); // let the last runs land
+    if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null)
+      throw new Error(
+        `the controller exited during the window (code ${ctl.proc.exitCode}, signal ${ctl.proc.signalCode})`,
+      );
     const cpu1 = metric(await ctl.metrics(), 'process_cpu_seconds_total');
     const reqs = diff(req0, await requestCounts(kc));
     const windowArrivals = [...observer.arrivals.values()].filter(
@@ -664,6 +675,10 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     await sleep(20_000); // the passes the spec change triggered
     const q0 = await requestCounts(kc);
     await sleep(o.quietMinutes * 60_000);
+    if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null)
+      throw new Error(
+        `the controller exited during the quiet window (code ${ctl.proc.exitCode}, signal ${ctl.proc.signalCode})`,
+      );
     const quiet = diff(q0, await requestCounts(kc));
     // Only what the controller touches: the API server's own bookkeeping (its endpoints and
     // identity lease) and kube-controller-manager's watches are not ours.
