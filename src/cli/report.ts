@@ -7,8 +7,17 @@ import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { Kube } from '../kube/client.ts';
 import { errorMessage } from '../kube/retry.ts';
+import { ACK_DISK_DRIVER, ecsApi, EcsError, type EcsApi } from '../cloud/alibaba-ecs.ts';
+import type { SnapshotClassLike } from '../api/warnings.ts';
+import {
+  auditAlibaba,
+  collectAlibaba,
+  withAlibaba,
+  type AlibabaOptions,
+  type VolumeSnapshotContent,
+} from '../report/alibaba.ts';
 import { buildReport, type ReportInput } from '../report/build.ts';
-import { FINDING_KINDS, type FindingKind } from '../report/model.ts';
+import { ALL_FINDING_KINDS, type AlibabaFindingKind, type FindingKind } from '../report/model.ts';
 import { REPORT_FORMATS, renderReport, type ReportFormat } from '../report/render.ts';
 import { UserError } from './errors.ts';
 import { parseTimeFlag, readObjects } from './manifests.ts';
@@ -47,7 +56,7 @@ export const reportCommand = defineCommand({
     'fail-on': {
       type: 'string',
       value: 'KINDS',
-      description: `exit 2 when a finding of these kinds exists, comma-separated: ${FINDING_KINDS.join(',')}`,
+      description: `exit 2 when a finding of these kinds exists, comma-separated: ${ALL_FINDING_KINDS.join(',')} (the last three with --cloud alibaba)`,
     },
     now: { type: 'string', value: 'RFC3339', shownDefault: 'now', description: 'report as of this time' },
     filename: {
@@ -84,20 +93,142 @@ export const reportCommand = defineCommand({
       value: 'N',
       description: 'list the cluster in pages of this many objects',
     },
+    cloud: {
+      type: 'string',
+      value: 'PROVIDER',
+      description:
+        'alibaba: add the ECS snapshots behind the VolumeSnapshots (drift findings orphan, dangling, stuck, expiring; cost; ACK warnings); credentials from the default chain (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, RRSA, ECS RAM role)',
+    },
+    region: {
+      type: 'string',
+      value: 'ID',
+      shownDefault: '$ALIBABA_CLOUD_REGION_ID',
+      description: 'with --cloud alibaba: the ECS region, e.g. cn-hangzhou',
+    },
+    'cluster-id': {
+      type: 'string',
+      value: 'ID',
+      shownDefault: 'orphans not searched',
+      description:
+        "with --cloud alibaba: the ACK cluster ID (the driver's ack.aliyun.com tag), to find orphans",
+    },
+    'ecs-endpoint': {
+      type: 'string',
+      value: 'HOST[:PORT]',
+      shownDefault: 'ecs.REGION.aliyuncs.com',
+      description: 'with --cloud alibaba: a private or test ECS endpoint (http://HOST:PORT for plain HTTP)',
+    },
+    'price-per-gb-month': {
+      type: 'string',
+      value: 'PRICE',
+      shownDefault: 'no estimate',
+      description:
+        "with --cloud alibaba: your region's snapshot storage price per GB-month, for a monthly estimate",
+    },
+    'csi-driver': {
+      type: 'string',
+      default: ACK_DISK_DRIVER,
+      value: 'NAME',
+      description: 'with --cloud alibaba: the driver whose VolumeSnapshotContents are ECS snapshots',
+    },
+    'ecs-timeout': {
+      type: 'string',
+      default: '10',
+      value: 'SECONDS',
+      description: 'with --cloud alibaba: connect and read timeout of each ECS call',
+    },
+    'ecs-retries': {
+      type: 'string',
+      default: '4',
+      value: 'N',
+      description:
+        'with --cloud alibaba: retries of a throttled, failed (5xx) or timed-out ECS call, with backoff',
+    },
+    contents: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'offline, with --cloud alibaba: VolumeSnapshotContents, e.g. from kubectl get volumesnapshotcontents -o json',
+    },
+    'snapshot-classes': {
+      type: 'string',
+      value: 'FILE',
+      description: 'offline, with --cloud alibaba: VolumeSnapshotClasses, for the ACK warnings',
+    },
   },
 });
 
 /** `stale,failed` to kinds; a usage error names the unknown one. */
-export function parseFailOn(text: string): FindingKind[] {
+export function parseFailOn(text: string): (FindingKind | AlibabaFindingKind)[] {
   const kinds = text
     .split(',')
     .map((k) => k.trim())
     .filter(Boolean);
   for (const k of kinds) {
-    if (!(FINDING_KINDS as readonly string[]).includes(k))
-      throw new UserError(`--fail-on: unknown kind "${k}": use ${FINDING_KINDS.join(', ')}`, 2);
+    if (!(ALL_FINDING_KINDS as readonly string[]).includes(k))
+      throw new UserError(`--fail-on: unknown kind "${k}": use ${ALL_FINDING_KINDS.join(', ')}`, 2);
   }
-  return kinds as FindingKind[];
+  return kinds as (FindingKind | AlibabaFindingKind)[];
+}
+
+/** VolumeSnapshotContents and VolumeSnapshotClasses (cluster-scoped), one paged LIST each. */
+export async function readSnapshotInfra(
+  kube: Kube,
+  limit: number,
+): Promise<{ contents: VolumeSnapshotContent[]; classes: SnapshotClassLike[] }> {
+  const cluster = (plural: string) => (cont: string | undefined) =>
+    kube.custom.listClusterCustomObject({
+      group: 'snapshot.storage.k8s.io',
+      version: 'v1',
+      plural,
+      limit,
+      _continue: cont,
+    }) as Promise<Page<never>>;
+  const [contents, classes] = await Promise.all([
+    listAll<VolumeSnapshotContent>(kube, cluster('volumesnapshotcontents')),
+    listAll<SnapshotClassLike>(kube, cluster('volumesnapshotclasses')),
+  ]);
+  return { contents, classes };
+}
+
+/** The options of --cloud alibaba, checked; a usage error names the bad one. */
+function alibabaOptions(values: Record<string, string | boolean | undefined>): AlibabaOptions & {
+  endpoint: string | undefined;
+  protocol: 'http' | 'https';
+  timeoutMs: number;
+  retries: number;
+} {
+  const region = (values.region as string | undefined) ?? process.env.ALIBABA_CLOUD_REGION_ID;
+  if (!region) throw usageError(reportCommand, '--cloud alibaba needs --region (or ALIBABA_CLOUD_REGION_ID)');
+  let price: number | null = null;
+  if (values['price-per-gb-month'] !== undefined) {
+    price = Number(values['price-per-gb-month']);
+    if (!Number.isFinite(price) || price < 0)
+      throw new UserError(
+        `--price-per-gb-month "${String(values['price-per-gb-month'])}" must be a number, e.g. 0.017`,
+        2,
+      );
+  }
+  const timeout = Number(values['ecs-timeout']);
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new UserError(`--ecs-timeout "${String(values['ecs-timeout'])}" must be seconds above 0`, 2);
+  const retries = Number(values['ecs-retries']);
+  if (!Number.isInteger(retries) || retries < 0)
+    throw new UserError(`--ecs-retries "${String(values['ecs-retries'])}" must be a whole number`, 2);
+  let endpoint = values['ecs-endpoint'] as string | undefined;
+  let protocol: 'http' | 'https' = 'https';
+  if (endpoint?.startsWith('http://')) protocol = 'http';
+  endpoint = endpoint?.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  return {
+    regionId: region,
+    driver: values['csi-driver'] as string,
+    clusterId: (values['cluster-id'] as string | undefined) ?? null,
+    pricePerGbMonth: price,
+    endpoint,
+    protocol,
+    timeoutMs: timeout * 1000,
+    retries,
+  };
 }
 
 function objectsOfKind<T>(file: string, kind: string): T[] {
@@ -173,8 +304,15 @@ export async function runReport(
   now: Date,
   out: (line: string) => void,
   err: (line: string) => void,
+  /** For tests: the ECS API to use instead of the SDK's. */
+  ecs?: (options: ReturnType<typeof alibabaOptions>) => EcsApi,
 ): Promise<number> {
   const { values } = parseCommand(reportCommand, args);
+  if (values.cloud !== undefined && values.cloud !== 'alibaba')
+    throw new UserError(`--cloud "${values.cloud}": use alibaba`, 2);
+  const cloud = values.cloud === 'alibaba' ? alibabaOptions(values) : undefined;
+  if (!cloud && (values.contents !== undefined || values['snapshot-classes'] !== undefined))
+    throw usageError(reportCommand, '--contents and --snapshot-classes go with --cloud alibaba');
   const format = values.output as ReportFormat;
   if (!REPORT_FORMATS.includes(format))
     throw new UserError(`-o "${values.output}": use ${REPORT_FORMATS.join(', ')}`, 2);
@@ -188,10 +326,25 @@ export async function runReport(
 
   const offline = [values.filename, values.snapshots, values.pvcs];
   let objects: Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>;
+  let infra: { contents: VolumeSnapshotContent[]; classes: SnapshotClassLike[] } = {
+    contents: [],
+    classes: [],
+  };
   let namespace: string | undefined = values.namespace;
   if (offline.some((v) => v !== undefined)) {
     if (offline.some((v) => v === undefined))
       throw usageError(reportCommand, 'offline, give all of -f, --snapshots and --pvcs');
+    if (cloud && values.contents === undefined)
+      throw usageError(reportCommand, 'offline, --cloud alibaba needs --contents');
+    if (cloud) {
+      infra = {
+        contents: objectsOfKind<VolumeSnapshotContent>(values.contents as string, 'VolumeSnapshotContent'),
+        classes:
+          values['snapshot-classes'] === undefined
+            ? []
+            : objectsOfKind<SnapshotClassLike>(values['snapshot-classes'], 'VolumeSnapshotClass'),
+      };
+    }
     objects = {
       schedules: objectsOfKind<SnapshotSchedule>(values.filename as string, 'SnapshotSchedule'),
       snapshots: objectsOfKind<VolumeSnapshot>(values.snapshots as string, 'VolumeSnapshot'),
@@ -201,19 +354,34 @@ export async function runReport(
     const kube = connect(values.kubeconfig, values.context);
     if (!values['all-namespaces']) namespace ??= kube.defaultNamespace();
     try {
-      objects = await readCluster(kube, namespace, chunk);
+      [objects, infra] = await Promise.all([
+        readCluster(kube, namespace, chunk),
+        cloud ? readSnapshotInfra(kube, chunk) : Promise.resolve(infra),
+      ]);
     } catch (e) {
       throw new UserError(`cannot read the cluster: ${errorMessage(e)}`);
     }
   }
 
-  const report = buildReport({
+  let report = buildReport({
     ...objects,
     now: at,
     namespace,
     schedule: values.schedule,
     plan: values.plan || format === 'html',
   });
+  if (cloud) {
+    const api = ecs ? ecs(cloud) : ecsApi(cloud);
+    let facts;
+    try {
+      facts = await collectAlibaba(api, infra, cloud);
+    } catch (e) {
+      if (e instanceof EcsError) throw new UserError(e.message);
+      throw e;
+    }
+    const input = { ...objects, ...infra, now: at, namespace, schedule: values.schedule };
+    report = withAlibaba(report, auditAlibaba(input, facts, cloud));
+  }
   out(renderReport(report, format));
   const failing = report.findings.filter((f) => failOn.includes(f.kind));
   if (failing.length === 0) return 0;

@@ -1,5 +1,11 @@
 import { objectRef, validateSchedule } from '../api/validate.ts';
-import { DEFAULT_TICK_INTERVAL_SECONDS, tickModeWarnings } from '../api/warnings.ts';
+import {
+  ackWarnings,
+  DEFAULT_TICK_INTERVAL_SECONDS,
+  snapshotClassOf,
+  tickModeWarnings,
+  type SnapshotClassLike,
+} from '../api/warnings.ts';
 import { UserError } from './errors.ts';
 import { readObjects } from './manifests.ts';
 import { defineCommand, parseCommand } from './options.ts';
@@ -17,6 +23,12 @@ export const validateCommand = defineCommand({
       value: 'FILE',
       description: 'YAML or JSON file of SnapshotSchedules, - for stdin',
     },
+    'snapshot-classes': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'VolumeSnapshotClasses (e.g. kubectl get volumesnapshotclass -o yaml): warn about ECS limits for schedules whose class is the ACK disk driver',
+    },
   },
 });
 
@@ -26,7 +38,14 @@ export function runValidate(
   out: (line: string) => void,
   err: (line: string) => void,
 ): number {
-  const files = parseCommand(validateCommand, args).values.filename;
+  const { values } = parseCommand(validateCommand, args);
+  const files = values.filename;
+  const classes =
+    values['snapshot-classes'] === undefined
+      ? []
+      : (readObjects(values['snapshot-classes']).filter(
+          (o) => (o as { kind?: unknown }).kind === 'VolumeSnapshotClass',
+        ) as SnapshotClassLike[]);
   let bad = 0;
   let good = 0;
   for (const file of files) {
@@ -40,6 +59,9 @@ export function runValidate(
       for (const e of errors) err(`${ref}: ${e.path || '(object)'}: ${e.message}`);
       // Valid, but in CronJob mode (deploy/cronjob.yaml ticks every 5 min) most runs would be missed.
       for (const w of schedule ? tickModeWarnings(schedule.spec, DEFAULT_TICK_INTERVAL_SECONDS) : [])
+        err(`${ref}: warning: ${w.path}: ${w.message}`);
+      // ACK: ECS's limits, for schedules whose class is the ACK disk driver's.
+      for (const w of schedule ? ackWarnings(schedule.spec, snapshotClassOf(schedule.spec, classes)) : [])
         err(`${ref}: warning: ${w.path}: ${w.message}`);
     }
   }

@@ -259,14 +259,14 @@ export function buildReport(input: ReportInput): Report {
   const order = new Map(FINDING_KINDS.map((k, i) => [k, i]));
   findings.sort(
     (a, b) =>
-      (order.get(a.kind) ?? 0) - (order.get(b.kind) ?? 0) ||
+      (order.get(a.kind as FindingKind) ?? 0) - (order.get(b.kind as FindingKind) ?? 0) ||
       byName(a.namespace, b.namespace) ||
       byName(a.schedule ?? '', b.schedule ?? '') ||
       byName(a.pvc ?? '', b.pvc ?? ''),
   );
 
   const findingCounts = Object.fromEntries(FINDING_KINDS.map((k) => [k, 0])) as Record<FindingKind, number>;
-  for (const f of findings) findingCounts[f.kind]++;
+  for (const f of findings) findingCounts[f.kind as FindingKind]++;
   const snapshotTotals = zeroCounts();
   let restoreSizeBytes = 0;
   let stalePvcs = 0;

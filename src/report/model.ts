@@ -15,6 +15,11 @@ export const REPORT_KIND = 'RetentionReport';
 /** What `--fail-on` takes, in the order findings are listed. */
 export const FINDING_KINDS = ['unprotected', 'invalid', 'stale', 'failed', 'stuck'] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
+/** Drift between the cluster and Alibaba Cloud ECS, found with `--cloud alibaba` (src/report/alibaba.ts). */
+export const ALIBABA_FINDING_KINDS = ['orphan', 'dangling', 'expiring'] as const;
+export type AlibabaFindingKind = (typeof ALIBABA_FINDING_KINDS)[number];
+/** Every kind `--fail-on` takes, in the order findings are listed. */
+export const ALL_FINDING_KINDS = [...FINDING_KINDS, ...ALIBABA_FINDING_KINDS] as const;
 
 export type StateCounts = Record<SnapshotState, number>;
 
@@ -36,6 +41,8 @@ export interface Report {
   /** Everything a person should act on, one line each: kind order, then namespace, schedule, PVC. */
   findings: Finding[];
   totals: Totals;
+  /** With `--cloud alibaba` only: the ECS snapshots behind the VolumeSnapshots, drift, cost, ACK warnings. */
+  alibaba?: AlibabaReport;
 }
 
 export interface UnprotectedPvc {
@@ -123,7 +130,7 @@ export interface SnapshotVerdict extends SnapshotRef {
 }
 
 export interface Finding {
-  kind: FindingKind;
+  kind: FindingKind | AlibabaFindingKind;
   namespace: string;
   schedule: string | null;
   pvc: string | null;
@@ -142,5 +149,71 @@ export interface Totals {
   stalePvcs: number;
   snapshots: StateCounts;
   restoreSizeBytes: number;
-  findings: Record<FindingKind, number>;
+  /** A count per kind; the `--cloud` kinds only with `--cloud`. */
+  findings: Record<FindingKind, number> & Partial<Record<AlibabaFindingKind, number>>;
+}
+
+/** One ECS snapshot as DescribeSnapshots tells it. */
+export interface EcsSnapshotView {
+  snapshotId: string;
+  /** ECS's SnapshotName (the ACK driver's: `alibabacloud-disk-<VolumeSnapshot UID>`). */
+  name: string;
+  /** progressing, accomplished or failed. */
+  status: string;
+  progress: string;
+  available: boolean;
+  sourceDiskId: string;
+  sourceDiskSizeBytes: number;
+  creationTime: string | null;
+  /** ECS deletes it by itself this many days after creation (the class's retentionDays); null: never. */
+  retentionDays: number | null;
+  /** creationTime + retentionDays: when ECS deletes it. */
+  expiresAt: string | null;
+  category: string;
+}
+
+export interface AlibabaSnapshot {
+  namespace: string;
+  /** The VolumeSnapshot the content is bound to. */
+  volumeSnapshot: string;
+  content: string;
+  snapshotId: string;
+  /** The snapcron schedule and source PVC (labels); null for snapshots snapcron did not take. */
+  schedule: string | null;
+  pvc: string | null;
+  readyToUse: boolean;
+  /** null: ECS has no such snapshot (a `dangling` finding). */
+  ecs: EcsSnapshotView | null;
+}
+
+export interface CostLine {
+  bytes: number;
+  /** bytes / 2^30 × --price-per-gb-month, rounded to cents; null without a price. */
+  monthly: number | null;
+}
+
+export interface AlibabaReport {
+  regionId: string;
+  /** The ACK cluster ID whose `ack.aliyun.com` tag marks its snapshots; null: orphans were not searched. */
+  clusterId: string | null;
+  /** The CSI driver whose VolumeSnapshotContents are ECS snapshots. */
+  driver: string;
+  snapshots: AlibabaSnapshot[];
+  /** ECS snapshots the cluster's driver made that no VolumeSnapshotContent points at. */
+  orphans: (EcsSnapshotView & { namespace: string | null; volumeSnapshot: string | null })[];
+  cost: {
+    pricePerGbMonth: number | null;
+    total: CostLine;
+    /** Per disk: DescribeSnapshotLinks' TotalSize, the chain's real (incremental) size. */
+    disks: (CostLine & { diskId: string; snapshots: number; namespace: string | null; pvc: string | null })[];
+    pvcs: (CostLine & { namespace: string; pvc: string; diskId: string })[];
+    schedules: (CostLine & { namespace: string; schedule: string })[];
+    namespaces: (CostLine & { namespace: string })[];
+  };
+  /** ACK advice about schedules (see src/api/warnings.ts ackWarnings). */
+  warnings: { namespace: string; schedule: string; path: string; message: string }[];
+  /** What the audit could not see, e.g. a tag filter that hit ECS's 1,000-resource limit. */
+  notes: string[];
+  /** ECS API calls made. */
+  calls: { describeSnapshots: number; describeSnapshotLinks: number };
 }

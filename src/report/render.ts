@@ -12,6 +12,7 @@ import {
   pvcStatus,
   scheduleState,
 } from './format.ts';
+import { alibabaSection } from './alibaba-render.ts';
 import { renderHtml } from './html.ts';
 
 export const REPORT_FORMATS = ['table', 'json', 'markdown', 'html'] as const;
@@ -193,6 +194,7 @@ function renderText(report: Report, style: Style): string {
   const plan = report.schedules.some((s) => s.pvcs.some((p) => p.snapshots !== undefined));
   if (report.schedules.length === 0) out.push(style.heading('No SnapshotSchedule in scope'));
   for (const s of report.schedules) out.push(...scheduleSection(s, style, plan));
+  if (report.alibaba) out.push(...alibabaSection(report.alibaba, style));
   out.push(style.heading(`Findings: ${report.findings.length}`));
   if (report.findings.length > 0) {
     out.push(style.list(report.findings.map((f) => `${style.strong(f.kind)} ${f.message}`)));
