@@ -170,9 +170,10 @@ export class Controller {
 
   async start(): Promise<void> {
     const { schedules, pvcs, snapshots } = this.caches;
-    // A schedule's own change: look now. A PVC's or snapshot's: look a moment later, coalesced.
+    // Every change is looked at a moment later, coalesced: a burst of events makes one pass, and
+    // a restore PVC created right after its schedule is already seen by the first pass.
     for (const verb of ['add', 'update', 'delete'] as const) {
-      schedules.store.on(verb, (s) => this.queue.add(scheduleKey(s)));
+      schedules.store.on(verb, (s) => this.enqueueSoon(scheduleKey(s)));
       pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
       snapshots.store.on(verb, (s) => {
         for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));

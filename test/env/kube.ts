@@ -279,3 +279,36 @@ export function setSnapshotStatus(
     });
   });
 }
+
+/**
+ * Deletes a namespace and waits until it is gone, while the CSI stack still runs to remove its
+ * snapshots' finalizers; what is still stuck after `timeoutMs` has its VolumeSnapshots'
+ * finalizers stripped, so no namespace stays Terminating for later tests (the namespace
+ * controller would keep listing it, and tests count LISTs).
+ */
+export async function deleteNamespaceAndWait(name: string, timeoutMs = 30_000): Promise<void> {
+  const k = kube();
+  await k.core.deleteNamespace({ name }).catch(() => undefined);
+  const gone = async (): Promise<boolean> =>
+    k.core.readNamespace({ name }).then(
+      () => false,
+      (e: { code?: number }) => e.code === 404,
+    );
+  try {
+    await eventually(gone, timeoutMs, 500);
+    return;
+  } catch {
+    /* strip what blocks it below */
+  }
+  for (const s of await listSnapshots(name).catch(() => [])) {
+    await k.custom
+      .replaceNamespacedCustomObject({
+        ...k.snapshots,
+        namespace: name,
+        name: s.metadata.name ?? '',
+        body: { ...s, metadata: { ...s.metadata, finalizers: [] } },
+      })
+      .catch(() => undefined);
+  }
+  await eventually(gone, timeoutMs, 500).catch(() => undefined);
+}

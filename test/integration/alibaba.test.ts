@@ -20,7 +20,14 @@ import { snapshotMetadata, snapshotName } from '../../src/snapshot/naming.ts';
 import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
 import { DRIVER_NAME } from '../env/csi-driver.ts';
 import { EcsEndpoint } from '../env/ecs-endpoint.ts';
-import { createSchedule, eventually, kube, kubeconfigPath, listSnapshots } from '../env/kube.ts';
+import {
+  createSchedule,
+  deleteNamespaceAndWait,
+  eventually,
+  kube,
+  kubeconfigPath,
+  listSnapshots,
+} from '../env/kube.ts';
 import { runCli } from '../env/processes.ts';
 
 const AK = 'LTAI5tIntegrationKey003';
@@ -213,9 +220,7 @@ describe('snapcron report --cloud alibaba on a real control plane with the CSI s
 
   afterAll(async () => {
     process.env = saved;
-    await k()
-      .core.deleteNamespace({ name: ns })
-      .catch(() => undefined);
+    await deleteNamespaceAndWait(ns);
     await k()
       .custom.deleteClusterCustomObject({
         group: 'snapshot.storage.k8s.io',

@@ -16,7 +16,14 @@ import { snapshotMetadata, snapshotName } from '../../src/snapshot/naming.ts';
 import { requestCount } from '../env/apiserver-metrics.ts';
 import { Browser, chromiumPath } from '../env/browser.ts';
 import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
-import { createSchedule, eventually, kube, kubeconfigPath, listSnapshots } from '../env/kube.ts';
+import {
+  createSchedule,
+  deleteNamespaceAndWait,
+  eventually,
+  kube,
+  kubeconfigPath,
+  listSnapshots,
+} from '../env/kube.ts';
 import { pluginDir, runKubectl } from '../env/kubectl.ts';
 import { recordingProxy } from '../env/recording-proxy.ts';
 import { metrics, runCli, startController } from '../env/processes.ts';
@@ -205,9 +212,7 @@ describe('snapcron report on a real control plane with the CSI stack', () => {
   }, 600_000);
 
   afterAll(async () => {
-    await k()
-      .core.deleteNamespace({ name: ns })
-      .catch(() => undefined);
+    await deleteNamespaceAndWait(ns);
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
     rmSync(plugins, { recursive: true, force: true });
