@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Controller } from '../../src/controller/controller.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
-import type { Clock } from '../../src/controller/work-queue.ts';
 import { Kube } from '../../src/kube/client.ts';
+import { ManualClock } from '../support/manual-clock.ts';
 import {
   boundPvc,
   createSchedule,
@@ -18,37 +18,6 @@ import {
   listSnapshots,
   useNamespace,
 } from '../env/kube.ts';
-
-/** Time stands still until `advance`; timers due by then fire in order. */
-class TestClock implements Clock {
-  t: number;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private seq = 0;
-  constructor(start: number) {
-    this.t = start;
-  }
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.push({ at: this.t + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((x) => x.id !== handle);
-  }
-  advanceTo(t: number): void {
-    for (;;) {
-      const next = this.timers.filter((x) => x.at <= t).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((x) => x !== next);
-      this.t = Math.max(this.t, next.at);
-      next.fn();
-    }
-    this.t = t;
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -65,7 +34,7 @@ describe('the Controller in-process with a controlled clock', () => {
     const tomorrow = new Date();
     tomorrow.setUTCDate(tomorrow.getUTCDate() + 1);
     tomorrow.setUTCHours(1, 59, 0, 0);
-    const clock = new TestClock(tomorrow.getTime());
+    const clock = new ManualClock(tomorrow.getTime());
     const controller = new Controller({
       kube: new Kube(kubeConfig(), { qps: 100, burst: 100 }),
       log: pino({ level: 'silent' }),

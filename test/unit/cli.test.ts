@@ -1,26 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
-import { main, subcommands } from '../../src/cli/main.ts';
+import { run } from '../support/cli.ts';
+import { subcommands } from '../../src/cli/main.ts';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { helpText, parseCommand } from '../../src/cli/options.ts';
 import { Kube } from '../../src/kube/client.ts';
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (s: string) => ((out += s), true);
-  process.stderr.write = (s: string) => ((err += s), true);
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 describe('snapcron next', () => {
   it('prints the next fire times as a JSON array of ISO-8601 strings', async () => {

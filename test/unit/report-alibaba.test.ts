@@ -5,13 +5,13 @@
  * page, errors as one line without the secret; and the ACK warnings of `validate`.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { run } from '../support/cli.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
 import { ACK_DISK_DRIVER, ackCondition, ackWarnings, snapshotClassOf } from '../../src/api/warnings.ts';
-import { main } from '../../src/cli/main.ts';
 import { auditAlibaba, type EcsFacts, type VolumeSnapshotContent } from '../../src/report/alibaba.ts';
 import type { EcsSnapshot } from '../../src/cloud/alibaba-ecs.ts';
 import type { Report } from '../../src/report/model.ts';
@@ -23,21 +23,6 @@ const SECRET = 'report-secret-9f8Kq2LmZ0pX';
 const NOW = '2026-06-15T10:00:00Z';
 const GiB = 1024 ** 3;
 const day = (d: number, hh = '02:00:05') => `2026-06-${String(d).padStart(2, '0')}T${hh}Z`;
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (s: string) => ((out += s), true);
-  process.stderr.write = (s: string) => ((err += s), true);
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 /** A snapcron snapshot of web-0 for the run of `runDay` at 02:00, cut at `cut`, with its content. */
 function web0(runDay: number, ready: boolean, ecsId: string): [VolumeSnapshot, VolumeSnapshotContent] {

@@ -4,12 +4,12 @@
  * the README's promises about it (its JSON example is this fixture's real output).
  */
 import { readFileSync } from 'node:fs';
+import { run } from '../support/cli.ts';
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { LabelSelector, SnapshotSchedule } from '../../src/api/types.generated.ts';
-import { main } from '../../src/cli/main.ts';
 import { matchesSelector } from '../../src/kube/selector.ts';
 import { buildReport, type ReportInput } from '../../src/report/build.ts';
 import { reportResponse } from '../../src/report/http.ts';
@@ -20,21 +20,6 @@ import { restoringPvc, schedule, snap } from '../support/builders.ts';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
 const hoursAgo = (h: number): Date => new Date(NOW.getTime() - h * 3_600_000);
-
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = (s: string) => ((out += s), true);
-  process.stderr.write = (s: string) => ((err += s), true);
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 const FIXTURE = [
   '-f',

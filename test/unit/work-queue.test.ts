@@ -1,38 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WorkQueue, type Clock } from '../../src/controller/work-queue.ts';
-
-/** A clock whose time moves only when told; timers fire as it passes them. */
-class ManualClock implements Clock {
-  t = 1_000_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private seq = 0;
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
-    this.timers.push({ at: this.t + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((x) => x.id !== handle);
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      this.timers = this.timers.filter((x) => x !== next);
-      this.t = Math.max(this.t, next.at);
-      next.fn();
-    }
-    this.t = end;
-  }
-  get pending(): number {
-    return this.timers.length;
-  }
-}
+import { WorkQueue } from '../../src/controller/work-queue.ts';
+import { ManualClock } from '../support/manual-clock.ts';
 
 /** Keys ready right now, in the order a worker would get them. */
 async function drain(q: WorkQueue): Promise<string[]> {
