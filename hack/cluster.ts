@@ -63,7 +63,7 @@ async function up(): Promise<void> {
 }
 
 async function serve(): Promise<void> {
-  const { ControlPlane } = await import('../test/env/control-plane.ts');
+  const { ControlPlane } = await import('../dev/control-plane.ts');
   const cp = await ControlPlane.start();
   copyFileSync(cp.kubeconfigPath, KUBECONFIG);
   const state: State = { pid: process.pid, kubeconfig: KUBECONFIG, server: cp.server };

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../src/api/objects.ts';
-import { ControlPlane, freePort } from '../test/env/control-plane.ts';
-import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../test/env/csi-stack.ts';
-import { installRestoreWebhook } from '../test/env/webhook.ts';
+import { ControlPlane, freePort } from '../dev/control-plane.ts';
+import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../dev/csi-stack.ts';
+import { installRestoreWebhook } from '../dev/restore-webhook.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE = join(ROOT, '.cluster', 'demo');

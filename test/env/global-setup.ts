@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { ControlPlane } from './control-plane.ts';
+import { ControlPlane } from '../../dev/control-plane.ts';
 
 /** Runs a build script with its progress on stderr; rejects with its exit code. */
 function build(script: string): Promise<void> {

@@ -17,8 +17,8 @@ import { ACK_DISK_DRIVER } from '../../src/api/warnings.ts';
 import type { VolumeSnapshotContent } from '../../src/report/alibaba.ts';
 import type { Report } from '../../src/report/model.ts';
 import { snapshotMetadata, snapshotName } from '../../src/snapshot/naming.ts';
-import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
-import { DRIVER_NAME } from '../env/csi-driver.ts';
+import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
+import { DRIVER_NAME } from '../../dev/csi-driver.ts';
 import { EcsEndpoint } from '../env/ecs-endpoint.ts';
 import {
   createSchedule,

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolumeSnapshot } from '../../src/api/objects.ts';
-import { freePort } from '../env/control-plane.ts';
-import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
+import { freePort } from '../../dev/control-plane.ts';
+import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
 import {
   createSchedule,
   eventually,
@@ -23,7 +23,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { startController } from '../env/processes.ts';
-import { installRestoreWebhook } from '../env/webhook.ts';
+import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 
 const at = (s: VolumeSnapshot): number =>
   Date.parse(s.metadata.annotations?.['snapcron.io/scheduled-at'] ?? '');

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../env/control-plane.ts';
+import { freePort } from '../../dev/control-plane.ts';
 import {
   boundPvc,
   createSchedule,
@@ -18,7 +18,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { runTick, startController } from '../env/processes.ts';
-import { installRestoreWebhook } from '../env/webhook.ts';
+import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 
 const SA_USER = 'system:serviceaccount:snapcron-system:snapcron';
 const SA_GROUPS = [

@@ -15,7 +15,7 @@ import { fireTimes, nextFireTimes, parseSchedule } from '../../src/schedule/cron
 import { snapshotMetadata, snapshotName } from '../../src/snapshot/naming.ts';
 import { requestCount } from '../env/apiserver-metrics.ts';
 import { Browser, chromiumPath } from '../env/browser.ts';
-import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../env/csi-stack.ts';
+import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
 import {
   createSchedule,
   deleteNamespaceAndWait,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
-import { freePort } from '../env/control-plane.ts';
+import { freePort } from '../../dev/control-plane.ts';
 import {
   createSchedule,
   createSnapshot,
@@ -16,7 +16,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { runCli, startController, type Running } from '../env/processes.ts';
-import { installRestoreWebhook } from '../env/webhook.ts';
+import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 import { CertificateAuthority } from '../../src/tls/authority.ts';
 
 const HOUR = 3_600_000;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { DRIVER_NAME, driverPaths } from './csi-driver.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const STORAGE_CLASS = 'csi-hostpath-sc';
 export const SNAPSHOT_CLASS = 'csi-hostpath-snapclass';
 
@@ -45,7 +45,7 @@ export class CsiStack {
     const proto = lastLine('hack/csi-proto.sh');
     const socket = join(dir, 'csi.sock');
     stack.spawn('csi-driver', process.execPath, [
-      join(ROOT, 'test/env/csi-driver.ts'),
+      join(ROOT, 'dev/csi-driver.ts'),
       `--endpoint=unix://${socket}`,
       `--state-dir=${stack.stateDir}`,
       `--proto=${proto}`,

@@ -1,7 +1,7 @@
 /** Certificates for a throwaway control plane: the CA is snapcron's own; plus service-account keys. */
 import { generateKeyPairSync } from 'node:crypto';
 
-export { CertificateAuthority } from '../../src/tls/authority.ts';
+export { CertificateAuthority } from '../src/tls/authority.ts';
 
 /** An RSA key pair for service-account token signing. */
 export function serviceAccountKeys(): { publicPem: string; privatePem: string } {

@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { CertificateAuthority, serviceAccountKeys } from './pki.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const log = (msg: string): void => void process.stderr.write(`[control-plane] ${msg}\n`);
 
 export async function freePort(): Promise<number> {

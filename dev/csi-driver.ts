@@ -4,7 +4,7 @@
  * service only: a volume is a directory, a snapshot is a tar archive of it, and a
  * volume created from a snapshot is that archive unpacked. The real
  * external-provisioner, csi-snapshotter and snapshot-controller drive it over gRPC.
- * Run: node test/env/csi-driver.ts --endpoint unix:///path/csi.sock --state-dir DIR
+ * Run: node dev/csi-driver.ts --endpoint unix:///path/csi.sock --state-dir DIR
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -163,7 +163,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   if (!values.endpoint || !values['state-dir'] || !values.proto) {
     console.error(
-      'usage: node test/env/csi-driver.ts --endpoint unix:///path/csi.sock --state-dir DIR --proto csi.proto',
+      'usage: node dev/csi-driver.ts --endpoint unix:///path/csi.sock --state-dir DIR --proto csi.proto',
     );
     process.exit(2);
   }
