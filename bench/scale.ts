@@ -23,7 +23,7 @@ import { ControlPlane, freePort } from '../dev/control-plane.ts';
 // The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-/** As deploy/controller.yaml sets them (a test checks they agree). */
+/** As deploy/base/controller.yaml sets them (a test checks they agree). */
 export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
 
 export interface ScaleOptions {
@@ -158,7 +158,7 @@ async function startController(
       '--log-level=warn',
       ...extra,
     ],
-    // The memory flags deploy/controller.yaml and the image set.
+    // The memory flags deploy/base/controller.yaml and the image set.
     {
       env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -432,7 +432,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
             resources: ['snapshotschedules', 'snapshotschedules/status'],
             verbs: read,
           },
-          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: read },
+          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots', 'volumesnapshotclasses'], verbs: read },
           { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: read },
           { apiGroups: [''], resources: ['events'], verbs: ['get', 'create', 'update'] },
           { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
@@ -695,7 +695,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     // Only what the controller touches: the API server's own bookkeeping (its endpoints and
     // identity lease) and kube-controller-manager's watches are not ours.
     const ours = (k: string): boolean =>
-      /\b(snapshotschedules|volumesnapshots|persistentvolumeclaims|events|secrets|mutatingwebhookconfigurations)\b/.test(
+      /\b(snapshotschedules|volumesnapshots|volumesnapshotclasses|persistentvolumeclaims|events|secrets|mutatingwebhookconfigurations)\b/.test(
         k,
       );
     const lists = total(quiet, (k) => k.startsWith('LIST ') && ours(k));

@@ -25,6 +25,13 @@ import { CertificateAuthority, serviceAccountKeys } from './pki.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const log = (msg: string): void => void process.stderr.write(`[control-plane] ${msg}\n`);
 
+/**
+ * The CN of the client certificate kube-apiserver presents to every admission webhook that asks
+ * for one (its admission kubeconfig's `*` user), signed by the control plane's CA: a webhook
+ * run with `--webhook-client-ca <that CA> --webhook-client-names` this name serves only it.
+ */
+export const WEBHOOK_CLIENT_NAME = 'kube-apiserver-webhook-client';
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -112,6 +119,7 @@ export class ControlPlane {
       server: true,
     });
     const admin = await this.ca.issue('CN=admin,O=system:masters');
+    const webhookClient = await this.ca.issue(`CN=${WEBHOOK_CLIENT_NAME}`);
     const sa = serviceAccountKeys();
     const files: Record<string, string> = {
       'ca.crt': this.ca.certPem,
@@ -123,6 +131,7 @@ export class ControlPlane {
       'sa.key': sa.privatePem,
     };
     for (const [f, text] of Object.entries(files)) writeFileSync(join(pki, f), text, { mode: 0o600 });
+    this.writeAdmissionConfig(webhookClient.certPem, webhookClient.keyPem);
 
     this.etcdPort = await freePort();
     const peerPort = await freePort();
@@ -179,6 +188,11 @@ export class ControlPlane {
       '--service-account-issuer=https://kubernetes.default.svc',
       `--service-account-key-file=${join(pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      // How it authenticates to a kubelet (dev/node.ts) for exec, logs and port-forward; that
+      // kubelet trusts this CA's clients only. Unused while no node runs.
+      `--kubelet-client-certificate=${join(pki, 'admin.crt')}`,
+      `--kubelet-client-key=${join(pki, 'admin.key')}`,
+      `--admission-control-config-file=${join(this.dir, 'admission.yaml')}`,
       '--v=1',
     ]);
     await this.waitFor(
@@ -189,6 +203,48 @@ export class ControlPlane {
         return res.items.length > 0;
       },
       60_000,
+    );
+  }
+
+  /**
+   * Webhooks see a client certificate (CN WEBHOOK_CLIENT_NAME) when they request one: the
+   * admission kubeconfig's `*` user matches every webhook host, as a cluster operator would
+   * configure it (see the README's Webhook security).
+   */
+  private writeAdmissionConfig(certPem: string, keyPem: string): void {
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    const kubeconfig = join(this.dir, 'admission-kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'users:',
+        "- name: '*'",
+        `  user: {client-certificate-data: ${b64(certPem)}, client-key-data: ${b64(keyPem)}}`,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const webhookConfig = [
+      '    apiVersion: apiserver.config.k8s.io/v1',
+      '    kind: WebhookAdmissionConfiguration',
+      `    kubeConfigFile: "${kubeconfig}"`,
+    ];
+    writeFileSync(
+      join(this.dir, 'admission.yaml'),
+      [
+        'apiVersion: apiserver.config.k8s.io/v1',
+        'kind: AdmissionConfiguration',
+        'plugins:',
+        '- name: MutatingAdmissionWebhook',
+        '  configuration:',
+        ...webhookConfig,
+        '- name: ValidatingAdmissionWebhook',
+        '  configuration:',
+        ...webhookConfig,
+        '',
+      ].join('\n'),
     );
   }
 

@@ -38,17 +38,34 @@ export class CsiStack {
     return join(driverPaths(this.stateDir).snapshots, `${snapshotHandle}.tar`);
   }
 
-  static async start(kubeconfig: string, dir: string): Promise<CsiStack> {
+  /**
+   * With `node`, the driver also serves the CSI node side for that node's kubelet and registers
+   * with it through `registrationDir` (dev/node.ts's PLUGINS_REGISTRY), and a CSIDriver object
+   * tells the kubelet to mount without waiting for an attach.
+   */
+  static async start(
+    kubeconfig: string,
+    dir: string,
+    opts: { node?: { nodeId: string; registrationDir: string } } = {},
+  ): Promise<CsiStack> {
     const stack = new CsiStack(dir);
     mkdirSync(dir, { recursive: true });
     const bin = lastLine('hack/build-csi.sh');
     const proto = lastLine('hack/csi-proto.sh');
     const socket = join(dir, 'csi.sock');
+    const nodeArgs = opts.node
+      ? [
+          `--node-id=${opts.node.nodeId}`,
+          `--registration-dir=${opts.node.registrationDir}`,
+          `--registration-proto=${lastLine('hack/plugin-registration-proto.sh')}`,
+        ]
+      : [];
     stack.spawn('csi-driver', process.execPath, [
       join(ROOT, 'dev/csi-driver.ts'),
       `--endpoint=unix://${socket}`,
       `--state-dir=${stack.stateDir}`,
       `--proto=${proto}`,
+      ...nodeArgs,
     ]);
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
     if (!existsSync(socket)) throw new Error(`CSI driver did not open ${socket}; see ${dir}/csi-driver.log`);
@@ -68,6 +85,17 @@ export class CsiStack {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     const storage = kc.makeApiClient(k8s.StorageV1Api);
+    if (opts.node)
+      await storage
+        .createCSIDriver({
+          body: {
+            metadata: { name: DRIVER_NAME },
+            spec: { attachRequired: false, podInfoOnMount: false, volumeLifecycleModes: ['Persistent'] },
+          },
+        })
+        .catch((err: { code?: number }) => {
+          if (err.code !== 409) throw err;
+        });
     await storage
       .createStorageClass({
         body: {

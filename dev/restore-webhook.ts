@@ -2,7 +2,7 @@
 import * as k8s from '@kubernetes/client-node';
 
 /**
- * Like deploy/webhook.yaml, but by URL on loopback; `namespace` limits it to one namespace.
+ * Like deploy/base/webhook.yaml, but by URL on loopback; `namespace` limits it to one namespace.
  * Without `caPem` the controller injects its generated CA; with it, the caller manages trust
  * (as cert-manager's CA injector would).
  */

@@ -1,5 +1,8 @@
 // A local control plane for people and scripts: `npm run cluster:up` starts one in the
 // background and prints KUBECONFIG=<path> as its last line; `npm run cluster:down` stops it.
+// `npm run cluster:up -- --node` adds a real node (dev/node.ts: kubelet, containerd,
+// scheduler, workload controllers) and the CSI stack with its node side; `cluster:down` then
+// deletes the pods, stops the node and restores the host settings it changed.
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +18,7 @@ interface State {
   pid: number;
   kubeconfig: string;
   server: string;
+  node?: string;
 }
 
 const alive = (pid: number): boolean => {
@@ -25,6 +29,8 @@ const alive = (pid: number): boolean => {
     return false;
   }
 };
+
+const withNode = process.argv.includes('--node');
 
 async function up(): Promise<void> {
   if (existsSync(STATE)) {
@@ -41,17 +47,25 @@ async function up(): Promise<void> {
     'starting etcd, kube-apiserver and kube-controller-manager (the first run builds them from Go modules: ~6 min)',
   );
   const log = openSync(join(STATE_DIR, 'cluster.log'), 'a');
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'serve'], {
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
+  if (withNode)
+    say(
+      'and a real node: kubelet, containerd, kube-scheduler, workload controllers, CSI node side (it changes host settings; cluster:down restores them)',
+    );
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), 'serve', ...(withNode ? ['--node'] : [])],
+    {
+      detached: true,
+      stdio: ['ignore', log, log],
+    },
+  );
   child.unref();
   const deadline = Date.now() + 20 * 60_000;
   while (Date.now() < deadline) {
     if (existsSync(STATE)) {
       const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
       say(
-        `running: ${state.server} (pid ${state.pid}); stop with npm run cluster:down; log ${join(STATE_DIR, 'cluster.log')}`,
+        `running: ${state.server}${state.node ? ` with node ${state.node}` : ''} (pid ${state.pid}); stop with npm run cluster:down; log ${join(STATE_DIR, 'cluster.log')}`,
       );
       console.log(`KUBECONFIG=${state.kubeconfig}`);
       return;
@@ -67,12 +81,35 @@ async function serve(): Promise<void> {
   const cp = await ControlPlane.start();
   copyFileSync(cp.kubeconfigPath, KUBECONFIG);
   const state: State = { pid: process.pid, kubeconfig: KUBECONFIG, server: cp.server };
+  let stopNode = async (): Promise<void> => undefined;
+  if (withNode) {
+    const { Node, PLUGINS_REGISTRY } = await import('../dev/node.ts');
+    const { CsiStack } = await import('../dev/csi-stack.ts');
+    const node = await Node.start({ kubeconfig: KUBECONFIG, dir: join(STATE_DIR, 'node') }).catch(
+      async (err) => {
+        await cp.stop();
+        throw err;
+      },
+    );
+    const stack = await CsiStack.start(KUBECONFIG, join(STATE_DIR, 'csi'), {
+      node: { nodeId: node.name, registrationDir: PLUGINS_REGISTRY },
+    });
+    state.node = node.name;
+    // The node first: its pods' volumes are unpublished through the still-running CSI driver.
+    stopNode = async () => {
+      await node.stop();
+      await stack.stop();
+    };
+  }
   writeFileSync(STATE, JSON.stringify(state));
   const stop = (): void => {
-    void cp.stop().finally(() => {
-      rmSync(STATE, { force: true });
-      process.exit(0);
-    });
+    void stopNode()
+      .catch((err: unknown) => say(`node stop: ${String(err)}`))
+      .then(() => cp.stop())
+      .finally(() => {
+        rmSync(STATE, { force: true });
+        process.exit(0);
+      });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
@@ -87,17 +124,19 @@ async function down(): Promise<void> {
   const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
   if (alive(state.pid)) {
     process.kill(state.pid, 'SIGTERM');
-    for (let i = 0; i < 100 && alive(state.pid); i++) await new Promise((r) => setTimeout(r, 200));
+    // A node deletes its pods and restores host settings first: give it time.
+    for (let i = 0; i < (state.node ? 900 : 100) && alive(state.pid); i++)
+      await new Promise((r) => setTimeout(r, 200));
   }
   rmSync(STATE, { force: true });
   rmSync(KUBECONFIG, { force: true });
-  say('stopped');
+  say(state.node ? `stopped (node ${state.node} too; host settings restored)` : 'stopped');
 }
 
 const command = process.argv[2];
 const run = command === 'up' ? up : command === 'down' ? down : command === 'serve' ? serve : undefined;
 if (!run) {
-  console.error('usage: node hack/cluster.ts up|down');
+  console.error('usage: node hack/cluster.ts up [--node] | down');
   process.exit(2);
 }
 await run();

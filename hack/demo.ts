@@ -46,6 +46,13 @@ async function until<T>(
   throw new Error(`demo: timed out waiting for ${what}`);
 }
 
+// `--node`: the same flow with real pods on a real node (hack/demo-node.ts); it changes host
+// settings, so the default demo stays node-less.
+if (process.argv.includes('--node')) {
+  const { nodeDemo } = await import('./demo-node.ts');
+  await nodeDemo(exitAtEnd);
+}
+
 mkdirSync(STATE, { recursive: true });
 step(
   1,
@@ -213,8 +220,16 @@ done('verify');
 console.log(
   `\n${bold('Timings')}: ${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)}s`).join(', ')}`,
 );
+// `npm run -s kubectl --` is kubectl of the control plane's version (built on first use), with
+// the snapcron plugin: whatever kubectl this machine has may be too old for the server.
 console.log(
-  `\nLook around:\n  export KUBECONFIG=${kubeconfig}\n  kubectl get snapsched,volumesnapshots,pvc\n  kubectl describe snapsched web`,
+  [
+    '\nLook around, with a kubectl of the same version as this control plane:',
+    `  export KUBECONFIG=${kubeconfig}`,
+    '  npm run -s kubectl -- get snapsched,volumesnapshots,pvc',
+    '  npm run -s kubectl -- describe snapsched web',
+    '  npm run -s kubectl -- snapcron report',
+  ].join('\n'),
 );
 const ok = back.equals(data);
 const stopAll = async (): Promise<void> => {

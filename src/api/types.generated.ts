@@ -38,7 +38,9 @@ export interface SnapshotScheduleStatus {
   nextScheduleTime?: string;
   /** The scheduled time of the most recent run whose snapshots were all created. */
   lastSuccessfulTime?: string;
-  /** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). */
+  /** The last snapcron.io/run-now annotation value that was run. A value equal to it is never run again (also across controller restarts); any other value takes one extra run at once. */
+  lastRunNow?: string;
+  /** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). When a fire time and a run on demand fall in the same pass, it records the timed run (the run on demand still has its event and lastRunNow). */
   lastRun?: RunRecord;
   /** Counts of this schedule's VolumeSnapshots by state. */
   snapshots?: SnapshotCounts;
@@ -74,10 +76,14 @@ export interface SnapshotCounts {
   failed?: number;
 }
 
-/** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). */
+/** What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). When a fire time and a run on demand fall in the same pass, it records the timed run (the run on demand still has its event and lastRunNow). */
 export interface RunRecord {
-  /** The fire time of the run. */
+  /** The fire time of the run; for a run on demand, when it was taken. */
   scheduledTime?: string;
+  /** What started the run: Schedule (a fire time), RunNow (the snapcron.io/run-now annotation or snapcron run) or RunOnCreate (spec.runOnCreate). */
+  trigger?: "Schedule" | "RunNow" | "RunOnCreate";
+  /** For a RunNow run, the snapcron.io/run-now value it answered. */
+  runNow?: string;
   /** Snapshots of the run that exist (created now or before). */
   created?: number;
   /** Creates the API server refused. */
@@ -106,6 +112,8 @@ export interface SnapshotScheduleSpec {
   timeZone?: string;
   /** When true no new snapshots are taken; retention still prunes. Runs missed while suspended are never caught up: the first pass that sees the schedule resumed records the moment in the Suspended condition (status False, reason Resumed) and fires from the next fire time after it. */
   suspend?: boolean;
+  /** When true the schedule takes its first snapshot of every selected PVC as soon as it is created (the first pass that sees it, while it has never run and is not suspended), instead of waiting for the first fire time; the timetable is not moved. Such snapshots carry the label snapcron.io/trigger=run-on-create, end in -first, and retention treats them like any other. While no selected PVC is Bound yet, the first run waits and is taken by the pass that sees one bound. Setting it on a schedule that already ran does nothing. For one more run at any time, set the annotation snapcron.io/run-now to a new value (or use snapcron run). */
+  runOnCreate?: boolean;
   /** How late, in seconds, a missed run may still be taken (after a controller outage). At most one catch-up snapshot is ever taken, for the most recent missed time. Unset: always take it. */
   startingDeadlineSeconds?: number;
   /** Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace. */
@@ -269,6 +277,11 @@ export const openAPIV3Schema: Record<string, unknown> = {
           "type": "boolean",
           "default": false,
           "description": "When true no new snapshots are taken; retention still prunes. Runs missed while suspended are never caught up: the first pass that sees the schedule resumed records the moment in the Suspended condition (status False, reason Resumed) and fires from the next fire time after it."
+        },
+        "runOnCreate": {
+          "type": "boolean",
+          "default": false,
+          "description": "When true the schedule takes its first snapshot of every selected PVC as soon as it is created (the first pass that sees it, while it has never run and is not suspended), instead of waiting for the first fire time; the timetable is not moved. Such snapshots carry the label snapcron.io/trigger=run-on-create, end in -first, and retention treats them like any other. While no selected PVC is Bound yet, the first run waits and is taken by the pass that sees one bound. Setting it on a schedule that already ran does nothing. For one more run at any time, set the annotation snapcron.io/run-now to a new value (or use snapcron run)."
         },
         "startingDeadlineSeconds": {
           "type": "integer",
@@ -544,14 +557,33 @@ export const openAPIV3Schema: Record<string, unknown> = {
           "format": "date-time",
           "description": "The scheduled time of the most recent run whose snapshots were all created."
         },
+        "lastRunNow": {
+          "type": "string",
+          "maxLength": 1024,
+          "description": "The last snapcron.io/run-now annotation value that was run. A value equal to it is never run again (also across controller restarts); any other value takes one extra run at once."
+        },
         "lastRun": {
           "type": "object",
-          "description": "What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds).",
+          "description": "What the most recent run did, so a run is never short without a reason: snapshots created (or found already created), creates that failed, and PVCs skipped with why (NotBound, PreviousNotReady, TooManyPending, DeadlinePassed: the run waited for the client write budget past startingDeadlineSeconds). When a fire time and a run on demand fall in the same pass, it records the timed run (the run on demand still has its event and lastRunNow).",
           "properties": {
             "scheduledTime": {
               "type": "string",
               "format": "date-time",
-              "description": "The fire time of the run."
+              "description": "The fire time of the run; for a run on demand, when it was taken."
+            },
+            "trigger": {
+              "type": "string",
+              "description": "What started the run: Schedule (a fire time), RunNow (the snapcron.io/run-now annotation or snapcron run) or RunOnCreate (spec.runOnCreate).",
+              "enum": [
+                "Schedule",
+                "RunNow",
+                "RunOnCreate"
+              ]
+            },
+            "runNow": {
+              "type": "string",
+              "description": "For a RunNow run, the snapcron.io/run-now value it answered.",
+              "maxLength": 1024
             },
             "created": {
               "type": "integer",

@@ -6,7 +6,7 @@ import { nextFireTimes, parseSchedule, type CronSchedule } from '../schedule/cro
 import { formatDuration, parseDuration } from '../schedule/duration.ts';
 import type { SnapshotScheduleSpec } from './types.generated.ts';
 
-/** How often deploy/cronjob.yaml runs `snapcron tick`. */
+/** How often deploy/overlays/cronjob/cronjob.yaml runs `snapcron tick`. */
 export const DEFAULT_TICK_INTERVAL_SECONDS = 300;
 
 export interface Warning {
@@ -146,7 +146,12 @@ export function ackWarnings(
   }
   const tightest = counts.sort((a, b) => a.n - b.n)[0];
   const pending = r.maxPending ?? 3;
-  if (tightest && tightest.n + pending > limit) {
+  if (pending >= limit) {
+    out.push({
+      path: 'spec.retention.maxPending',
+      message: `up to ${pending} snapshots of a PVC may be in progress at once (maxPending), but ECS allows ${limit} manual snapshots per disk in all: past that ECS refuses new snapshots of the disk. Lower maxPending (the default is 3)`,
+    });
+  } else if (tightest && tightest.n + pending > limit) {
     out.push({
       path: tightest.path,
       message: `retention can keep ${tightest.path.endsWith('expires') && tightest.n >= fires.length ? `more than ${limit}` : tightest.n} ready snapshots of a PVC, plus up to ${pending} in progress (maxPending), more than the ${limit} manual snapshots ECS allows per disk: past that ECS refuses new snapshots of the disk. Keep at most ${limit - pending} (fewer if other schedules or manual snapshots share the disk)`,

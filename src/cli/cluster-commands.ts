@@ -1,10 +1,13 @@
 /** `snapcron controller` and `snapcron tick`: the commands that talk to a cluster. */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DEFAULT_BURST, DEFAULT_QPS, Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { startWebhook } from '../restore/webhook.ts';
 import { Controller, DEFAULT_CONCURRENCY } from '../controller/controller.ts';
-import { buildReport } from '../report/build.ts';
+import type { Logger } from 'pino';
+import { buildReport, type ReportInput } from '../report/build.ts';
+import { CloudAudit } from '../report/cloud-audit.ts';
 import { reportResponse } from '../report/http.ts';
 import { ReportMetrics } from '../report/metrics.ts';
 
@@ -14,7 +17,9 @@ import { tick } from '../controller/tick.ts';
 import { formatDuration, parseDuration } from '../schedule/duration.ts';
 import { DEFAULT_TICK_INTERVAL_SECONDS } from '../api/warnings.ts';
 import { makeLogger } from '../log.ts';
+import { ALIBABA_FLAGS, alibabaOptions } from './alibaba-options.ts';
 import { UserError } from './errors.ts';
+import { readSnapshotInfra } from './report.ts';
 import { defineCommand, parseCommand, type Options } from './options.ts';
 
 /** Options controller and tick share: scope, client-side write rate, log level. */
@@ -93,6 +98,14 @@ export const controllerCommand = defineCommand({
       value: 'DURATION',
       description: "how often the report's alerting gauges are refreshed (while no pass runs)",
     },
+    ...ALIBABA_FLAGS,
+    'cloud-refresh': {
+      type: 'string',
+      default: '10m',
+      value: 'DURATION',
+      description:
+        'with --cloud alibaba: how often /report and the snapcron_cloud_* gauges re-read ECS (never per request)',
+    },
     concurrency: {
       type: 'string',
       default: String(DEFAULT_CONCURRENCY),
@@ -135,6 +148,20 @@ export const controllerCommand = defineCommand({
       default: 'snapcron-webhook.snapcron-system.svc,localhost',
       value: 'NAMES',
       description: 'comma-separated DNS names of the serving certificate',
+    },
+    'webhook-client-ca': {
+      type: 'string',
+      value: 'FILE',
+      shownDefault: 'any client',
+      description:
+        "mutual TLS: serve only clients with a certificate signed by a CA in this PEM file (the API server's, from its admission kubeconfig); re-read when it changes",
+    },
+    'webhook-client-names': {
+      type: 'string',
+      value: 'NAMES',
+      shownDefault: 'any name the CA signed',
+      description:
+        'with --webhook-client-ca: comma-separated names, one of which the client certificate must carry as CN or DNS SAN',
     },
   },
 });
@@ -208,8 +235,35 @@ function closeServer(server: ClosableServer): Promise<void> {
   });
 }
 
+/** --webhook-client-ca/--webhook-client-names, checked before anything connects. */
+function webhookClientAuth(
+  caFile: string | undefined,
+  names: string | undefined,
+): { clientCaFile?: string; clientNames?: string[] } {
+  const list = (names ?? '').split(',').filter(Boolean);
+  if (list.length > 0 && !caFile)
+    throw new UserError(
+      '--webhook-client-names needs --webhook-client-ca (the CA that signs those names)',
+      2,
+    );
+  if (!caFile) return {};
+  let pem: string;
+  try {
+    pem = readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw new UserError(`--webhook-client-ca: cannot read ${caFile}: ${(err as Error).message}`, 2);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new UserError(
+      `--webhook-client-ca: ${caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+      2,
+    );
+  return { clientCaFile: caFile, ...(list.length > 0 ? { clientNames: list } : {}) };
+}
+
 export async function runController(args: string[]): Promise<number> {
   const { values } = parseCommand(controllerCommand, args);
+  const clientAuth = webhookClientAuth(values['webhook-client-ca'], values['webhook-client-names']);
   const identity = values.identity ?? `${hostname()}-${process.pid}`;
   const log = makeLogger(logLevel(values['log-level'], 'info'));
   const kube = connect(number('qps', values.qps), number('burst', values.burst));
@@ -229,11 +283,18 @@ export async function runController(args: string[]): Promise<number> {
     },
     concurrency: number('concurrency', values.concurrency),
   });
+  const cloud = await cloudAudit(values, kube, log, metrics, () => controller.cached());
   const { server, port } = await startHttpServer(
     values['metrics-addr'],
     metrics,
     () => controller.ready,
-    (url) => reportResponse(url, () => controller.cached()),
+    (url) =>
+      reportResponse(
+        url,
+        () => controller.cached(),
+        undefined,
+        cloud && ((r, scope) => cloud.apply(r, scope)),
+      ),
   );
   log.info({ port, identity }, 'serving /metrics, /healthz, /readyz');
   // The report's alerting gauges, refreshed every minute while no pass is running (a build
@@ -261,6 +322,7 @@ export async function runController(args: string[]): Promise<number> {
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
   await controller.start();
+  cloud?.start();
   let webhook: { server: ClosableServer } | undefined;
   if (values['webhook-addr'] !== 'off') {
     webhook = await startWebhook({
@@ -274,12 +336,37 @@ export async function runController(args: string[]): Promise<number> {
       events: new EventRecorder(kube, log),
       snapshotsOf: (ns, pvc) => controller.snapshotsOf(ns, pvc),
       observeAdmission: (seconds, result) => metrics.admission.observe({ result }, seconds),
+      ...clientAuth,
     });
   }
   await done;
+  await cloud?.stop();
   if (webhook) await closeServer(webhook.server);
   log.info('stopped');
   return 0;
+}
+
+/** `--cloud alibaba` on the controller: the ECS audit behind /report, checked before anything connects. */
+async function cloudAudit(
+  values: Record<string, string | boolean | undefined>,
+  kube: Kube,
+  log: Logger,
+  metrics: Metrics,
+  objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>,
+): Promise<CloudAudit | undefined> {
+  if (values.cloud === undefined) return undefined;
+  if (values.cloud !== 'alibaba') throw new UserError(`--cloud "${String(values.cloud)}": use alibaba`, 2);
+  const options = alibabaOptions(values, controllerCommand);
+  return new CloudAudit({
+    // Loaded only with --cloud: the SDK alone is about 74 MB of RSS.
+    api: (await import('../cloud/alibaba-ecs.ts')).ecsApi(options),
+    options,
+    readInfra: () => readSnapshotInfra(kube, 500),
+    objects,
+    periodMs: seconds('cloud-refresh', values['cloud-refresh'] as string),
+    log: log.child({ cloud: 'alibaba', region: options.regionId }),
+    registry: metrics.registry,
+  });
 }
 
 export async function runTick(args: string[], out: (line: string) => void): Promise<number> {

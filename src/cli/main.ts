@@ -7,6 +7,7 @@ import { planCommand, runPlan } from './plan.ts';
 import { reportCommand, runReport } from './report.ts';
 import { restoreCommand, runRestore } from './restore.ts';
 import { runValidate, validateCommand } from './validate.ts';
+import { runCommand, runRun } from './run.ts';
 
 type Print = (line: string) => void;
 
@@ -21,6 +22,7 @@ export const subcommands: readonly {
   { command: planCommand, cluster: false, run: (args, out) => runPlan(args, new Date(), out) },
   { command: controllerCommand, cluster: true, run: (args) => runController(args) },
   { command: tickCommand, cluster: true, run: (args, out) => runTick(args, out) },
+  { command: runCommand, cluster: true, run: (args, out) => runRun(args, out) },
   { command: restoreCommand, cluster: true, run: (args, out) => runRestore(args, new Date(), out) },
   { command: reportCommand, cluster: true, run: (args, out, err) => runReport(args, new Date(), out, err) },
 ];

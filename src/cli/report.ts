@@ -7,18 +7,13 @@ import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { Kube } from '../kube/client.ts';
 import { errorMessage } from '../kube/retry.ts';
-import { ACK_DISK_DRIVER, ecsApi, EcsError, type EcsApi } from '../cloud/alibaba-ecs.ts';
+import { EcsError, type EcsApi } from '../cloud/ecs-api.ts';
 import type { SnapshotClassLike } from '../api/warnings.ts';
-import {
-  auditAlibaba,
-  collectAlibaba,
-  withAlibaba,
-  type AlibabaOptions,
-  type VolumeSnapshotContent,
-} from '../report/alibaba.ts';
+import { auditAlibaba, collectAlibaba, withAlibaba, type VolumeSnapshotContent } from '../report/alibaba.ts';
 import { buildReport, type ReportInput } from '../report/build.ts';
 import { ALL_FINDING_KINDS, type AlibabaFindingKind, type FindingKind } from '../report/model.ts';
 import { REPORT_FORMATS, renderReport, type ReportFormat } from '../report/render.ts';
+import { ALIBABA_FLAGS, alibabaOptions, type CloudOptions } from './alibaba-options.ts';
 import { UserError } from './errors.ts';
 import { parseTimeFlag, readObjects } from './manifests.ts';
 import { defineCommand, parseCommand, usageError } from './options.ts';
@@ -93,57 +88,7 @@ export const reportCommand = defineCommand({
       value: 'N',
       description: 'list the cluster in pages of this many objects',
     },
-    cloud: {
-      type: 'string',
-      value: 'PROVIDER',
-      description:
-        'alibaba: add the ECS snapshots behind the VolumeSnapshots (drift findings orphan, dangling, stuck, expiring; cost; ACK warnings); credentials from the default chain (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, RRSA, ECS RAM role)',
-    },
-    region: {
-      type: 'string',
-      value: 'ID',
-      shownDefault: '$ALIBABA_CLOUD_REGION_ID',
-      description: 'with --cloud alibaba: the ECS region, e.g. cn-hangzhou',
-    },
-    'cluster-id': {
-      type: 'string',
-      value: 'ID',
-      shownDefault: 'orphans not searched',
-      description:
-        "with --cloud alibaba: the ACK cluster ID (the driver's ack.aliyun.com tag), to find orphans",
-    },
-    'ecs-endpoint': {
-      type: 'string',
-      value: 'HOST[:PORT]',
-      shownDefault: 'ecs.REGION.aliyuncs.com',
-      description: 'with --cloud alibaba: a private or test ECS endpoint (http://HOST:PORT for plain HTTP)',
-    },
-    'price-per-gb-month': {
-      type: 'string',
-      value: 'PRICE',
-      shownDefault: 'no estimate',
-      description:
-        "with --cloud alibaba: your region's snapshot storage price per GB-month, for a monthly estimate",
-    },
-    'csi-driver': {
-      type: 'string',
-      default: ACK_DISK_DRIVER,
-      value: 'NAME',
-      description: 'with --cloud alibaba: the driver whose VolumeSnapshotContents are ECS snapshots',
-    },
-    'ecs-timeout': {
-      type: 'string',
-      default: '10',
-      value: 'SECONDS',
-      description: 'with --cloud alibaba: connect and read timeout of each ECS call',
-    },
-    'ecs-retries': {
-      type: 'string',
-      default: '4',
-      value: 'N',
-      description:
-        'with --cloud alibaba: retries of a throttled, failed (5xx) or timed-out ECS call, with backoff',
-    },
+    ...ALIBABA_FLAGS,
     contents: {
       type: 'string',
       value: 'FILE',
@@ -189,46 +134,6 @@ export async function readSnapshotInfra(
     listAll<SnapshotClassLike>(kube, cluster('volumesnapshotclasses')),
   ]);
   return { contents, classes };
-}
-
-/** The options of --cloud alibaba, checked; a usage error names the bad one. */
-function alibabaOptions(values: Record<string, string | boolean | undefined>): AlibabaOptions & {
-  endpoint: string | undefined;
-  protocol: 'http' | 'https';
-  timeoutMs: number;
-  retries: number;
-} {
-  const region = (values.region as string | undefined) ?? process.env.ALIBABA_CLOUD_REGION_ID;
-  if (!region) throw usageError(reportCommand, '--cloud alibaba needs --region (or ALIBABA_CLOUD_REGION_ID)');
-  let price: number | null = null;
-  if (values['price-per-gb-month'] !== undefined) {
-    price = Number(values['price-per-gb-month']);
-    if (!Number.isFinite(price) || price < 0)
-      throw new UserError(
-        `--price-per-gb-month "${String(values['price-per-gb-month'])}" must be a number, e.g. 0.017`,
-        2,
-      );
-  }
-  const timeout = Number(values['ecs-timeout']);
-  if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new UserError(`--ecs-timeout "${String(values['ecs-timeout'])}" must be seconds above 0`, 2);
-  const retries = Number(values['ecs-retries']);
-  if (!Number.isInteger(retries) || retries < 0)
-    throw new UserError(`--ecs-retries "${String(values['ecs-retries'])}" must be a whole number`, 2);
-  let endpoint = values['ecs-endpoint'] as string | undefined;
-  let protocol: 'http' | 'https' = 'https';
-  if (endpoint?.startsWith('http://')) protocol = 'http';
-  endpoint = endpoint?.replace(/^https?:\/\//, '').replace(/\/+$/, '');
-  return {
-    regionId: region,
-    driver: values['csi-driver'] as string,
-    clusterId: (values['cluster-id'] as string | undefined) ?? null,
-    pricePerGbMonth: price,
-    endpoint,
-    protocol,
-    timeoutMs: timeout * 1000,
-    retries,
-  };
 }
 
 function objectsOfKind<T>(file: string, kind: string): T[] {
@@ -305,12 +210,12 @@ export async function runReport(
   out: (line: string) => void,
   err: (line: string) => void,
   /** For tests: the ECS API to use instead of the SDK's. */
-  ecs?: (options: ReturnType<typeof alibabaOptions>) => EcsApi,
+  ecs?: (options: CloudOptions) => EcsApi,
 ): Promise<number> {
   const { values } = parseCommand(reportCommand, args);
   if (values.cloud !== undefined && values.cloud !== 'alibaba')
     throw new UserError(`--cloud "${values.cloud}": use alibaba`, 2);
-  const cloud = values.cloud === 'alibaba' ? alibabaOptions(values) : undefined;
+  const cloud = values.cloud === 'alibaba' ? alibabaOptions(values, reportCommand) : undefined;
   if (!cloud && (values.contents !== undefined || values['snapshot-classes'] !== undefined))
     throw usageError(reportCommand, '--contents and --snapshot-classes go with --cloud alibaba');
   const format = values.output as ReportFormat;
@@ -371,7 +276,8 @@ export async function runReport(
     plan: values.plan || format === 'html',
   });
   if (cloud) {
-    const api = ecs ? ecs(cloud) : ecsApi(cloud);
+    // Loaded only here: the SDK is large, and most reports never talk to ECS.
+    const api = ecs ? ecs(cloud) : (await import('../cloud/alibaba-ecs.ts')).ecsApi(cloud);
     let facts;
     try {
       facts = await collectAlibaba(api, infra, cloud);

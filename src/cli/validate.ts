@@ -57,7 +57,7 @@ export function runValidate(
       if (errors.length === 0) good++;
       else bad++;
       for (const e of errors) err(`${ref}: ${e.path || '(object)'}: ${e.message}`);
-      // Valid, but in CronJob mode (deploy/cronjob.yaml ticks every 5 min) most runs would be missed.
+      // Valid, but in CronJob mode (deploy/overlays/cronjob/cronjob.yaml ticks every 5 min) most runs would be missed.
       for (const w of schedule ? tickModeWarnings(schedule.spec, DEFAULT_TICK_INTERVAL_SECONDS) : [])
         err(`${ref}: warning: ${w.path}: ${w.message}`);
       // ACK: ECS's limits, for schedules whose class is the ACK disk driver's.

@@ -20,6 +20,7 @@ import type { SnapshotSchedule } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage, NotLeaderError } from '../kube/retry.ts';
+import { snapshotClassOf } from '../api/warnings.ts';
 import { SnapcronCaches } from '../kube/caches.ts';
 import {
   pvcsForSchedule,
@@ -88,6 +89,8 @@ export class Controller {
   private stopping = false;
   /** The scheduled time each schedule's last run took, until its status write is in the cache. */
   private readonly lastTaken = new Map<string, Date>();
+  /** The same for each schedule's last run on demand (its onDemandId). */
+  private readonly lastOnDemand = new Map<string, string>();
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -188,6 +191,18 @@ export class Controller {
     this.resync = cronSchedule('*/5 * * * *', () => this.enqueueAll(), { noOverlap: true });
     this.workers = this.work();
     this.enqueueAll();
+    void this.watchClasses();
+  }
+
+  /** The ACK warnings follow the classes: a changed class re-checks every schedule. */
+  private async watchClasses(): Promise<void> {
+    if (!(await this.caches.startClasses()) || this.stopping) return;
+    const changed = (): void => {
+      if (!this.stopping)
+        for (const s of this.caches.schedules.store.list()) this.enqueueSoon(scheduleKey(s));
+    };
+    for (const verb of ['add', 'update', 'delete'] as const) this.caches.classes?.store.on(verb, changed);
+    changed();
   }
 
   private enqueueSoon(key: string): void {
@@ -259,6 +274,7 @@ export class Controller {
     const schedule = schedules.store.get(namespace, name);
     if (!schedule) {
       this.lastTaken.delete(key);
+      this.lastOnDemand.delete(key);
       this.queue.cancel(key);
       return undefined;
     }
@@ -279,6 +295,8 @@ export class Controller {
       snapshots: snapshotsOfSchedule(snapshots.store, namespace, name),
       now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
+      lastOnDemandInMemory: this.lastOnDemand.get(key),
+      snapshotClass: this.caches.classes && snapshotClassOf(schedule.spec, this.caches.classes.store.list()),
     });
     const result = await this.executor.execute(schedule, plan, this.queue.failuresOf(key) > 0);
     const failed = [...result.createFailures.map((f) => `create ${f.name}: ${f.error}`), ...result.errors];
@@ -286,6 +304,12 @@ export class Controller {
     // AlreadyExists), not left until the next fire time.
     if (failed.length > 0) throw new PassFailed(failed);
     if (plan.due.kind === 'due') this.lastTaken.set(key, plan.due.scheduledTime);
+    // Not a first run that took nothing: it stays pending until a PVC can be snapshotted.
+    if (
+      plan.onDemand &&
+      (plan.onDemand.trigger === 'RunNow' || result.created.length + result.existed.length > 0)
+    )
+      this.lastOnDemand.set(key, plan.onDemand.id);
     return plan.wakeAt;
   }
 

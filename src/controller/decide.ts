@@ -3,15 +3,27 @@
  * PVCs to skip and why, what retention deletes, and the status to record. The
  * controller and `snapcron tick` both run this and hand the plan to the executor.
  */
-import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import { LABEL_HOLD, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import { validateStoredSpec, type FieldError } from '../api/validate.ts';
+import { ACK_DISK_DRIVER, ackCondition, ackWarnings, type SnapshotClassLike } from '../api/warnings.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import { belongsTo, planRetention, shouldHoldBack, type RetentionPlan } from '../retention/plan.ts';
-import { scheduledTime, snapshotState, sourcePvc } from '../retention/snapshot-state.ts';
+import { scheduledTime, snapshotState, snapshotTime, sourcePvc } from '../retention/snapshot-state.ts';
 import { dueRun, nextFireTime, parseSchedule, type DueRun } from '../schedule/cron.ts';
-import { snapshotMetadata, snapshotName } from '../snapshot/naming.ts';
+import {
+  ANNOTATION_RUN_NOW,
+  ANNOTATION_RUN_NOW_HOLD,
+  onDemandId,
+  onDemandMetadata,
+  onDemandOf,
+  onDemandSnapshotName,
+  runNowKey,
+  snapshotMetadata,
+  snapshotName,
+  type OnDemandRun,
+} from '../snapshot/naming.ts';
 import { findCondition, setConditions, type ConditionInput } from './conditions.ts';
 
 export interface ScheduleObservation {
@@ -23,12 +35,21 @@ export interface ScheduleObservation {
   now: Date;
   /** A scheduled time this process already took but may not see in status yet (cache lag). */
   lastTakenInMemory?: Date | undefined;
+  /** The on-demand run (see onDemandId) this process already took but may not see in status yet. */
+  lastOnDemandInMemory?: string | undefined;
+  /** The VolumeSnapshotClass the schedule's snapshots get, when known: ACK's limits depend on it. */
+  snapshotClass?: SnapshotClassLike | undefined;
 }
+
+/** What started a run: a fire time, the run-now annotation, or spec.runOnCreate. */
+export type RunTrigger = 'Schedule' | 'RunNow' | 'RunOnCreate';
 
 export interface SnapshotCreate {
   name: string;
   pvc: string;
+  /** The fire time; for a run on demand, the pass's `now`. */
   scheduledTime: Date;
+  trigger: RunTrigger;
   manifest: VolumeSnapshot;
 }
 
@@ -37,6 +58,22 @@ export interface PvcSkip {
   pvc: string;
   reason: SkipReason;
   message: string;
+  /** The run the PVC was left out of; Schedule when unset. */
+  trigger?: RunTrigger;
+}
+
+/** A run on demand in this pass: its creates and skips carry its trigger. */
+export interface OnDemandPlan {
+  trigger: 'RunNow' | 'RunOnCreate';
+  /** Which run (onDemandId): what the controller remembers until its status write is cached. */
+  id: string;
+  /** The run-now value answered (see runNowKey), for RunNow. */
+  runNow?: string;
+  at: Date;
+  /** Its snapshots get snapcron.io/hold=true (snapcron run --hold). */
+  hold: boolean;
+  /** Its snapshots that exist already (an earlier pass took them), by name. */
+  existing: string[];
 }
 
 export interface SchedulePlan {
@@ -46,6 +83,8 @@ export interface SchedulePlan {
   creates: SnapshotCreate[];
   skips: PvcSkip[];
   retention: RetentionPlan | undefined;
+  /** The run on demand this pass takes (besides any timed run), if any. */
+  onDemand: OnDemandPlan | undefined;
   /** Status to write if every create succeeds; the executor adjusts it on failures. */
   status: SnapshotScheduleStatus;
   /** The next instant this schedule needs a pass (fire time), if any. */
@@ -61,6 +100,11 @@ const parseTime = (s: string | undefined): Date | undefined => {
 const scheduledAt = scheduledTime;
 const later = (a: Date | undefined, b: Date | undefined): Date | undefined =>
   a && b ? (a > b ? a : b) : (a ?? b);
+
+const triggerOf = (run: OnDemandRun): 'RunNow' | 'RunOnCreate' =>
+  run.kind === 'run-now' ? 'RunNow' : 'RunOnCreate';
+/** For ordering a PVC's snapshots: the scheduled time, or when an on-demand one was cut. */
+const takenAt = (s: VolumeSnapshot): number => (scheduledAt(s) ?? snapshotTime(s))?.getTime() ?? 0;
 
 export const scheduleKey = (s: SnapshotSchedule): string =>
   `${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`;
@@ -86,6 +130,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
       creates: [],
       skips: [],
       retention: undefined,
+      onDemand: undefined,
       wakeAt: undefined,
       status: {
         ...prior,
@@ -150,17 +195,31 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     );
   // De-duplication is by scheduled time (the name's time), never by when the data was cut.
   const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${scheduledAt(s)?.getTime() ?? 0}`));
+  // Runs on demand are de-duplicated by the request they answer (PVC, run), never by time.
+  const takenOnDemand = new Map<string, string>();
+  for (const s of own) {
+    const id = onDemandOf(s);
+    if (id !== undefined && !s.metadata.deletionTimestamp)
+      takenOnDemand.set(`${sourcePvc(s) ?? ''}\0${id}`, s.metadata.name ?? '');
+  }
 
   const creates: SnapshotCreate[] = [];
   const skips: PvcSkip[] = [];
-  const createFor = (pvc: PersistentVolumeClaim, at: Date): SnapshotCreate => {
+  const createFor = (
+    pvc: PersistentVolumeClaim,
+    at: Date,
+    run?: OnDemandRun,
+    hold = false,
+  ): SnapshotCreate => {
     const pvcName = pvc.metadata.name ?? '';
-    const snapName = snapshotName(pvcName, name, at);
-    const meta = snapshotMetadata(pvcName, name, at);
+    const snapName = run ? onDemandSnapshotName(pvcName, name, run) : snapshotName(pvcName, name, at);
+    const meta = run ? onDemandMetadata(pvcName, name, run) : snapshotMetadata(pvcName, name, at);
+    if (hold) meta.labels[LABEL_HOLD] = 'true';
     return {
       name: snapName,
       pvc: pvcName,
       scheduledTime: at,
+      trigger: run ? triggerOf(run) : 'Schedule',
       manifest: {
         apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
         kind: 'VolumeSnapshot',
@@ -191,38 +250,50 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
    * The same checks for every run, due or being completed: Bound, Forbid's previous snapshot,
    * and the bound on not-ready snapshots per PVC (retention.maxPending, whatever the policy).
    */
-  const takeOrSkip = (pvc: PersistentVolumeClaim, at: Date): void => {
+  const takeOrSkip = (pvc: PersistentVolumeClaim, at: Date, run?: OnDemandRun, hold = false): void => {
     const pvcName = pvc.metadata.name ?? '';
-    if (taken.has(`${pvcName}\0${at.getTime()}`)) return;
+    const trigger = run ? { trigger: triggerOf(run) } : {};
+    if (run) {
+      const existing = takenOnDemand.get(`${pvcName}\0${onDemandId(run)}`);
+      if (existing !== undefined) {
+        onDemandExisting.push(existing);
+        return;
+      }
+    } else if (taken.has(`${pvcName}\0${at.getTime()}`)) return;
     if (pvc.status?.phase !== 'Bound') {
       skips.push({
         pvc: pvcName,
         reason: 'NotBound',
-        message: `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
+        message: run
+          ? `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it is left out of this run on demand: run again once it is Bound`
+          : `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
+        ...trigger,
       });
       return;
     }
     if (spec.concurrencyPolicy === 'Forbid') {
       const previous = own
         .filter((s) => sourcePvc(s) === pvcName && !s.metadata.deletionTimestamp)
-        .sort((a, b) => (scheduledAt(b)?.getTime() ?? 0) - (scheduledAt(a)?.getTime() ?? 0))[0];
+        .sort((a, b) => takenAt(b) - takenAt(a))[0];
       const state = previous && snapshotState(previous, now, spec.retention);
       if (state === 'pending' || state === 'stuck') {
         skips.push({
           pvc: pvcName,
           reason: 'PreviousNotReady',
           message: `concurrencyPolicy Forbid: previous snapshot ${previous?.metadata.name} of PVC ${pvcName} is not ready yet`,
+          ...trigger,
         });
         return;
       }
     }
     const holdBack = shouldHoldBack(retention, pvcName);
     if (holdBack) {
-      skips.push({ pvc: pvcName, reason: 'TooManyPending', message: holdBack.message });
+      skips.push({ pvc: pvcName, reason: 'TooManyPending', message: holdBack.message, ...trigger });
       return;
     }
-    creates.push(createFor(pvc, at));
+    creates.push(createFor(pvc, at, run, hold));
   };
+  const onDemandExisting: string[] = [];
 
   // A run interrupted before its status was written (a crash mid-burst) is finished, not
   // skipped: its snapshots exist for some PVCs, so it was due for all of them. This is
@@ -246,6 +317,45 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   }
 
   if (due.kind === 'due') for (const pvc of selected) takeOrSkip(pvc, due.scheduledTime);
+
+  // One run on demand, besides any timed run and without moving the timetable: a new run-now
+  // value (even while suspended: it is an explicit request, like kubectl create job --from), or
+  // runOnCreate for a schedule that has never run (a due timed run already takes the first copy).
+  const requested = runNowKey(schedule.metadata?.annotations?.[ANNOTATION_RUN_NOW]);
+  const runNowPending =
+    requested !== undefined &&
+    requested !== prior.lastRunNow &&
+    obs.lastOnDemandInMemory !== onDemandId({ kind: 'run-now', key: requested });
+  // A first run that could take nothing (no selected PVC Bound yet, as when a chart creates the
+  // PVCs and the schedule together) is still pending: the pass that sees a PVC bound takes it.
+  const firstRunEmpty = prior.lastRun?.trigger === 'RunOnCreate' && !prior.lastRun.created;
+  const neverRan =
+    (!prior.lastRun || firstRunEmpty) &&
+    !prior.lastScheduleTime &&
+    !lastTaken &&
+    own.every((s) => onDemandOf(s) === 'run-on-create') &&
+    obs.lastOnDemandInMemory !== 'run-on-create';
+  const run: OnDemandRun | undefined =
+    requested !== undefined && runNowPending
+      ? { kind: 'run-now', key: requested }
+      : spec.runOnCreate === true && !suspended && neverRan && due.kind !== 'due'
+        ? { kind: 'run-on-create' }
+        : undefined;
+  let onDemand: OnDemandPlan | undefined;
+  if (run) {
+    const hold =
+      run.kind === 'run-now' &&
+      runNowKey(schedule.metadata?.annotations?.[ANNOTATION_RUN_NOW_HOLD]) === run.key;
+    for (const pvc of selected) takeOrSkip(pvc, now, run, hold);
+    onDemand = {
+      trigger: triggerOf(run),
+      id: onDemandId(run),
+      ...(run.kind === 'run-now' ? { runNow: run.key } : {}),
+      at: now,
+      hold,
+      existing: onDemandExisting,
+    };
+  }
 
   const next = suspended ? undefined : nextFireTime(cron, now);
   const conditions: ConditionInput[] = [
@@ -281,6 +391,9 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
         }
       : { type: 'SnapshotsStuck', status: 'False', reason: 'NoneStuck', message: 'no snapshot is stuck' },
   );
+  // On ACK only: elsewhere the condition would be noise.
+  if (obs.snapshotClass?.driver === ACK_DISK_DRIVER)
+    conditions.push(ackCondition(ackWarnings(spec, obs.snapshotClass, now)));
   if (due.kind === 'too-late') {
     conditions.push({
       type: 'Ready',
@@ -311,5 +424,8 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     status.lastScheduleTime = isoSeconds(interrupted);
     if (skips.length === 0) status.lastSuccessfulTime = isoSeconds(interrupted);
   }
-  return { key, errors: [], due, creates, skips, retention, status, wakeAt: next };
+  // Recorded once the run's creates succeed (the executor keeps the old value otherwise, so a
+  // failed create is retried under the same names).
+  if (onDemand?.runNow !== undefined) status.lastRunNow = onDemand.runNow;
+  return { key, errors: [], due, creates, skips, retention, onDemand, status, wakeAt: next };
 }

@@ -21,9 +21,9 @@ import type { Kube } from '../kube/client.ts';
 import type { EventRecorder, EventTarget } from '../kube/events.ts';
 import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
 import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
-import { labelValue } from '../snapshot/naming.ts';
+import { ANNOTATION_RUN_NOW, labelValue, runNowKey } from '../snapshot/naming.ts';
 import { setConditions } from './conditions.ts';
-import type { PvcSkip, SchedulePlan } from './decide.ts';
+import type { PvcSkip, RunTrigger, SchedulePlan } from './decide.ts';
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -224,7 +224,8 @@ export class Executor {
           await this.kube.write(
             () => {
               // Waited so long for the budget that the run is past its deadline: say so, don't take it late.
-              if (this.now().getTime() > deadlineMs) throw new PastDeadline();
+              // A run on demand has no fire time, so no starting deadline.
+              if (c.trigger === 'Schedule' && this.now().getTime() > deadlineMs) throw new PastDeadline();
               return this.kube.custom.createNamespacedCustomObject({
                 ...this.kube.snapshots,
                 namespace,
@@ -235,7 +236,7 @@ export class Executor {
           );
           result.created.push(c.name);
           this.metrics?.created.inc(labels);
-          slog.info({ scheduledAt: c.scheduledTime.toISOString() }, 'snapshot created');
+          slog.info({ scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger }, 'snapshot created');
         } catch (err) {
           rethrowIfFenced(err);
           if (err instanceof PastDeadline) {
@@ -264,15 +265,37 @@ export class Executor {
         }
       }),
     );
-    if (result.created.length > 0) {
-      const at = plan.creates[0]?.scheduledTime.toISOString() ?? '';
+    const triggerOf = new Map(plan.creates.map((c) => [c.name, c.trigger]));
+    const timedCreated = result.created.filter((n) => triggerOf.get(n) === 'Schedule');
+    if (timedCreated.length > 0) {
+      const at = plan.creates.find((c) => c.trigger === 'Schedule')?.scheduledTime.toISOString() ?? '';
       this.events.emit(
         target,
         'Normal',
         'SnapshotsCreated',
-        `created ${result.created.length} VolumeSnapshot(s) for the run of ${at}: ${listed(result.created)}`,
+        `created ${timedCreated.length} VolumeSnapshot(s) for the run of ${at}: ${listed(timedCreated)}`,
       );
     }
+    const od = plan.onDemand;
+    const odCreated = result.created.filter((n) => triggerOf.get(n) !== 'Schedule');
+    const odFailed = result.createFailures.filter((f) => triggerOf.get(f.name) !== 'Schedule');
+    if (od) {
+      const what =
+        od.trigger === 'RunNow'
+          ? `the run on demand (snapcron.io/run-now "${od.runNow ?? ''}")`
+          : 'the first run (spec.runOnCreate)';
+      // A first run that found nothing to take stays pending (see decide): its skips say why.
+      const tookSome = odCreated.length + od.existing.length > 0 || od.trigger === 'RunNow';
+      if (odCreated.length > 0 || (odFailed.length === 0 && tookSome))
+        this.events.emit(
+          target,
+          'Normal',
+          od.trigger,
+          `created ${odCreated.length} VolumeSnapshot(s) for ${what}${od.hold ? ', held' : ''}${odCreated.length ? `: ${listed(odCreated)}` : ''}${od.existing.length ? `; ${od.existing.length} existed already` : ''}`,
+        );
+      if (odFailed.length === 0 && tookSome) this.metrics?.runs.inc({ ...labels, trigger: od.trigger });
+    }
+    if (plan.due.kind === 'due') this.metrics?.runs.inc({ ...labels, trigger: 'Schedule' });
 
     const skips = [...plan.skips, ...lateSkips];
     result.skips = skips;
@@ -361,19 +384,37 @@ export class Executor {
       counts.pending = Math.max(0, (counts.pending ?? 0) - result.createFailures.length - lateSkips.length);
       status.snapshots = counts;
     }
-    // What the run did, so no fire is ever short without a recorded reason.
-    const run = plan.due.kind === 'due' ? plan.due.scheduledTime : plan.creates[0]?.scheduledTime;
-    if (run) {
+    // What the run did, so no fire is ever short without a recorded reason. A timed run wins
+    // the record when both kinds fall in one pass; the run on demand keeps its event.
+    const timed = (trigger: RunTrigger | undefined): boolean => (trigger ?? 'Schedule') === 'Schedule';
+    const timedRun =
+      plan.due.kind === 'due'
+        ? plan.due.scheduledTime
+        : plan.creates.find((c) => c.trigger === 'Schedule')?.scheduledTime;
+    const record = (
+      at: Date,
+      trigger: RunTrigger,
+      existing: number,
+      mine: (trigger: RunTrigger | undefined) => boolean,
+    ): void => {
+      const these = skips.filter((k) => mine(k.trigger));
       status.lastRun = {
-        scheduledTime: run.toISOString().replace('.000Z', 'Z'),
-        created: result.created.length + result.existed.length,
-        failed: result.createFailures.length,
-        skipped: skips.length,
-        ...(skips.length > 0
-          ? { skips: skips.slice(0, 50).map((k) => ({ pvc: k.pvc, reason: k.reason, message: k.message })) }
+        scheduledTime: at.toISOString().replace('.000Z', 'Z'),
+        trigger,
+        ...(trigger === 'RunNow' && od?.runNow !== undefined ? { runNow: od.runNow } : {}),
+        created:
+          [...result.created, ...result.existed].filter((n) => mine(triggerOf.get(n))).length + existing,
+        failed: result.createFailures.filter((f) => mine(triggerOf.get(f.name))).length,
+        skipped: these.length,
+        ...(these.length > 0
+          ? { skips: these.slice(0, 50).map((k) => ({ pvc: k.pvc, reason: k.reason, message: k.message })) }
           : {}),
       };
-    }
+    };
+    if (timedRun) record(timedRun, 'Schedule', 0, timed);
+    else if (od) record(od.at, od.trigger, od.existing.length, (t) => !timed(t));
+    // A run on demand whose creates failed stays requested: the retry takes the rest, same names.
+    if (odFailed.length > 0) status.lastRunNow = schedule.status?.lastRunNow;
     if (lateSkips.length > 0) status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
     if (result.createFailures.length > 0) {
       status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
@@ -563,6 +604,12 @@ export class Executor {
           ...status,
           lastScheduleTime: newer(current.status?.lastScheduleTime, status.lastScheduleTime),
           lastSuccessfulTime: newer(current.status?.lastSuccessfulTime, status.lastSuccessfulTime),
+          // Another writer answered the schedule's current run-now request: never un-answer it.
+          lastRunNow:
+            current.status?.lastRunNow !== undefined &&
+            current.status.lastRunNow === runNowKey(current.metadata?.annotations?.[ANNOTATION_RUN_NOW])
+              ? current.status.lastRunNow
+              : status.lastRunNow,
         };
       }
     }

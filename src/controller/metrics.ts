@@ -34,6 +34,12 @@ export class Metrics {
     labelNames: ['namespace', 'schedule', 'reason'],
     registers: [this.registry],
   });
+  readonly runs = new Counter({
+    name: 'snapcron_runs_total',
+    help: 'Runs taken, by schedule and trigger: Schedule (a fire time), RunNow (the snapcron.io/run-now annotation or snapcron run), RunOnCreate (spec.runOnCreate).',
+    labelNames: ['namespace', 'schedule', 'trigger'],
+    registers: [this.registry],
+  });
   readonly fireLag = new Histogram({
     name: 'snapcron_fire_lag_seconds',
     help: 'Delay between a scheduled time and the pass that took it.',

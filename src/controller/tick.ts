@@ -7,14 +7,19 @@
 import type { Logger } from 'pino';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
-import { LABEL_SCHEDULE } from '../api/constants.ts';
-import { DEFAULT_TICK_INTERVAL_SECONDS, tickModeWarnings } from '../api/warnings.ts';
+import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
+import {
+  DEFAULT_TICK_INTERVAL_SECONDS,
+  snapshotClassOf,
+  tickModeWarnings,
+  type SnapshotClassLike,
+} from '../api/warnings.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage } from '../kube/retry.ts';
-import { decide, scheduleKey } from './decide.ts';
+import { decide, scheduleKey, type SchedulePlan } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
-import { Executor } from './executor.ts';
+import { Executor, type ExecutionResult } from './executor.ts';
 
 export interface TickOptions {
   kube: Kube;
@@ -30,6 +35,18 @@ export interface TickOptions {
 interface World {
   pvcs: PersistentVolumeClaim[];
   snapshots: VolumeSnapshot[];
+}
+
+/** `; run on demand …: n created, …` for a pass that took one, else nothing. */
+export function onDemandSummary(plan: SchedulePlan, r: ExecutionResult): string {
+  const od = plan.onDemand;
+  if (!od) return '';
+  const mine = new Set(plan.creates.filter((c) => c.trigger !== 'Schedule').map((c) => c.name));
+  const skipped = r.skips.filter((k) => k.trigger !== undefined && k.trigger !== 'Schedule').length;
+  const what = od.trigger === 'RunNow' ? `run-now "${od.runNow ?? ''}"` : 'runOnCreate';
+  return `; ${what}: ${r.created.filter((n) => mine.has(n)).length} created, ${
+    r.existed.filter((n) => mine.has(n)).length + od.existing.length
+  } existed, ${skipped} skipped, ${r.createFailures.filter((f) => mine.has(f.name)).length} failed${od.hold ? ' (held)' : ''}`;
 }
 
 export async function tick(opts: TickOptions): Promise<number> {
@@ -50,6 +67,25 @@ export async function tick(opts: TickOptions): Promise<number> {
     out(`no SnapshotSchedules found${opts.namespace ? ` in namespace ${opts.namespace}` : ''}`);
     return 0;
   }
+  // For the AckWarnings condition; a tick without the permission still takes its snapshots.
+  const classes = await kube
+    .read(() =>
+      kube.custom.listClusterCustomObject({
+        group: SNAPSHOT_GROUP,
+        version: SNAPSHOT_VERSION,
+        plural: 'volumesnapshotclasses',
+      }),
+    )
+    .then(
+      (l) => (l as { items?: SnapshotClassLike[] }).items ?? [],
+      (err: unknown) => {
+        log.warn(
+          { err: errorMessage(err) },
+          'cannot list VolumeSnapshotClasses: the AckWarnings condition is off; grant get, list, watch on volumesnapshotclasses.snapshot.storage.k8s.io',
+        );
+        return undefined;
+      },
+    );
   const worlds = new Map<string, World>();
   const worldOf = async (namespace: string): Promise<World> => {
     let world = worlds.get(namespace);
@@ -94,7 +130,13 @@ export async function tick(opts: TickOptions): Promise<number> {
         slog.warn({ path: w.path }, w.message);
         out(`${key}: warning: ${w.path}: ${w.message}`);
       }
-      const plan = decide({ schedule, pvcs: world.pvcs, snapshots: world.snapshots, now: clock() });
+      const plan = decide({
+        schedule,
+        pvcs: world.pvcs,
+        snapshots: world.snapshots,
+        now: clock(),
+        snapshotClass: classes && snapshotClassOf(schedule.spec, classes),
+      });
       const r = await executor.execute(schedule, plan);
       const bad = plan.errors.length > 0 || r.createFailures.length > 0 || r.errors.length > 0;
       if (bad) failures++;
@@ -107,7 +149,7 @@ export async function tick(opts: TickOptions): Promise<number> {
               ? `missed ${plan.due.scheduledTime.toISOString()} (beyond startingDeadlineSeconds)`
               : 'nothing due';
       out(
-        `${key}: ${what}; pruned ${r.pruned.length}; next ${plan.status.nextScheduleTime ?? '-'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`,
+        `${key}: ${what}${onDemandSummary(plan, r)}; pruned ${r.pruned.length}; next ${plan.status.nextScheduleTime ?? '-'}${r.errors.length ? `; errors: ${r.errors.join('; ')}` : ''}`,
       );
     } catch (err) {
       failures++;

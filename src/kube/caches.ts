@@ -9,10 +9,14 @@
  * - `pvcsForSchedule(pvcs.store, ns, spec.claimSelector)` (selected PVCs plus restores in
  *   progress: decide/planRetention/planDeletion answer as with every PVC of the namespace).
  */
+import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
+import { DEFAULT_CLASS_ANNOTATION, type SnapshotClassLike } from '../api/warnings.ts';
 import type { Kube } from './client.ts';
+import { errorMessage } from './retry.ts';
 import { pvcIndexers, scheduleIndexers, snapshotIndexers } from './index-cache.ts';
 import { collectionPath, Reflector, type ReflectorOptions } from './reflector.ts';
 import { slimPvc, slimSchedule, slimSnapshot, type SlimPvc } from './slim.ts';
@@ -38,9 +42,16 @@ export class SnapcronCaches {
   readonly schedules: Reflector<SnapshotSchedule>;
   readonly pvcs: Reflector<SlimPvc>;
   readonly snapshots: Reflector<VolumeSnapshot>;
+  /**
+   * VolumeSnapshotClasses, for the ACK warnings only: started by `startClasses` when RBAC
+   * allows, and never part of `synced` (a missing permission must not stop snapshots).
+   */
+  classes: Reflector<SnapshotClassLike> | undefined;
   private all = false;
+  private readonly options: CachesOptions;
 
   constructor(o: CachesOptions) {
+    this.options = o;
     const { kube, namespace } = o;
     const common = (kind: CacheKind) => ({
       ...o.reflector,
@@ -87,7 +98,74 @@ export class SnapcronCaches {
     await Promise.all([this.schedules.start(), this.pvcs.start(), this.snapshots.start()]);
   }
 
-  async stop(): Promise<void> {
-    await Promise.allSettled([this.schedules.stop(), this.pvcs.stop(), this.snapshots.stop()]);
+  /**
+   * Starts the (cluster-scoped, small) VolumeSnapshotClass cache and resolves once listed, or
+   * resolves false at once when RBAC does not allow list and watch: an older install keeps
+   * working without the ACK warnings, told once how to turn them on.
+   */
+  async startClasses(): Promise<boolean> {
+    const o = this.options;
+    const authz = o.kube.kc.makeApiClient(k8s.AuthorizationV1Api);
+    const allowed = async (verb: string): Promise<boolean> => {
+      const review = await authz.createSelfSubjectAccessReview({
+        body: {
+          spec: { resourceAttributes: { group: SNAPSHOT_GROUP, resource: 'volumesnapshotclasses', verb } },
+        },
+      });
+      return review.status?.allowed === true;
+    };
+    try {
+      if (!(await allowed('list')) || !(await allowed('watch'))) {
+        o.log.warn(
+          { resource: 'volumesnapshotclasses' },
+          'cannot list and watch VolumeSnapshotClasses: the AckWarnings condition is off; grant get, list, watch on volumesnapshotclasses.snapshot.storage.k8s.io (deploy/ RBAC does)',
+        );
+        return false;
+      }
+    } catch (err) {
+      o.log.warn(
+        { resource: 'volumesnapshotclasses', err: errorMessage(err) },
+        'access review failed; AckWarnings condition off',
+      );
+      return false;
+    }
+    this.classes ??= new Reflector<SnapshotClassLike>({
+      ...o.reflector,
+      kc: o.kube.kc,
+      log: o.log,
+      name: 'volumesnapshotclasses',
+      path: collectionPath({
+        group: SNAPSHOT_GROUP,
+        version: SNAPSHOT_VERSION,
+        plural: 'volumesnapshotclasses',
+      }),
+      transform: slimClass,
+    });
+    await this.classes.start();
+    return true;
   }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([
+      this.schedules.stop(),
+      this.pvcs.stop(),
+      this.snapshots.stop(),
+      this.classes?.stop(),
+    ]);
+  }
+}
+
+/** What the ACK warnings read of a VolumeSnapshotClass, and nothing else. */
+function slimClass(raw: unknown): SnapshotClassLike {
+  const c = raw as SnapshotClassLike & { metadata?: { resourceVersion?: string; uid?: string } };
+  const isDefault = c.metadata?.annotations?.[DEFAULT_CLASS_ANNOTATION];
+  return {
+    metadata: {
+      name: c.metadata?.name,
+      ...(c.metadata?.resourceVersion ? { resourceVersion: c.metadata.resourceVersion } : {}),
+      ...(isDefault ? { annotations: { [DEFAULT_CLASS_ANNOTATION]: isDefault } } : {}),
+    },
+    driver: c.driver,
+    parameters: c.parameters,
+  };
 }

@@ -29,7 +29,7 @@ import {
   type EcsApi,
   type EcsSnapshot,
   type EcsSnapshotLink,
-} from '../cloud/alibaba-ecs.ts';
+} from '../cloud/ecs-api.ts';
 import { planRetention } from '../retention/plan.ts';
 import { DEFAULT_PENDING_DEADLINE, sourcePvc } from '../retention/snapshot-state.ts';
 import { fireTimes, parseSchedule } from '../schedule/cron.ts';

@@ -5,6 +5,7 @@
  * `plan=true`; `now` (RFC 3339, for comparing with a `snapcron report --now` run).
  */
 import { buildReport, type ReportInput } from './build.ts';
+import type { Report } from './model.ts';
 import { REPORT_FORMATS, renderReport, type ReportFormat } from './render.ts';
 
 export interface ReportResponse {
@@ -30,6 +31,8 @@ export function reportResponse(
   url: string,
   objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>,
   clock: () => Date = () => new Date(),
+  /** Adds what the caches do not hold, e.g. the ECS view of `--cloud alibaba` (CloudAudit.apply). */
+  augment?: (report: Report, scope: Pick<ReportInput, 'now' | 'namespace' | 'schedule'>) => Report,
 ): ReportResponse {
   const query = new URL(url, 'http://localhost').searchParams;
   const bad = (message: string): ReportResponse => ({
@@ -44,13 +47,17 @@ export function reportResponse(
   if (nowText !== null && (!RFC3339.test(nowText) || Number.isNaN(now.getTime())))
     return bad(`now "${nowText}" is not an RFC 3339 time, e.g. 2026-03-29T01:30:00Z`);
   const planText = query.get('plan');
-  const report = buildReport({
-    ...objects(),
+  const scope = {
     now,
     namespace: query.get('namespace') || undefined,
     schedule: query.get('schedule') || undefined,
+  };
+  const built = buildReport({
+    ...objects(),
+    ...scope,
     // The page's timelines draw every snapshot.
     plan: format === 'html' || planText === 'true' || planText === '1',
   });
+  const report = augment ? augment(built, scope) : built;
   return { status: 200, contentType: CONTENT_TYPES[format], body: `${renderReport(report, format)}\n` };
 }

@@ -3,11 +3,14 @@
  * decision out, answered from the controller's snapshot cache (no LIST per request).
  * TLS comes from mounted files (a cert-manager Secret: tls.crt/tls.key, reloaded when
  * they change) or from a Secret the replicas generate and share, with its CA written into
- * the MutatingWebhookConfiguration's caBundle.
+ * the MutatingWebhookConfiguration's caBundle. With a client CA (mutual TLS) only callers
+ * holding a certificate from it, normally the API server through its admission kubeconfig, get
+ * past the handshake: anyone else who can reach the port learns nothing about snapshots.
  */
 import { readFileSync, statSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Kube } from '../kube/client.ts';
@@ -36,6 +39,20 @@ export interface WebhookOptions {
   observeAdmission?: ((seconds: number, result: string) => void) | undefined;
   /** The cached snapshots of one source PVC (an index lookup, not a scan of the namespace). */
   snapshotsOf: SnapshotLookup;
+  /** Mutual TLS: require a client certificate signed by a CA in this PEM file (re-read when it changes). */
+  clientCaFile?: string | undefined;
+  /** With clientCaFile: also require one of these names as the certificate's CN or a DNS SAN. */
+  clientNames?: string[] | undefined;
+}
+
+/** The names a client certificate claims: its subject CN(s) and DNS subject alternative names. */
+export function certificateNames(cert: Pick<PeerCertificate, 'subject' | 'subjectaltname'>): string[] {
+  const cn = (cert.subject as Record<string, string | string[] | undefined> | undefined)?.CN;
+  const sans = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
+  return [...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...sans];
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -64,7 +81,22 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
     tls = { cert: shared.certPem, key: shared.keyPem };
   }
 
-  const server = createServer({ ...tls, minVersion: 'TLSv1.2' }, (req, res) => {
+  // Every secure context carries the client CA, so a renewed serving pair keeps mutual TLS on.
+  let clientCa = o.clientCaFile ? readFileSync(o.clientCaFile, 'utf8') : undefined;
+  let serving = tls;
+  const context = (): SecureContextOptions => ({
+    cert: serving.cert,
+    key: serving.key,
+    minVersion: 'TLSv1.2',
+    ...(clientCa ? { ca: clientCa } : {}),
+  });
+  const setServing = (pair: { cert: string; key: string }): void => {
+    serving = pair;
+    server.setSecureContext(context());
+  };
+  const allowedNames = new Set(o.clientNames ?? []);
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== WEBHOOK_PATH) {
       res.writeHead(404);
       res.end();
@@ -107,9 +139,39 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
       );
       o.observeAdmission?.((performance.now() - started) / 1000, s.result);
     })();
-  });
+  };
 
-  if (o.certDir) watchCertificates(server, o.certDir, o.log);
+  const server = createServer(
+    // rejectUnauthorized ends the handshake of a client without a certificate from the CA.
+    { ...context(), ...(clientCa ? { requestCert: true, rejectUnauthorized: true } : {}) },
+    (req, res) => {
+      if (allowedNames.size > 0) {
+        const names = certificateNames((req.socket as TLSSocket).getPeerCertificate());
+        if (!names.some((n) => allowedNames.has(n))) {
+          o.log.warn(
+            { clientNames: names, remote: req.socket.remoteAddress },
+            'webhook client certificate refused: its CN and DNS names are not in --webhook-client-names',
+          );
+          // The API server quotes this in its error: say what was presented and what decides.
+          res.writeHead(403, { 'content-type': 'text/plain' });
+          res.end(
+            `client certificate (${names.join(', ') || 'no names'}) not allowed: not among the webhook's --webhook-client-names`,
+          );
+          return;
+        }
+      }
+      handle(req, res);
+    },
+  );
+
+  if (o.certDir) watchCertificates(o.certDir, setServing, o.log);
+  if (o.clientCaFile) {
+    const file = o.clientCaFile;
+    watchFile(file, CERT_RELOAD_MS, o.log, 'webhook client CA', () => {
+      clientCa = readFileSync(file, 'utf8');
+      server.setSecureContext(context());
+    });
+  }
   const [host, port] = splitAddress(o.address);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -119,9 +181,12 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   if (shared) {
     if (o.configName) await injectCaBundle(o.kube, o.configName, shared.caBundlePem, o.log);
-    refreshShared(server, shared, loadShared, o);
+    refreshShared(setServing, shared, loadShared, o);
   }
-  o.log.info({ port: boundPort, path: WEBHOOK_PATH, generatedCert: !!shared }, 'restore webhook serving');
+  o.log.info(
+    { port: boundPort, path: WEBHOOK_PATH, generatedCert: !!shared, clientAuth: !!clientCa },
+    'restore webhook serving',
+  );
   return { server, port: boundPort };
 }
 
@@ -129,7 +194,7 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
 const SHARED_REFRESH_MS = 5 * 60_000;
 
 function refreshShared(
-  server: Server,
+  setServing: (pair: { cert: string; key: string }) => void,
   initial: ServingPair,
   load: () => Promise<ServingPair>,
   o: WebhookOptions,
@@ -142,7 +207,7 @@ function refreshShared(
         if (next.certPem === serving.certPem && next.caBundlePem === serving.caBundlePem) return;
         // Trust first, then serve: the bundle holds the old CA too, so no request fails in between.
         if (o.configName) await injectCaBundle(o.kube, o.configName, next.caBundlePem, o.log);
-        server.setSecureContext({ cert: next.certPem, key: next.keyPem, minVersion: 'TLSv1.2' });
+        setServing({ cert: next.certPem, key: next.keyPem });
         serving = next;
         o.log.info({ secret: o.secret.name }, 'webhook certificate renewed');
       } catch (err) {
@@ -166,9 +231,23 @@ const CERT_RELOAD_MS = 10_000;
  * flip): pick the new pair up without a restart. Identity is inode + mtime, so a swap to a
  * file with an older mtime still counts.
  */
-function watchCertificates(server: Server, dir: string, log: Logger): void {
+function watchCertificates(
+  dir: string,
+  setServing: (pair: { cert: string; key: string }) => void,
+  log: Logger,
+): void {
+  watchFile(join(dir, 'tls.crt'), CERT_RELOAD_MS, log, 'webhook certificate', () =>
+    setServing({
+      cert: readFileSync(join(dir, 'tls.crt'), 'utf8'),
+      key: readFileSync(join(dir, 'tls.key'), 'utf8'),
+    }),
+  );
+}
+
+/** Calls `reload` when `file` changes (inode or mtime); a failed reload is retried next time. */
+function watchFile(file: string, everyMs: number, log: Logger, what: string, reload: () => void): void {
   const identity = (): string => {
-    const st = statSync(join(dir, 'tls.crt'));
+    const st = statSync(file);
     return `${st.ino}:${st.mtimeMs}`;
   };
   let seen = identity();
@@ -176,18 +255,14 @@ function watchCertificates(server: Server, dir: string, log: Logger): void {
     try {
       const now = identity();
       if (now === seen) return;
-      server.setSecureContext({
-        cert: readFileSync(join(dir, 'tls.crt')),
-        key: readFileSync(join(dir, 'tls.key')),
-        minVersion: 'TLSv1.2',
-      });
+      reload();
       seen = now;
-      log.info({ dir }, 'webhook certificate reloaded');
+      log.info({ file }, `${what} reloaded`);
     } catch (err) {
-      // A half-written pair fails to load: keep serving the old one and try again next time.
-      log.warn({ dir, err: errorMessage(err) }, 'webhook certificate reload failed');
+      // A half-written file fails to load: keep serving the old one and try again next time.
+      log.warn({ file, err: errorMessage(err) }, `${what} reload failed`);
     }
-  }, CERT_RELOAD_MS).unref();
+  }, everyMs).unref();
 }
 
 /** Writes the CA into every webhook of the configuration, so the API server trusts our generated certificate. */
@@ -208,7 +283,7 @@ async function injectCaBundle(kube: Kube, name: string, caBundlePem: string, log
       if (statusOf(err) === 404) {
         log.warn(
           { configuration: name },
-          'MutatingWebhookConfiguration not found: apply deploy/webhook.yaml, or pass --webhook-cert-dir with a CA you manage',
+          'MutatingWebhookConfiguration not found: apply deploy/base (kubectl apply -k), or pass --webhook-cert-dir with a CA you manage',
         );
         return;
       }

@@ -33,6 +33,10 @@ export async function setup(project: TestProject): Promise<void> {
   await build('hack/csi-proto.sh');
   // kubectl, from the same Kubernetes module and version, for the report tests' `kubectl snapcron`.
   await build('hack/build-kubectl.sh');
+  // promtool, from the Prometheus Go module, for the monitoring overlay's alert and /metrics checks.
+  await build('hack/build-promtool.sh');
+  // helm, from its Go module, for install.test.ts (lint, template, install of the chart).
+  await build('hack/build-helm.sh');
   cp = await ControlPlane.start();
   const plane = cp;
   channel = createServer((req, res) => {

@@ -66,7 +66,7 @@ export function startController(
     output: () => out,
     logs,
     metricsPort: async () => {
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 300; i++) {
         const line = logs().find((l) => l.msg === 'serving /metrics, /healthz, /readyz');
         if (line) return Number(line.port);
         await new Promise((r) => setTimeout(r, 100));

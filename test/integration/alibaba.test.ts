@@ -28,7 +28,7 @@ import {
   kubeconfigPath,
   listSnapshots,
 } from '../env/kube.ts';
-import { runCli } from '../env/processes.ts';
+import { metrics, runCli, startController } from '../env/processes.ts';
 
 const AK = 'LTAI5tIntegrationKey003';
 const SECRET = 'integration-secret-Qm3vT8wZ1rYp';
@@ -282,6 +282,56 @@ describe('snapcron report --cloud alibaba on a real control plane with the CSI s
       ['ack', 'spec.retention'],
       ['ack', 'spec.retention.maxCount'],
     ]);
+  });
+
+  it("the controller's /report gives the same ECS view from its periodic refresh, with gauges, and the ACK condition", async () => {
+    const before = { snapshots: ecs.count('DescribeSnapshots'), links: ecs.count('DescribeSnapshotLinks') };
+    const ctl = startController(ns, [
+      '--cloud=alibaba',
+      '--region=cn-hangzhou',
+      `--ecs-endpoint=http://${ecs.endpoint}`,
+      `--csi-driver=${DRIVER_NAME}`,
+      '--cluster-id=c-int',
+      '--cloud-refresh=1h',
+    ]);
+    const port = await ctl.metricsPort();
+    const served = await eventually(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/report?now=${iso(now)}`);
+      if (res.status !== 200) return undefined;
+      const r = (await res.json()) as Report;
+      return r.alibaba?.snapshots.length ? r : undefined;
+    }, 30_000);
+    // The one refresh so far: contents by ID, the cluster's tag, the disks' chains; requests
+    // to /report do not call ECS.
+    await fetch(`http://127.0.0.1:${port}/report?format=html`);
+    expect(ecs.count('DescribeSnapshots') - before.snapshots).toBe(2);
+    expect(ecs.count('DescribeSnapshotLinks') - before.links).toBe(1);
+    const fromCli = await json('--cluster-id', 'c-int');
+    const drift = (r: Report) =>
+      r.findings.filter((f) => ['orphan', 'dangling', 'expiring', 'stuck'].includes(f.kind));
+    expect(drift(served)).toEqual(drift(fromCli));
+    expect(served.alibaba?.snapshots).toEqual(fromCli.alibaba?.snapshots);
+    expect(served.alibaba?.cost).toEqual(fromCli.alibaba?.cost);
+    expect(served.alibaba?.notes[0]).toMatch(/^ECS data as of \S+Z \(refreshed every 3600s\)$/);
+    const text = await metrics(port);
+    for (const kind of ['orphan', 'dangling', 'expiring'])
+      expect(text).toMatch(new RegExp(`^snapcron_cloud_findings\\{kind="${kind}"\\} 1$`, 'm'));
+    expect(text).toMatch(/^snapcron_cloud_refresh_failing 0$/m);
+    // The schedule whose class is the ACK driver carries the AckWarnings condition.
+    const ack = await eventually(async () => {
+      const s = (await k().custom.getNamespacedCustomObject({
+        ...k().schedules,
+        namespace: ns,
+        name: 'ack',
+      })) as {
+        status?: { conditions?: { type: string; status: string; message: string }[] };
+      };
+      return s.status?.conditions?.find((c) => c.type === 'AckWarnings');
+    }, 15_000);
+    expect(ack.status).toBe('True');
+    expect(ack.message).toContain(`VolumeSnapshotClass ${ackClass} sets retentionDays 3`);
+    await ctl.kill('SIGTERM');
+    expect(ctl.output()).not.toContain(SECRET);
   });
 
   it('the secret is in no output; a wrong one fails in one line', async () => {

@@ -15,7 +15,9 @@ const find = (figures: Figure[], prefix: string): Figure => {
 
 describe('bench:scale, small', () => {
   it('measures the controller with the memory flags the Deployment and the image ship', () => {
-    expect(readFileSync('deploy/controller.yaml', 'utf8')).toContain(`value: ${CONTROLLER_NODE_OPTIONS}}`);
+    expect(readFileSync('deploy/base/controller.yaml', 'utf8')).toContain(
+      `value: ${CONTROLLER_NODE_OPTIONS}}`,
+    );
     expect(readFileSync('Dockerfile', 'utf8')).toContain(`ENV NODE_OPTIONS="${CONTROLLER_NODE_OPTIONS}"`);
   });
 

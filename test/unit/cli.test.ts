@@ -189,6 +189,7 @@ describe('--help', () => {
       'plan',
       'controller',
       'tick',
+      'run',
       'restore',
       'report',
     ]);
@@ -291,7 +292,7 @@ describe('--help', () => {
 
 describe('the shipped manifests', () => {
   // The Deployment's and CronJob's container args must parse with the tables the CLI uses.
-  it.each(['deploy/controller.yaml', 'deploy/cronjob.yaml'])(
+  it.each(['deploy/base/controller.yaml', 'deploy/overlays/cronjob/cronjob.yaml'])(
     '%s passes only options snapcron knows',
     (file) => {
       const argLists: string[][] = [];
@@ -312,6 +313,31 @@ describe('the shipped manifests', () => {
       }
     },
   );
+
+  it.each([
+    [
+      ['--webhook-client-names=kube-apiserver'],
+      /^snapcron controller: --webhook-client-names needs --webhook-client-ca/,
+    ],
+    [
+      ['--webhook-client-ca=/nonexistent/ca.crt'],
+      /^snapcron controller: --webhook-client-ca: cannot read \/nonexistent\/ca.crt/,
+    ],
+    [
+      ['--webhook-client-ca=package.json'],
+      /^snapcron controller: --webhook-client-ca: package.json holds no PEM certificate/,
+    ],
+  ])('controller %j is refused before connecting', async (args, message) => {
+    const connect = vi.spyOn(Kube, 'fromDefault');
+    try {
+      const r = await run('controller', ...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+      expect(connect).not.toHaveBeenCalled();
+    } finally {
+      connect.mockRestore();
+    }
+  });
 
   it('a bad --interval is refused before connecting', async () => {
     const connect = vi.spyOn(Kube, 'fromDefault');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim } from '../../src/api/objects.ts';
+import { ackWarnings } from '../../src/api/warnings.ts';
 import { decide } from '../../src/controller/decide.ts';
 import { snapshotName } from '../../src/snapshot/naming.ts';
 import { schedule, snap } from '../support/builders.ts';
@@ -209,5 +210,68 @@ describe('decide: a run interrupted by a crash', () => {
     const done = withMeta(everyMinute, { lastScheduleTime: '2026-01-01T00:59:00Z' });
     const plan = decide({ schedule: done, pvcs, snapshots: partial, now: new Date('2026-01-01T00:59:30Z') });
     expect(plan.creates).toEqual([]);
+  });
+});
+
+describe('decide: the AckWarnings condition', () => {
+  const ack = (parameters: Record<string, string>) => ({
+    metadata: { name: 'ecs' },
+    driver: 'diskplugin.csi.alibabacloud.com',
+    parameters,
+  });
+  const daily = withMeta(
+    schedule('daily', {
+      schedule: '0 2 * * *',
+      claimSelector: { matchLabels: { app: 'web' } },
+      retention: { expires: '30d' },
+    }),
+  );
+  const pass = (snapshotClass?: {
+    metadata: { name: string };
+    driver: string;
+    parameters: Record<string, string>;
+  }) =>
+    decide({
+      schedule: daily,
+      pvcs: [pvc('web-0')],
+      snapshots: [],
+      now: new Date('2026-01-01T03:00:00Z'),
+      snapshotClass,
+    }).status.conditions?.find((c) => c.type === 'AckWarnings');
+
+  it('is True, naming the class and the fix, when ECS would delete snapshots before retention does', () => {
+    const c = pass(ack({ retentionDays: '7' }));
+    expect(c).toMatchObject({ status: 'True', reason: 'ExceedsEcsLimits' });
+    expect(c?.message).toMatch(
+      /spec\.retention: .*VolumeSnapshotClass ecs sets retentionDays 7.*expires: 7d/,
+    );
+  });
+
+  it('is False when the schedule fits the class, and absent for other drivers or an unknown class', () => {
+    expect(pass(ack({ retentionDays: '60' }))).toMatchObject({ status: 'False', reason: 'WithinEcsLimits' });
+    expect(
+      pass({
+        metadata: { name: 'hostpath' },
+        driver: 'hostpath.csi.k8s.io',
+        parameters: { retentionDays: '1' },
+      }),
+    ).toBeUndefined();
+    expect(pass(undefined)).toBeUndefined();
+  });
+});
+
+describe('ackWarnings: maxPending alone past the ECS limit', () => {
+  it('names maxPending and a fix, not a negative count', () => {
+    const w = ackWarnings(
+      { schedule: '0 2 * * *', retention: { maxCount: 3, maxPending: 1000 } } as Parameters<
+        typeof ackWarnings
+      >[0],
+      { metadata: { name: 'ecs' }, driver: 'diskplugin.csi.alibabacloud.com' },
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    expect(w).toEqual([
+      { path: 'spec.retention.maxPending', message: expect.stringMatching(/Lower maxPending/) },
+    ]);
+    expect(JSON.stringify(w)).not.toMatch(/-\d/);
   });
 });

@@ -1,0 +1,48 @@
+/**
+ * helm as a user has it, built from its Go module (hack/build-helm.sh, cached in
+ * ~/.cache/snapcron; $SNAPCRON_HELM wins), and a small runner for it and kubectl.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+let binary: string | undefined;
+/** The helm binary (built on first use). */
+export function helmBinary(): string {
+  binary ??=
+    execFileSync('bash', [join(ROOT, 'hack/build-helm.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+      .trim()
+      .split('\n')
+      .at(-1) ?? '';
+  return binary;
+}
+
+export interface Ran {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs a program from the repository root with KUBECONFIG set; never rejects on a non-zero exit. */
+export function runTool(bin: string, args: string[], kubeconfig: string, input?: string): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.once('error', reject);
+    // 'close', not 'exit': stdout may still hold data when the process has exited.
+    proc.once('close', (code) => resolve({ code, out, err }));
+    proc.stdin.end(input ?? '');
+  });
+}
