@@ -284,6 +284,26 @@ describe('snapcron report --cloud alibaba on a real control plane with the CSI s
     ]);
   });
 
+  it('the secret is in no output; a wrong one fails in one line', async () => {
+    for (const format of ['json', 'table', 'markdown', 'html']) {
+      const r = await report('--cluster-id', 'c-int', '-o', format);
+      expect(r.code).toBe(0);
+      expect(r.out + r.err).not.toContain(SECRET);
+      expect(r.out + r.err).not.toContain(AK);
+    }
+    process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = 'integration-wrong-K7';
+    try {
+      const r = await report('--cluster-id', 'c-int');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /^snapcron report: ECS DescribeSnapshots failed: SignatureDoesNotMatch \(HTTP 400\)/,
+      );
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+      expect(r.out + r.err).not.toContain('integration-wrong-K7');
+    } finally {
+      process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = SECRET;
+    }
+  });
   it("the controller's /report gives the same ECS view from its periodic refresh, with gauges, and the ACK condition", async () => {
     const before = { snapshots: ecs.count('DescribeSnapshots'), links: ecs.count('DescribeSnapshotLinks') };
     const ctl = startController(ns, [
@@ -307,11 +327,17 @@ describe('snapcron report --cloud alibaba on a real control plane with the CSI s
     expect(ecs.count('DescribeSnapshots') - before.snapshots).toBe(2);
     expect(ecs.count('DescribeSnapshotLinks') - before.links).toBe(1);
     const fromCli = await json('--cluster-id', 'c-int');
+    // Only the seeded snapshots and the orphan: the controller also catches up today's missed
+    // run of `web` (a new snapshot that no ECS holds, and that the first refresh may predate).
+    const seeded = new Set([...web0.map((v) => v.metadata.name), web1.metadata.name, 's-int-orphan']);
     const drift = (r: Report) =>
-      r.findings.filter((f) => ['orphan', 'dangling', 'expiring', 'stuck'].includes(f.kind));
+      r.findings.filter(
+        (f) => ['orphan', 'dangling', 'expiring', 'stuck'].includes(f.kind) && seeded.has(f.snapshots[0]),
+      );
     expect(drift(served)).toEqual(drift(fromCli));
-    expect(served.alibaba?.snapshots).toEqual(fromCli.alibaba?.snapshots);
-    expect(served.alibaba?.cost).toEqual(fromCli.alibaba?.cost);
+    expect(drift(served)).toHaveLength(4);
+    const seededViews = (r: Report) => r.alibaba?.snapshots.filter((v) => seeded.has(v.volumeSnapshot));
+    expect(seededViews(served)).toEqual(seededViews(fromCli));
     expect(served.alibaba?.notes[0]).toMatch(/^ECS data as of \S+Z \(refreshed every 3600s\)$/);
     const text = await metrics(port);
     for (const kind of ['orphan', 'dangling', 'expiring'])
@@ -332,26 +358,5 @@ describe('snapcron report --cloud alibaba on a real control plane with the CSI s
     expect(ack.message).toContain(`VolumeSnapshotClass ${ackClass} sets retentionDays 3`);
     await ctl.kill('SIGTERM');
     expect(ctl.output()).not.toContain(SECRET);
-  });
-
-  it('the secret is in no output; a wrong one fails in one line', async () => {
-    for (const format of ['json', 'table', 'markdown', 'html']) {
-      const r = await report('--cluster-id', 'c-int', '-o', format);
-      expect(r.code).toBe(0);
-      expect(r.out + r.err).not.toContain(SECRET);
-      expect(r.out + r.err).not.toContain(AK);
-    }
-    process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = 'integration-wrong-K7';
-    try {
-      const r = await report('--cluster-id', 'c-int');
-      expect(r.code).toBe(1);
-      expect(r.err).toMatch(
-        /^snapcron report: ECS DescribeSnapshots failed: SignatureDoesNotMatch \(HTTP 400\)/,
-      );
-      expect(r.err.trim().split('\n')).toHaveLength(1);
-      expect(r.out + r.err).not.toContain('integration-wrong-K7');
-    } finally {
-      process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET = SECRET;
-    }
   });
 });
