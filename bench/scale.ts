@@ -432,7 +432,11 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
             resources: ['snapshotschedules', 'snapshotschedules/status'],
             verbs: read,
           },
-          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots', 'volumesnapshotclasses'], verbs: read },
+          {
+            apiGroups: ['snapshot.storage.k8s.io'],
+            resources: ['volumesnapshots', 'volumesnapshotclasses'],
+            verbs: read,
+          },
           { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: read },
           { apiGroups: [''], resources: ['events'], verbs: ['get', 'create', 'update'] },
           { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
