@@ -59,6 +59,11 @@ const PAIRS: [dir: string, sets: string[]][] = [
   ['deploy/overlays/cert-manager', ['certManager.enabled=true']],
   ['deploy/overlays/monitoring', ['monitoring.enabled=true']],
   ['deploy/overlays/ack', ['ack.enabled=true']],
+  // The overlay's placeholder range, which the chart has no default for.
+  [
+    'deploy/overlays/network-policy',
+    ['networkPolicy.enabled=true', 'networkPolicy.apiServerCIDR=192.0.2.0/24'],
+  ],
 ];
 /** Chart renders that no overlay mirrors. */
 const CHART_ONLY: string[][] = [
@@ -68,8 +73,11 @@ const CHART_ONLY: string[][] = [
     'monitoring.enabled=true',
     'ack.enabled=true',
     'replicas=3',
+    'networkPolicy.enabled=true',
     'networkPolicy.apiServerCIDR=10.0.0.0/8',
   ],
+  // No pods to guard in cronjob mode: no policy, so no range needed.
+  ['mode=cronjob', 'networkPolicy.enabled=true'],
 ];
 
 describe('install: kustomize and Helm renders on a real API server', () => {
@@ -187,6 +195,60 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     const bad = await helm('template', 'snapcron', CHART, '--set', 'mode=daemon');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('mode: "daemon" is neither controller nor cronjob');
+  });
+
+  it('neither the base, the chart defaults nor any other overlay has a NetworkPolicy: the webhook works on any cluster unedited', async () => {
+    const kinds = (objs: Obj[]): string[] => objs.map((o) => o.kind);
+    expect(kinds(await kustomize('deploy/base'))).not.toContain('NetworkPolicy');
+    expect(kinds((await template([])).objects)).not.toContain('NetworkPolicy');
+    expect(kinds((await template(['mode=cronjob', 'networkPolicy.enabled=true'])).objects)).not.toContain(
+      'NetworkPolicy',
+    );
+    for (const [path] of PAIRS.filter(([p]) => p !== 'deploy/overlays/network-policy'))
+      expect(kinds(await kustomize(path)), path).not.toContain('NetworkPolicy');
+    // The overlay adds the policy and nothing else.
+    const base = byKey(await kustomize('deploy/base'));
+    const withPolicy = byKey(await kustomize('deploy/overlays/network-policy'));
+    expect([...withPolicy.keys()].filter((k) => !base.has(k))).toEqual([
+      `NetworkPolicy/${NS}/snapcron-controller`,
+    ]);
+    for (const [key, o] of base) expect(withPolicy.get(key), key).toEqual(o);
+  });
+
+  it('helm install with networkPolicy.enabled=true and no apiServerCIDR fails, naming the value, before creating the release or the namespace', async () => {
+    // What an install with a range would create: none of it may exist after a refused one.
+    const { text } = await template(['networkPolicy.enabled=true', 'networkPolicy.apiServerCIDR=10.0.0.0/8']);
+    const file = join(dir, 'refused.yaml');
+    writeFileSync(file, text);
+    try {
+      for (const set of [
+        'networkPolicy.enabled=true',
+        'networkPolicy.enabled=true,networkPolicy.apiServerCIDR=',
+      ]) {
+        const refused = await helm(
+          'install',
+          'snapcron',
+          CHART,
+          '-n',
+          NS,
+          '--create-namespace',
+          '--set',
+          set,
+        );
+        expect(refused.code, `${set}:\n${refused.out}`).not.toBe(0);
+        expect(refused.err).toContain(
+          'networkPolicy.apiServerCIDR is required when networkPolicy.enabled=true',
+        );
+        expect(ok(await helm('list', '-A', '-q'), 'helm list').trim()).toBe('');
+        expect(await existing('namespace', NS)).toEqual([]);
+        // Helm applies crds/ before it renders the templates, so only the CRD may be there.
+        expect((await existing('-f', file)).filter((n) => !n.startsWith('customresourcedefinition'))).toEqual(
+          [],
+        );
+      }
+    } finally {
+      ok(await kubectl('delete', 'crd', CRD, '--ignore-not-found', '--wait=true'), 'delete CRD');
+    }
   });
 
   it.each(PAIRS)('%s and the chart with %j render the same objects', async (path, sets) => {

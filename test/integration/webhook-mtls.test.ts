@@ -246,14 +246,18 @@ describe('restore webhook with mutual TLS (--webhook-client-ca) on the real kube
 
   it('re-reads the client CA file when it is replaced, as a mounted ConfigMap is', async () => {
     // First a CA that did not sign the API server's certificate: its calls are cut off in the
-    // handshake (the API server reports EOF, as TLS 1.3 checks the client after the server's Finished).
+    // handshake. TLS 1.3 checks the client after the server's Finished, so the API server has
+    // already sent its request and reports EOF, the alert, or (when the server closes with that
+    // request unread) a reset: never an HTTP answer.
     const other = await CertificateAuthority.create('previous-client-ca');
     const file = join(dir, 'rotating-ca.crt');
     writeFileSync(file, other.certPem);
     await start([`--webhook-client-ca=${file}`, `--webhook-client-names=${WEBHOOK_CLIENT_NAME}`]);
     const refused = await restoreThroughApiServer();
     expect(refused).toBeInstanceOf(Error);
-    expect((refused as Error).message).toMatch(/failed calling webhook "restore.snapcron.io".*(EOF|tls: )/);
+    expect((refused as Error).message).toMatch(
+      /failed calling webhook "restore.snapcron.io".*(EOF|tls: |connection reset by peer)/,
+    );
     // The kubelet swaps ConfigMap files by rename: the new file is a new inode.
     writeFileSync(`${file}.new`, readFileSync(clientCaFile));
     renameSync(`${file}.new`, file);
@@ -271,12 +275,13 @@ describe('restore webhook with mutual TLS (--webhook-client-ca) on the real kube
     expect(patchedSnapshot(anonymous.body)).toBe(SNAPSHOT);
   });
 
-  it('the shipped NetworkPolicy selects the controller pods, names their webhook and metrics ports, and is accepted', async () => {
+  it('the network-policy overlay selects the controller pods, names their webhook and metrics ports, is accepted, and the README overlay and Helm line replace its range', async () => {
+    const OVERLAY = 'deploy/overlays/network-policy';
     const docs = (file: string): Record<string, unknown>[] =>
       parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
     // loadAllYaml maps YAML onto client-node's models (`from` is `_from` there), so it serializes back intact.
     const [policy] = k8s.loadAllYaml(
-      readFileSync('deploy/base/networkpolicy.yaml', 'utf8'),
+      readFileSync(`${OVERLAY}/networkpolicy.yaml`, 'utf8'),
     ) as k8s.V1NetworkPolicy[];
     const deployment = docs('deploy/base/controller.yaml').find(
       (d) => d.kind === 'Deployment',
@@ -294,7 +299,9 @@ describe('restore webhook with mutual TLS (--webhook-client-ca) on the real kube
     expect(args).toContain(`--metrics-addr=:${ports.metrics}`);
     const [webhookRule, metricsRule] = policy?.spec?.ingress ?? [];
     expect(webhookRule?.ports?.map((p) => p.port)).toEqual(['webhook']);
-    expect(webhookRule?._from?.[0]?.ipBlock?.cidr).toMatch(/^[\d.]+\/\d+$/);
+    // The placeholder the README tells users to replace (a documentation-only range).
+    const placeholder = webhookRule?._from?.[0]?.ipBlock?.cidr;
+    expect(placeholder).toBe('192.0.2.0/24');
     expect(metricsRule?.ports?.map((p) => p.port)).toEqual(['metrics']);
     expect(metricsRule?._from?.[0]?.namespaceSelector?.matchLabels).toEqual({
       'kubernetes.io/metadata.name': 'monitoring',
@@ -308,63 +315,65 @@ describe('restore webhook with mutual TLS (--webhook-client-ca) on the real kube
         body: { ...policy, metadata: { ...policy?.metadata, namespace: ns() } },
       });
     expect(stored.spec?.ingress?.[0]?.ports?.[0]?.port).toBe('webhook');
-    expect(stored.spec?.ingress?.[0]?._from?.[0]?.ipBlock?.cidr).toBe(webhookRule?._from?.[0]?.ipBlock?.cidr);
+    expect(stored.spec?.ingress?.[0]?._from?.[0]?.ipBlock?.cidr).toBe(placeholder);
 
-    // The README's overlay patch fills in the API server's range.
+    type Rendered = {
+      kind: string;
+      metadata: { name: string; namespace?: string };
+      spec: { ingress: { from: { ipBlock?: { cidr: string } }[] }[] };
+    } | null;
+    const parse = (text: string): Rendered[] => parseAllDocuments(text).map((d) => d.toJS() as Rendered);
+    const cidrOf = (objs: Rendered[]): string | undefined =>
+      objs.find((o) => o?.kind === 'NetworkPolicy')?.spec.ingress[0]?.from[0]?.ipBlock?.cidr;
+    const kustomize = (path: string): Rendered[] =>
+      parse(execFileSync(kubectlBinary(), ['kustomize', path], { encoding: 'utf8' }));
+    const shipped = kustomize(OVERLAY);
+    expect(cidrOf(shipped)).toBe(placeholder);
+
+    // The README's own overlay, built on this one, fills in the API server's range.
     const readme = readFileSync('README.md', 'utf8');
-    const patch = /```yaml\n(patches:\n(?:.*\n)*?.*ipBlock\/cidr\n(?:.*\n)*?)```/.exec(readme)?.[1];
-    expect(patch, 'README: the NetworkPolicy patch').toBeDefined();
-    const cidr = /value: (\S+)/.exec(patch ?? '')?.[1];
+    const userOverlay = /```yaml\n# your-overlay\/kustomization\.yaml\n((?:.*\n)*?)```/.exec(readme)?.[1];
+    expect(userOverlay, 'README: the network-policy overlay patch').toMatch(/ipBlock\/cidr\n/);
+    const resource = /^ {2}- (\S+)/m.exec(userOverlay ?? '')?.[1];
+    expect(resource).toMatch(/\/deploy\/overlays\/network-policy$/);
+    const cidr = /value: (\S+)/.exec(userOverlay ?? '')?.[1];
+    expect(cidr).not.toBe(placeholder);
     const overlay = join(dir, 'overlay');
     mkdirSync(overlay);
     writeFileSync(
       join(overlay, 'kustomization.yaml'),
-      `resources:\n  - ${relative(overlay, resolve('deploy/base'))}\n${patch ?? ''}`,
+      (userOverlay ?? '').replace(resource ?? '', relative(overlay, resolve(OVERLAY))),
     );
-    const rendered = execFileSync(kubectlBinary(), ['kustomize', overlay], { encoding: 'utf8' });
-    const patched = parseAllDocuments(rendered)
-      .map(
-        (d) => d.toJS() as { kind: string; spec: { ingress: { from: { ipBlock?: { cidr: string } }[] }[] } },
-      )
-      .find((o) => o.kind === 'NetworkPolicy');
-    expect(patched?.spec.ingress[0]?.from[0]?.ipBlock?.cidr).toBe(cidr);
-    expect(cidr).not.toBe(webhookRule?._from?.[0]?.ipBlock?.cidr);
-    // Helm users set the same range as a value.
-    const helmRendered = execFileSync(
-      helmBinary(),
-      [
-        'template',
-        'snapcron',
-        'deploy/helm/snapcron',
-        '-n',
-        'snapcron-system',
-        '--set',
-        `networkPolicy.apiServerCIDR=${cidr}`,
-      ],
-      { encoding: 'utf8' },
+    const patched = kustomize(overlay);
+    expect(cidrOf(patched)).toBe(cidr);
+    // ...and changes nothing else.
+    expect(patched.map((o) => `${o?.kind}/${o?.metadata.name}`)).toEqual(
+      shipped.map((o) => `${o?.kind}/${o?.metadata.name}`),
     );
-    const fromHelm = parseAllDocuments(helmRendered)
-      .map(
-        (d) =>
-          d.toJS() as {
-            kind: string;
-            spec: { ingress: { from: { ipBlock?: { cidr: string } }[] }[] };
-          } | null,
-      )
-      .find((o) => o?.kind === 'NetworkPolicy');
-    expect(fromHelm?.spec.ingress[0]?.from[0]?.ipBlock?.cidr).toBe(cidr);
-    const withoutPolicy = execFileSync(
-      helmBinary(),
-      ['template', 'snapcron', 'deploy/helm/snapcron', '--set', 'networkPolicy.enabled=false'],
-      { encoding: 'utf8' },
-    );
-    expect(withoutPolicy).toContain('kind: Deployment');
-    expect(withoutPolicy).not.toContain('kind: NetworkPolicy');
-    // CronJob mode has no controller pods to guard: its overlay leaves the policy out.
-    const cronjob = execFileSync(kubectlBinary(), ['kustomize', 'deploy/overlays/cronjob'], {
-      encoding: 'utf8',
-    });
-    expect(cronjob).toContain('kind: CronJob');
-    expect(cronjob).not.toContain('kind: NetworkPolicy');
+
+    // Helm users set the same range with the README's line; the default renders no policy.
+    const helmLine = /`--set (networkPolicy\.enabled=true,networkPolicy\.apiServerCIDR=[^`]+)`/.exec(
+      readme,
+    )?.[1];
+    expect(helmLine, 'README: the Helm networkPolicy line').toBeDefined();
+    const helmTemplate = (...sets: string[]): Rendered[] =>
+      parse(
+        execFileSync(
+          helmBinary(),
+          [
+            'template',
+            'snapcron',
+            'deploy/helm/snapcron',
+            '-n',
+            'snapcron-system',
+            ...sets.flatMap((s) => ['--set', s]),
+          ],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+        ),
+      );
+    expect(cidrOf(helmTemplate(helmLine ?? ''))).toBe(cidr);
+    const byDefault = helmTemplate();
+    expect(byDefault.map((o) => o?.kind)).toContain('Deployment');
+    expect(byDefault.map((o) => o?.kind)).not.toContain('NetworkPolicy');
   });
 });
