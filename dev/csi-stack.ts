@@ -4,22 +4,19 @@
  * by hack/build-csi.sh), a StorageClass and a VolumeSnapshotClass with
  * deletionPolicy Delete.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { DRIVER_NAME, driverPaths } from './csi-driver.ts';
+import { hackScriptOutput } from './hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const STORAGE_CLASS = 'csi-hostpath-sc';
 export const SNAPSHOT_CLASS = 'csi-hostpath-snapclass';
 
-const lastLine = (script: string): string =>
-  execFileSync('bash', [join(ROOT, script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-    .trim()
-    .split('\n')
-    .at(-1) ?? '';
+const lastLine = hackScriptOutput;
 
 export class CsiStack {
   readonly dir: string;

@@ -24,11 +24,10 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { controlPlaneBinaries, freePort } from './control-plane.ts';
+import { hackScriptOutput } from './hack-script.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const KUBELET_ROOT = '/var/lib/kubelet';
 /** Where CSI drivers put their registration sockets for the kubelet's plugin watcher. */
 export const PLUGINS_REGISTRY = join(KUBELET_ROOT, 'plugins_registry');
@@ -54,11 +53,7 @@ const log = (msg: string): void => void process.stderr.write(`[node] ${msg}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sysctlPath = (key: string): string => join('/proc/sys', ...key.split('.'));
 
-const lastLine = (script: string): string =>
-  execFileSync('bash', [join(ROOT, script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-    .trim()
-    .split('\n')
-    .at(-1) ?? '';
+const lastLine = hackScriptOutput;
 
 /** The node's binaries dir (kubelet, kube-scheduler, containerd, shim, ctr), built or cached. */
 export const nodeBinaries = (): string => lastLine('hack/build-node.sh');

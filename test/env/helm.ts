@@ -2,25 +2,14 @@
  * helm as a user has it, built from its Go module (hack/build-helm.sh, cached in
  * ~/.cache/snapcron; $SNAPCRON_HELM wins), and a small runner for it and kubectl.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-let binary: string | undefined;
 /** The helm binary (built on first use). */
-export function helmBinary(): string {
-  binary ??=
-    execFileSync('bash', [join(ROOT, 'hack/build-helm.sh')], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
-  return binary;
-}
+export const helmBinary = (): string => hackScriptOutput('hack/build-helm.sh');
 
 export interface Ran {
   code: number | null;

@@ -3,28 +3,18 @@
  * harness's kube-apiserver (hack/build-kubectl.sh, cached), with snapcron installed as its
  * `kubectl-snapcron` plugin the way package.json's bin entry installs it.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kubeconfigPath } from './kube.ts';
+import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-let binary: string | undefined;
 /** The kubectl binary (built on first use, cached in ~/.cache/snapcron; $SNAPCRON_KUBECTL wins). */
-export function kubectlBinary(): string {
-  binary ??=
-    execFileSync('bash', [join(ROOT, 'hack/build-kubectl.sh')], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
-  return binary;
-}
+export const kubectlBinary = (): string => hackScriptOutput('hack/build-kubectl.sh');
 
 /**
  * A directory holding `kubectl-snapcron`, as `npm install -g snapcron` puts it on PATH: the

@@ -4,13 +4,14 @@
  * volume at its in-cluster path, the API server's address in KUBERNETES_SERVICE_HOST/PORT.
  * podman runs with hack/containers.conf (runc, cgroupfs, ulimits these machines allow).
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 import { onTestFailed } from 'vitest';
+import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const podmanEnv = { ...process.env, CONTAINERS_CONF: join(ROOT, 'hack/containers.conf') };
@@ -20,13 +21,7 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 
 /** Builds the image with hack/build-image.sh (layers cached: seconds when nothing changed) and returns its name. */
 export function buildImage(): string {
-  const out = execFileSync('bash', [join(ROOT, 'hack/build-image.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const name = out.trim().split('\n').at(-1) ?? '';
-  if (!name) throw new Error('hack/build-image.sh printed no image name');
-  return name;
+  return hackScriptOutput('hack/build-image.sh');
 }
 
 export function podman(args: string[]): Promise<string> {

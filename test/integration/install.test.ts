@@ -7,7 +7,6 @@
  * objects. Its own control plane, because these installs create and delete the CRD that the
  * other test files' control plane needs.
  */
-import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,6 +18,7 @@ import { subcommands } from '../../src/cli/main.ts';
 import { parseCommand } from '../../src/cli/options.ts';
 import { helmBinary, runTool, type Ran } from '../env/helm.ts';
 import { kubectlBinary } from '../env/kubectl.ts';
+import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const CHART = 'deploy/helm/snapcron';
 const NS = 'snapcron-system';
@@ -148,11 +148,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     cp = await ControlPlane.start({ installCrds: false });
     // The CRDs the overlays' objects need: the snapshot CRDs (VolumeSnapshotClass) and
     // prometheus-operator's and cert-manager's, from their Go modules (hack/addon-crds.sh).
-    const addon =
-      execFileSync('bash', ['hack/addon-crds.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-        .trim()
-        .split('\n')
-        .at(-1) ?? '';
+    const addon = hackScriptOutput('hack/addon-crds.sh');
     const files = [
       ...readdirSync(snapshotCrdDir())
         .filter((f) => f.startsWith('snapshot.storage.k8s.io_'))

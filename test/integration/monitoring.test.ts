@@ -2,7 +2,7 @@
 // Prometheus Go module, hack/build-promtool.sh) on synthetic series, and the controller's real
 // /metrics with `promtool check metrics`; every metric the rules and the Grafana dashboard
 // name must be on that real /metrics, so a renamed metric cannot leave an alert silent.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,23 +34,13 @@ import {
   RULE_TESTS_FILE,
   type Dashboard,
 } from '../monitoring/promql.ts';
+import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-let binary: string | undefined;
 /** promtool (built on first use, cached in ~/.cache/snapcron/promtool; $SNAPCRON_PROMTOOL wins). */
-function promtool(): string {
-  binary ??=
-    execFileSync('bash', [join(ROOT, 'hack/build-promtool.sh')], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-      .trim()
-      .split('\n')
-      .at(-1) ?? '';
-  return binary;
-}
+const promtool = (): string => hackScriptOutput('hack/build-promtool.sh');
 
 function run(args: string[], input?: string): { code: number | null; out: string } {
   const r = spawnSync(promtool(), args, { input, encoding: 'utf8' });
