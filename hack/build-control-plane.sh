@@ -29,50 +29,12 @@ if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kube-controller-manager" && -
 fi
 
 mkdir -p "$BIN_DIR"
-WORK="$CACHE_ROOT/build/k8s-$K8S_VERSION"
-mkdir -p "$WORK"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
-# The Kubernetes release ldflags a real build sets, so `kube-apiserver --version` is honest.
-K8S_MINOR="${K8S_VERSION#v1.}"; K8S_MINOR="${K8S_MINOR%%.*}"
-LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
-
+# shellcheck source=hack/lib/k8s-module.sh
+source "$(dirname "$0")/lib/k8s-module.sh"
 if [[ ! -x "$BIN_DIR/kube-apiserver" || ! -x "$BIN_DIR/kube-controller-manager" ]]; then
-  log "resolving k8s.io/kubernetes@$K8S_VERSION"
-  GOMOD_PATH="$(cd "$WORK" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  STAGING_VERSION="v0.${K8S_VERSION#v1.}"
-  {
-    echo "module snapcron.local/controlplane"
-    echo
-    echo "go 1.26.0"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    echo "replace ("
-    # each "k8s.io/x => ./staging/src/k8s.io/x" becomes "k8s.io/x => k8s.io/x v0.Y.Z"
-    sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/src/.*#\t\1 => \1 '"$STAGING_VERSION"'#p' "$GOMOD_PATH"
-    echo ")"
-  } > "$WORK/go.mod"
-  cat > "$WORK/tools.go" <<'GO'
-//go:build tools
-
-package controlplane
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-)
-GO
-  log "go mod tidy (downloads a few hundred modules the first time)"
-  (cd "$WORK" && go mod tidy -e >&2)
-  for cmd in kube-apiserver kube-controller-manager; do
-    if [[ ! -x "$BIN_DIR/$cmd" ]]; then
-      log "go build $cmd (first build takes several minutes on 2 cores)"
-      start=$(date +%s)
-      (cd "$WORK" && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN_DIR/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd" >&2)
-      mv "$BIN_DIR/$cmd.tmp" "$BIN_DIR/$cmd"
-      log "built $cmd in $(( $(date +%s) - start ))s"
-    fi
-  done
+  k8s_build_cmds "$CACHE_ROOT/build/k8s-$K8S_VERSION" "$BIN_DIR" controlplane "$K8S_VERSION" \
+    kube-apiserver kube-controller-manager
 fi
 
 if [[ ! -x "$BIN_DIR/etcd" ]]; then

@@ -28,44 +28,9 @@ if [[ -x "$BIN_DIR/kubectl" ]]; then
   exit 0
 fi
 
-mkdir -p "$BIN_DIR"
-WORK="$CACHE_ROOT/build/kubectl-$K8S_VERSION"
-mkdir -p "$WORK"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
-# The release ldflags, so `kubectl version --client` names the version it was built from.
-K8S_MINOR="${K8S_VERSION#v1.}"; K8S_MINOR="${K8S_MINOR%%.*}"
-LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
-
-log "resolving k8s.io/kubernetes@$K8S_VERSION"
-GOMOD_PATH="$(cd "$WORK" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-STAGING_VERSION="v0.${K8S_VERSION#v1.}"
-{
-  echo "module snapcron.local/kubectl"
-  echo
-  echo "go 1.26.0"
-  echo
-  echo "require k8s.io/kubernetes $K8S_VERSION"
-  echo
-  echo "replace ("
-  # each "k8s.io/x => ./staging/src/k8s.io/x" becomes "k8s.io/x => k8s.io/x v0.Y.Z"
-  sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/src/.*#\t\1 => \1 '"$STAGING_VERSION"'#p' "$GOMOD_PATH"
-  echo ")"
-} > "$WORK/go.mod"
-cat > "$WORK/tools.go" <<'GO'
-//go:build tools
-
-package kubectl
-
-import (
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-log "go mod tidy"
-(cd "$WORK" && go mod tidy -e >&2)
-log "go build kubectl (a few minutes on 2 cores the first time)"
-start=$(date +%s)
-(cd "$WORK" && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN_DIR/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl >&2)
-mv "$BIN_DIR/kubectl.tmp" "$BIN_DIR/kubectl"
-log "built kubectl in $(( $(date +%s) - start ))s"
+# shellcheck source=hack/lib/k8s-module.sh
+source "$(dirname "$0")/lib/k8s-module.sh"
+k8s_build_cmds "$CACHE_ROOT/build/kubectl-$K8S_VERSION" "$BIN_DIR" kubectl "$K8S_VERSION" kubectl
 log "ready: $BIN_DIR/kubectl"
 echo "$BIN_DIR/kubectl"

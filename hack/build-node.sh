@@ -32,44 +32,9 @@ export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 need_k8s=0
 for c in "${K8S_CMDS[@]}"; do [[ -x "$BIN_DIR/$c" ]] || need_k8s=1; done
 if [[ $need_k8s == 1 ]]; then
-  WORK="$CACHE_ROOT/build/k8s-node-$K8S_VERSION"
-  mkdir -p "$WORK"
-  K8S_MINOR="${K8S_VERSION#v1.}"; K8S_MINOR="${K8S_MINOR%%.*}"
-  LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$K8S_MINOR"
-  log "resolving k8s.io/kubernetes@$K8S_VERSION"
-  GOMOD_PATH="$(cd "$WORK" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  STAGING_VERSION="v0.${K8S_VERSION#v1.}"
-  {
-    echo "module snapcron.local/node"
-    echo
-    echo "go 1.26.0"
-    echo
-    echo "require k8s.io/kubernetes $K8S_VERSION"
-    echo
-    echo "replace ("
-    # each "k8s.io/x => ./staging/src/k8s.io/x" becomes "k8s.io/x => k8s.io/x v0.Y.Z"
-    sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\) => \./staging/src/.*#\t\1 => \1 '"$STAGING_VERSION"'#p' "$GOMOD_PATH"
-    echo ")"
-  } > "$WORK/go.mod"
-  {
-    echo "//go:build tools"
-    echo
-    echo "package node"
-    echo
-    echo "import ("
-    for c in "${K8S_CMDS[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
-    echo ")"
-  } > "$WORK/tools.go"
-  log "go mod tidy for k8s.io/kubernetes@$K8S_VERSION"
-  (cd "$WORK" && go mod tidy -e >&2)
-  for c in "${K8S_CMDS[@]}"; do
-    [[ -x "$BIN_DIR/$c" ]] && continue
-    log "go build $c (minutes from cold on 2 cores)"
-    start=$(date +%s)
-    (cd "$WORK" && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c" >&2)
-    mv "$BIN_DIR/$c.tmp" "$BIN_DIR/$c"
-    log "built $c in $(( $(date +%s) - start ))s"
-  done
+  # shellcheck source=hack/lib/k8s-module.sh
+  source "$(dirname "$0")/lib/k8s-module.sh"
+  k8s_build_cmds "$CACHE_ROOT/build/k8s-node-$K8S_VERSION" "$BIN_DIR" node "$K8S_VERSION" "${K8S_CMDS[@]}"
 fi
 
 need_ctrd=0
