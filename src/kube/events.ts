@@ -32,7 +32,8 @@ export function eventName(target: EventTarget, type: EventType, reason: string):
   return `${target.name.slice(0, 200).replace(/[^a-z0-9.-]/g, '-')}.${hash}`;
 }
 
-const CACHE_LIMIT = 4096;
+/** Events remembered for one-write repeats: a few per schedule at 1,000 schedules, slim. */
+const CACHE_LIMIT = 8192;
 
 export class EventRecorder {
   private readonly kube: Kube;
@@ -40,6 +41,12 @@ export class EventRecorder {
   private readonly now: () => Date;
   private readonly instance = hostname();
   private readonly pending = new Set<Promise<void>>();
+  /** Occurrences not yet written, by Event (namespace/name), folded while a write is on its way. */
+  private readonly queued = new Map<
+    string,
+    { target: EventTarget; type: EventType; reason: string; message: string; repeats: number }
+  >();
+  private readonly writing = new Set<string>();
   /** Last written version of each event we own, so a repeat is one update, not a read and an update. */
   private readonly known = new Map<string, CoreV1Event>();
 
@@ -52,10 +59,37 @@ export class EventRecorder {
   /**
    * Records without making the caller wait: a pass must not hold its schedule while its
    * events queue behind snapshot writes in the write budget. `flush()` waits for them.
+   *
+   * One write at a time per Event object: repeats that arrive while one is on its way are
+   * folded into the next write (count += repeats, the latest message). Without this, two
+   * writes of the same Event raced each other into conflicts, each conflict cost a read and
+   * another write, and at 1,000 schedules the retries ate the write budget that snapshot
+   * creates and deletes need (bench:scale).
    */
   emit(target: EventTarget, type: EventType, reason: string, message: string): void {
-    const p = this.record(target, type, reason, message).finally(() => this.pending.delete(p));
+    const key = `${target.namespace}/${eventName(target, type, reason)}`;
+    const waiting = this.queued.get(key);
+    if (waiting) {
+      waiting.repeats++;
+      waiting.message = message;
+      return;
+    }
+    this.queued.set(key, { target, type, reason, message, repeats: 1 });
+    if (this.writing.has(key)) return; // the write on its way picks it up when done
+    const p = this.drain(key).finally(() => this.pending.delete(p));
     this.pending.add(p);
+  }
+
+  private async drain(key: string): Promise<void> {
+    this.writing.add(key);
+    try {
+      for (let next = this.queued.get(key); next; next = this.queued.get(key)) {
+        this.queued.delete(key);
+        await this.record(next.target, next.type, next.reason, next.message, next.repeats);
+      }
+    } finally {
+      this.writing.delete(key);
+    }
   }
 
   /** Waits for every emitted event (before a one-shot process exits). */
@@ -63,7 +97,14 @@ export class EventRecorder {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  async record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void> {
+  /** Records `repeats` occurrences (count += repeats) and waits for the write. */
+  async record(
+    target: EventTarget,
+    type: EventType,
+    reason: string,
+    message: string,
+    repeats = 1,
+  ): Promise<void> {
     const name = eventName(target, type, reason);
     const namespace = target.namespace;
     const now = this.now();
@@ -84,7 +125,7 @@ export class EventRecorder {
                   message: text,
                   firstTimestamp: now,
                   lastTimestamp: now,
-                  count: 1,
+                  count: repeats,
                   source: { component: 'snapcron' },
                   reportingComponent: 'snapcron.io/controller',
                   reportingInstance: this.instance,
@@ -101,7 +142,7 @@ export class EventRecorder {
           ...current,
           message: text,
           lastTimestamp: now,
-          count: (current.count ?? 1) + 1,
+          count: (current.count ?? 1) + repeats,
           reportingInstance: this.instance,
         };
         try {
@@ -128,6 +169,24 @@ export class EventRecorder {
   private remember(key: string, event: CoreV1Event): void {
     this.known.delete(key);
     if (this.known.size >= CACHE_LIMIT) this.known.delete(this.known.keys().next().value as string);
-    this.known.set(key, event);
+    // What a replace needs, without managedFields and the rest of the server's answer.
+    const { metadata, involvedObject, type, reason, message, firstTimestamp, lastTimestamp, count } = event;
+    this.known.set(key, {
+      metadata: {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        resourceVersion: metadata.resourceVersion,
+      },
+      involvedObject,
+      type,
+      reason,
+      message,
+      firstTimestamp,
+      lastTimestamp,
+      count,
+      source: event.source,
+      reportingComponent: event.reportingComponent,
+      reportingInstance: event.reportingInstance,
+    });
   }
 }
