@@ -10,6 +10,9 @@
  * The clock and timers are injected, so tests drive time by hand.
  */
 
+/** The longest delay Node's setTimeout honours (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface Clock {
   now(): number;
   setTimeout(fn: () => void, ms: number): unknown;
@@ -208,7 +211,10 @@ export class WorkQueue {
     if (!top || top.at >= this.timerAt) return;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timerAt = top.at;
-    this.timer = this.clock.setTimeout(() => this.fire(), Math.max(0, top.at - this.clock.now()));
+    // Node runs a timer of more than 2^31-1 ms after 1 ms instead (a yearly schedule would spin):
+    // aim at most that far, and fire() re-arms for the rest.
+    const wait = Math.min(MAX_TIMER_MS, Math.max(0, top.at - this.clock.now()));
+    this.timer = this.clock.setTimeout(() => this.fire(), wait);
   }
 
   private fire(): void {

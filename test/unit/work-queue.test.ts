@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WorkQueue } from '../../src/controller/work-queue.ts';
+import { MAX_TIMER_MS, WorkQueue } from '../../src/controller/work-queue.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 
 /** Keys ready right now, in the order a worker would get them. */
@@ -49,6 +49,29 @@ describe('the work queue', () => {
     clock.advance(10_000);
     expect(await drain(q)).toEqual([]); // nothing fires twice
     expect(q.delayed).toBe(0);
+  });
+
+  it('never asks for a timer longer than Node honours: a yearly fire waits in steps, not in a 1 ms spin', async () => {
+    const clock = new ManualClock();
+    const asked: number[] = [];
+    const recording = Object.assign(Object.create(clock) as ManualClock, {
+      setTimeout: (fn: () => void, ms: number) => {
+        asked.push(ms);
+        return clock.setTimeout(fn, ms);
+      },
+    });
+    const q = new WorkQueue(recording);
+    const year = 365 * 86_400_000;
+    q.addAfter('yearly', clock.now() + year);
+    expect(asked).toEqual([MAX_TIMER_MS]);
+    clock.advance(MAX_TIMER_MS);
+    expect(await drain(q)).toEqual([]); // woke early, handed nothing out, aimed again
+    expect(asked).toHaveLength(2);
+    clock.advance(year - MAX_TIMER_MS - 1);
+    expect(await drain(q)).toEqual([]);
+    clock.advance(1);
+    expect(await drain(q)).toEqual(['yearly']);
+    expect(asked.every((ms) => ms <= MAX_TIMER_MS)).toBe(true);
   });
 
   it('backs off a failing key exponentially with jitter up to the cap, and forgets on success', () => {
