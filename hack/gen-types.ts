@@ -29,6 +29,15 @@ const NAMES: Record<string, string> = {
   'status.lastRun': 'RunRecord',
   'status.lastRun.skips[]': 'PvcSkipRecord',
   'status.conditions[]': 'Condition',
+  'spec.hooks': 'Hooks',
+  'spec.hooks.pre': 'Hook',
+  'spec.hooks.post': 'Hook',
+  'spec.hooks.pre.podSelector': 'LabelSelector',
+  'spec.hooks.pre.podSelector.matchExpressions[]': 'LabelSelectorRequirement',
+  'spec.hooks.post.podSelector': 'LabelSelector',
+  'spec.hooks.post.podSelector.matchExpressions[]': 'LabelSelectorRequirement',
+  'status.hooks': 'HooksStatus',
+  'status.hooks.pendingPost': 'PendingPostHook',
 };
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -69,10 +78,14 @@ export function generate(crdText: string): string {
   };
   const wrap = (t: string): string => (t.includes('|') ? `(${t})` : t);
 
+  const emitted = new Set<string>();
   const emitInterface = (s: Schema, path: string): string => {
     const name = NAMES[path];
     if (!name)
       throw new Error(`no type name for schema path "${path}": add it to NAMES in hack/gen-types.ts`);
+    // One name for several paths (pre and post are both a Hook): identical schemas, one interface.
+    if (emitted.has(name)) return name;
+    emitted.add(name);
     const required = new Set(s.required ?? []);
     let body = '';
     for (const [key, prop] of Object.entries(s.properties ?? {})) {

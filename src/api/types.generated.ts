@@ -44,6 +44,8 @@ export interface SnapshotScheduleStatus {
   lastRun?: RunRecord;
   /** Counts of this schedule's VolumeSnapshots by state. */
   snapshots?: SnapshotCounts;
+  /** What the hooks of the schedule's runs are doing. */
+  hooks?: HooksStatus;
   /** Ready, Suspended (reason Resumed after a resume: runs missed while suspended are not caught up), InvalidSpec and SnapshotsStuck conditions. */
   conditions?: Condition[];
 }
@@ -62,6 +64,20 @@ export interface Condition {
   reason: string;
   /** A human-readable message about the transition. */
   message: string;
+}
+
+/** What the hooks of the schedule's runs are doing. */
+export interface HooksStatus {
+  /** A post hook owed: written before a pre hook runs and cleared once the post hook ran, so any pass (after a crash, on another replica, or snapcron tick) runs it first. */
+  pendingPost?: PendingPostHook;
+}
+
+/** A post hook owed: written before a pre hook runs and cleared once the post hook ran, so any pass (after a crash, on another replica, or snapcron tick) runs it first. */
+export interface PendingPostHook {
+  /** The run the pre hook ran for. */
+  scheduledTime?: string;
+  /** The pods the pre hook was exec'd in (names in the schedule's namespace). */
+  pods?: string[];
 }
 
 /** Counts of this schedule's VolumeSnapshots by state. */
@@ -98,7 +114,7 @@ export interface RunRecord {
 export interface PvcSkipRecord {
   /** The PVC left out. */
   pvc?: string;
-  /** NotBound, PreviousNotReady, TooManyPending or DeadlinePassed. */
+  /** NotBound, PreviousNotReady, TooManyPending, DeadlinePassed or PreHookFailed. */
   reason?: string;
   /** What happened and what to do. */
   message?: string;
@@ -128,6 +144,30 @@ export interface SnapshotScheduleSpec {
   retention: RetentionPolicy;
   /** What happens to this schedule's snapshots when the schedule is deleted: Retain leaves them, Delete deletes them first (through a finalizer, run by the controller and by snapcron tick alike): every snapshot of the schedule except held ones (label snapcron.io/hold=true, left in place) is deleted, restore sources still read by a not-yet-Bound PVC are waited for, and then the schedule goes. */
   deletionPolicy?: "Retain" | "Delete";
+  /** Commands exec'd in selected pods around each run that creates snapshots (timed, run-now, runOnCreate): pre before the creates, post after them. Needs the pods/exec permission. */
+  hooks?: Hooks;
+}
+
+/** Commands exec'd in selected pods around each run that creates snapshots (timed, run-now, runOnCreate): pre before the creates, post after them. Needs the pods/exec permission. */
+export interface Hooks {
+  /** Exec'd in every Running pod that podSelector selects, all at once, before the run's snapshots are created (e.g. a database's flush and lock, or fsfreeze --freeze). */
+  pre?: Hook;
+  /** Exec'd after the run's snapshots are created (or after a failed pre hook), in the pods the pre hook ran in (all selected Running pods when there is no pre hook). It runs once the pre hook ran, also after a failed create or a controller restart (status.hooks.pendingPost). */
+  post?: Hook;
+}
+
+/** Exec'd in every Running pod that podSelector selects, all at once, before the run's snapshots are created (e.g. a database's flush and lock, or fsfreeze --freeze). */
+export interface Hook {
+  /** Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace. */
+  podSelector: LabelSelector;
+  /** The container to exec in; unset uses the pod's first container. */
+  container?: string;
+  /** The command and its arguments, exec'd directly (no shell implied: use ["sh", "-c", "..."] for one). Exit status 0 is success. */
+  command: string[];
+  /** How long the command may run in each pod, in seconds (1-600); past it, it counts as failed. */
+  timeoutSeconds?: number;
+  /** For the pre hook: Fail (the default) takes no snapshots in a run whose pre hook failed or timed out in any pod; Continue takes them anyway. The post hook always runs once the pre hook ran, and its failure is recorded either way, so this field has no effect on it. */
+  onFailure?: "Continue" | "Fail";
 }
 
 /** Which snapshots to keep, per PVC, among this schedule's snapshots. At least one of maxCount, expires and keep. A snapshot's time is when its data was cut (status.creationTime, else its creation), not its scheduled time. Held (label snapcron.io/hold=true), pending and stuck snapshots, in-use restore sources and, when minReady is at least 1, the newest minReady ready snapshots are never deleted. Failed snapshots (a driver error lasting longer than failedAfter) are deleted. */
@@ -530,6 +570,232 @@ export const openAPIV3Schema: Record<string, unknown> = {
             "Delete"
           ],
           "default": "Retain"
+        },
+        "hooks": {
+          "type": "object",
+          "description": "Commands exec'd in selected pods around each run that creates snapshots (timed, run-now, runOnCreate): pre before the creates, post after them. Needs the pods/exec permission.",
+          "properties": {
+            "pre": {
+              "type": "object",
+              "description": "Exec'd in every Running pod that podSelector selects, all at once, before the run's snapshots are created (e.g. a database's flush and lock, or fsfreeze --freeze).",
+              "required": [
+                "podSelector",
+                "command"
+              ],
+              "properties": {
+                "podSelector": {
+                  "type": "object",
+                  "description": "Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace.",
+                  "properties": {
+                    "matchLabels": {
+                      "type": "object",
+                      "description": "Labels a PVC must carry, key to value.",
+                      "additionalProperties": {
+                        "type": "string",
+                        "maxLength": 63
+                      },
+                      "maxProperties": 64
+                    },
+                    "matchExpressions": {
+                      "type": "array",
+                      "description": "Label requirements a PVC must meet, ANDed together.",
+                      "maxItems": 64,
+                      "items": {
+                        "type": "object",
+                        "description": "A label requirement.",
+                        "required": [
+                          "key",
+                          "operator"
+                        ],
+                        "properties": {
+                          "key": {
+                            "type": "string",
+                            "description": "The label key the requirement applies to.",
+                            "minLength": 1,
+                            "maxLength": 317
+                          },
+                          "operator": {
+                            "type": "string",
+                            "description": "How the key relates to the values.",
+                            "enum": [
+                              "In",
+                              "NotIn",
+                              "Exists",
+                              "DoesNotExist"
+                            ]
+                          },
+                          "values": {
+                            "type": "array",
+                            "description": "Values for In and NotIn (at least one); must be empty for Exists and DoesNotExist.",
+                            "maxItems": 256,
+                            "items": {
+                              "type": "string",
+                              "maxLength": 63
+                            }
+                          }
+                        },
+                        "x-kubernetes-validations": [
+                          {
+                            "rule": "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                            "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+                          }
+                        ]
+                      }
+                    }
+                  },
+                  "x-kubernetes-map-type": "atomic"
+                },
+                "container": {
+                  "type": "string",
+                  "description": "The container to exec in; unset uses the pod's first container.",
+                  "maxLength": 63,
+                  "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+                },
+                "command": {
+                  "type": "array",
+                  "description": "The command and its arguments, exec'd directly (no shell implied: use [\"sh\", \"-c\", \"...\"] for one). Exit status 0 is success.",
+                  "minItems": 1,
+                  "maxItems": 64,
+                  "items": {
+                    "type": "string",
+                    "maxLength": 4096
+                  },
+                  "x-kubernetes-validations": [
+                    {
+                      "rule": "self[0].size() > 0",
+                      "message": "the first item, the program to run, must not be empty"
+                    }
+                  ]
+                },
+                "timeoutSeconds": {
+                  "type": "integer",
+                  "format": "int32",
+                  "description": "How long the command may run in each pod, in seconds (1-600); past it, it counts as failed.",
+                  "minimum": 1,
+                  "maximum": 600,
+                  "default": 30
+                },
+                "onFailure": {
+                  "type": "string",
+                  "description": "For the pre hook: Fail (the default) takes no snapshots in a run whose pre hook failed or timed out in any pod; Continue takes them anyway. The post hook always runs once the pre hook ran, and its failure is recorded either way, so this field has no effect on it.",
+                  "enum": [
+                    "Continue",
+                    "Fail"
+                  ]
+                }
+              }
+            },
+            "post": {
+              "type": "object",
+              "description": "Exec'd after the run's snapshots are created (or after a failed pre hook), in the pods the pre hook ran in (all selected Running pods when there is no pre hook). It runs once the pre hook ran, also after a failed create or a controller restart (status.hooks.pendingPost).",
+              "required": [
+                "podSelector",
+                "command"
+              ],
+              "properties": {
+                "podSelector": {
+                  "type": "object",
+                  "description": "Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace.",
+                  "properties": {
+                    "matchLabels": {
+                      "type": "object",
+                      "description": "Labels a PVC must carry, key to value.",
+                      "additionalProperties": {
+                        "type": "string",
+                        "maxLength": 63
+                      },
+                      "maxProperties": 64
+                    },
+                    "matchExpressions": {
+                      "type": "array",
+                      "description": "Label requirements a PVC must meet, ANDed together.",
+                      "maxItems": 64,
+                      "items": {
+                        "type": "object",
+                        "description": "A label requirement.",
+                        "required": [
+                          "key",
+                          "operator"
+                        ],
+                        "properties": {
+                          "key": {
+                            "type": "string",
+                            "description": "The label key the requirement applies to.",
+                            "minLength": 1,
+                            "maxLength": 317
+                          },
+                          "operator": {
+                            "type": "string",
+                            "description": "How the key relates to the values.",
+                            "enum": [
+                              "In",
+                              "NotIn",
+                              "Exists",
+                              "DoesNotExist"
+                            ]
+                          },
+                          "values": {
+                            "type": "array",
+                            "description": "Values for In and NotIn (at least one); must be empty for Exists and DoesNotExist.",
+                            "maxItems": 256,
+                            "items": {
+                              "type": "string",
+                              "maxLength": 63
+                            }
+                          }
+                        },
+                        "x-kubernetes-validations": [
+                          {
+                            "rule": "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+                            "message": "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+                          }
+                        ]
+                      }
+                    }
+                  },
+                  "x-kubernetes-map-type": "atomic"
+                },
+                "container": {
+                  "type": "string",
+                  "description": "The container to exec in; unset uses the pod's first container.",
+                  "maxLength": 63,
+                  "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+                },
+                "command": {
+                  "type": "array",
+                  "description": "The command and its arguments, exec'd directly (no shell implied: use [\"sh\", \"-c\", \"...\"] for one). Exit status 0 is success.",
+                  "minItems": 1,
+                  "maxItems": 64,
+                  "items": {
+                    "type": "string",
+                    "maxLength": 4096
+                  },
+                  "x-kubernetes-validations": [
+                    {
+                      "rule": "self[0].size() > 0",
+                      "message": "the first item, the program to run, must not be empty"
+                    }
+                  ]
+                },
+                "timeoutSeconds": {
+                  "type": "integer",
+                  "format": "int32",
+                  "description": "How long the command may run in each pod, in seconds (1-600); past it, it counts as failed.",
+                  "minimum": 1,
+                  "maximum": 600,
+                  "default": 30
+                },
+                "onFailure": {
+                  "type": "string",
+                  "description": "For the pre hook: Fail (the default) takes no snapshots in a run whose pre hook failed or timed out in any pod; Continue takes them anyway. The post hook always runs once the pre hook ran, and its failure is recorded either way, so this field has no effect on it.",
+                  "enum": [
+                    "Continue",
+                    "Fail"
+                  ]
+                }
+              }
+            }
+          }
         }
       }
     },
@@ -614,7 +880,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
                   },
                   "reason": {
                     "type": "string",
-                    "description": "NotBound, PreviousNotReady, TooManyPending or DeadlinePassed."
+                    "description": "NotBound, PreviousNotReady, TooManyPending, DeadlinePassed or PreHookFailed."
                   },
                   "message": {
                     "type": "string",
@@ -648,6 +914,32 @@ export const openAPIV3Schema: Record<string, unknown> = {
               "type": "integer",
               "format": "int32",
               "description": "Snapshots not ready whose error has lasted longer than retention.failedAfter."
+            }
+          }
+        },
+        "hooks": {
+          "type": "object",
+          "description": "What the hooks of the schedule's runs are doing.",
+          "properties": {
+            "pendingPost": {
+              "type": "object",
+              "description": "A post hook owed: written before a pre hook runs and cleared once the post hook ran, so any pass (after a crash, on another replica, or snapcron tick) runs it first.",
+              "properties": {
+                "scheduledTime": {
+                  "type": "string",
+                  "format": "date-time",
+                  "description": "The run the pre hook ran for."
+                },
+                "pods": {
+                  "type": "array",
+                  "description": "The pods the pre hook was exec'd in (names in the schedule's namespace).",
+                  "maxItems": 1000,
+                  "items": {
+                    "type": "string",
+                    "maxLength": 253
+                  }
+                }
+              }
             }
           }
         },

@@ -139,6 +139,27 @@ function semanticErrors(s: SnapshotSchedule): FieldError[] {
       });
     }
   });
+  // The CRD's CEL rules on spec.hooks, for snapcron validate.
+  for (const which of ['pre', 'post'] as const) {
+    const hook = spec.hooks?.[which];
+    if (!hook || typeof hook !== 'object') continue;
+    const reqs = hook.podSelector?.matchExpressions;
+    (Array.isArray(reqs) ? reqs : []).forEach((req, i) => {
+      const needsValues = req.operator === 'In' || req.operator === 'NotIn';
+      if (needsValues !== (req.values?.length ?? 0) > 0)
+        errors.push({
+          path: `spec.hooks.${which}.podSelector.matchExpressions[${i}].values`,
+          message: needsValues
+            ? `operator ${req.operator} needs at least one value`
+            : `operator ${req.operator} takes no values: remove them`,
+        });
+    });
+    if (Array.isArray(hook.command) && hook.command[0] === '')
+      errors.push({
+        path: `spec.hooks.${which}.command`,
+        message: 'the first item, the program to run, must not be empty',
+      });
+  }
   for (const part of ['labels', 'annotations'] as const) {
     const map = spec.snapshotTemplate?.[part];
     for (const key of map && typeof map === 'object' ? Object.keys(map) : []) {

@@ -91,6 +91,8 @@ export class Controller {
   private readonly lastTaken = new Map<string, Date>();
   /** The same for each schedule's last run on demand (its onDemandId). */
   private readonly lastOnDemand = new Map<string, string>();
+  /** The status.hooks.pendingPost each schedule's last pass ran and cleared (the cache may lag the write). */
+  private readonly postDone = new Map<string, string>();
 
   constructor(o: ControllerOptions) {
     this.o = o;
@@ -275,6 +277,7 @@ export class Controller {
     if (!schedule) {
       this.lastTaken.delete(key);
       this.lastOnDemand.delete(key);
+      this.postDone.delete(key);
       this.queue.cancel(key);
       return undefined;
     }
@@ -296,9 +299,11 @@ export class Controller {
       now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
       lastOnDemandInMemory: this.lastOnDemand.get(key),
+      postDoneInMemory: this.postDone.get(key),
       snapshotClass: this.caches.classes && snapshotClassOf(schedule.spec, this.caches.classes.store.list()),
     });
     const result = await this.executor.execute(schedule, plan, this.queue.failuresOf(key) > 0);
+    if (result.postCleared !== undefined && result.statusWritten) this.postDone.set(key, result.postCleared);
     const failed = [...result.createFailures.map((f) => `create ${f.name}: ${f.error}`), ...result.errors];
     // A run not fully taken is retried with backoff (same names: what was created meets
     // AlreadyExists), not left until the next fire time.
@@ -307,7 +312,10 @@ export class Controller {
     // Not a first run that took nothing: it stays pending until a PVC can be snapshotted.
     if (
       plan.onDemand &&
-      (plan.onDemand.trigger === 'RunNow' || result.created.length + result.existed.length > 0)
+      (plan.onDemand.trigger === 'RunNow' ||
+        result.created.length + result.existed.length > 0 ||
+        // A first run whose pre hook failed was taken too: not again on the echo of its own writes.
+        result.skips.some((k) => k.reason === 'PreHookFailed'))
     )
       this.lastOnDemand.set(key, plan.onDemand.id);
     return plan.wakeAt;

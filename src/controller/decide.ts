@@ -5,7 +5,7 @@
  */
 import { LABEL_HOLD, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
-import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
+import type { Hook, SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import { validateStoredSpec, type FieldError } from '../api/validate.ts';
 import { ACK_DISK_DRIVER, ackCondition, ackWarnings, type SnapshotClassLike } from '../api/warnings.ts';
 import { matchesSelector } from '../kube/selector.ts';
@@ -39,6 +39,8 @@ export interface ScheduleObservation {
   lastOnDemandInMemory?: string | undefined;
   /** The VolumeSnapshotClass the schedule's snapshots get, when known: ACK's limits depend on it. */
   snapshotClass?: SnapshotClassLike | undefined;
+  /** The status.hooks.pendingPost (its scheduledTime) this process already ran and cleared, in case the cache still shows it. */
+  postDoneInMemory?: string | undefined;
 }
 
 /** What started a run: a fire time, the run-now annotation, or spec.runOnCreate. */
@@ -53,7 +55,8 @@ export interface SnapshotCreate {
   manifest: VolumeSnapshot;
 }
 
-export type SkipReason = 'NotBound' | 'PreviousNotReady' | 'TooManyPending' | 'DeadlinePassed';
+export type SkipReason =
+  'NotBound' | 'PreviousNotReady' | 'TooManyPending' | 'DeadlinePassed' | 'PreHookFailed';
 export interface PvcSkip {
   pvc: string;
   reason: SkipReason;
@@ -76,6 +79,27 @@ export interface OnDemandPlan {
   existing: string[];
 }
 
+/**
+ * The hooks around this pass's creates: the executor runs pre (recording status.hooks.pendingPost
+ * first when there is a post), then the creates (none if pre failed with onFailure Fail), then post.
+ */
+export interface HookPlan {
+  /** The run the hooks wrap: the timed run when the pass has one, else the run on demand. */
+  scheduledTime: Date;
+  pre: Hook | undefined;
+  post: Hook | undefined;
+  /** pre.onFailure, defaulted: Fail skips the run's creates when pre fails in any pod. */
+  preOnFailure: 'Continue' | 'Fail';
+}
+
+/** A post hook owed by an earlier pass (status.hooks.pendingPost): run before anything else. */
+export interface PendingPost {
+  scheduledTime: string;
+  pods: string[];
+  /** The schedule's post hook now; unset when it was removed (the record is just cleared). */
+  hook: Hook | undefined;
+}
+
 export interface SchedulePlan {
   key: string;
   errors: FieldError[];
@@ -85,6 +109,10 @@ export interface SchedulePlan {
   retention: RetentionPlan | undefined;
   /** The run on demand this pass takes (besides any timed run), if any. */
   onDemand: OnDemandPlan | undefined;
+  /** Hooks to run around the creates (only when the pass creates snapshots). */
+  hooks?: HookPlan | undefined;
+  /** A post hook an earlier pass owes: the executor runs it first and clears the record. */
+  pendingPost?: PendingPost | undefined;
   /** Status to write if every create succeeds; the executor adjusts it on failures. */
   status: SnapshotScheduleStatus;
   /** The next instant this schedule needs a pass (fire time), if any. */
@@ -328,7 +356,11 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     obs.lastOnDemandInMemory !== onDemandId({ kind: 'run-now', key: requested });
   // A first run that could take nothing (no selected PVC Bound yet, as when a chart creates the
   // PVCs and the schedule together) is still pending: the pass that sees a PVC bound takes it.
-  const firstRunEmpty = prior.lastRun?.trigger === 'RunOnCreate' && !prior.lastRun.created;
+  // (A first run whose pre hook failed was taken: it said so, and is not retried on every pass.)
+  const firstRunEmpty =
+    prior.lastRun?.trigger === 'RunOnCreate' &&
+    !prior.lastRun.created &&
+    !prior.lastRun.skips?.some((k) => k.reason === 'PreHookFailed');
   const neverRan =
     (!prior.lastRun || firstRunEmpty) &&
     !prior.lastScheduleTime &&
@@ -427,5 +459,39 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   // Recorded once the run's creates succeed (the executor keeps the old value otherwise, so a
   // failed create is retried under the same names).
   if (onDemand?.runNow !== undefined) status.lastRunNow = onDemand.runNow;
-  return { key, errors: [], due, creates, skips, retention, onDemand, status, wakeAt: next };
+
+  // Hooks wrap a pass that creates snapshots; a pass with nothing to create runs none.
+  const hookSpec = spec.hooks;
+  const hooks: HookPlan | undefined =
+    creates.length > 0 && (hookSpec?.pre || hookSpec?.post)
+      ? {
+          scheduledTime:
+            creates.find((c) => c.trigger === 'Schedule')?.scheduledTime ??
+            (creates[0] as SnapshotCreate).scheduledTime,
+          pre: hookSpec.pre,
+          post: hookSpec.post,
+          preOnFailure: hookSpec.pre?.onFailure ?? 'Fail',
+        }
+      : undefined;
+  const owed = prior.hooks?.pendingPost;
+  const pendingPost: PendingPost | undefined =
+    owed && owed.scheduledTime !== obs.postDoneInMemory
+      ? { scheduledTime: owed.scheduledTime ?? '', pods: owed.pods ?? [], hook: hookSpec?.post }
+      : undefined;
+  // Already run and cleared by this process: a status planned from the stale cache must not
+  // write the record back.
+  if (owed && !pendingPost) status.hooks = { ...prior.hooks, pendingPost: undefined };
+  return {
+    key,
+    errors: [],
+    due,
+    creates,
+    skips,
+    retention,
+    onDemand,
+    hooks,
+    pendingPost,
+    status,
+    wakeAt: next,
+  };
 }

@@ -16,15 +16,21 @@ import {
   SNAPSHOT_VERSION,
 } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
-import type { SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
+import type {
+  Hook,
+  PendingPostHook,
+  SnapshotSchedule,
+  SnapshotScheduleStatus,
+} from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder, EventTarget } from '../kube/events.ts';
 import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
 import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
 import { ANNOTATION_RUN_NOW, labelValue, runNowKey } from '../snapshot/naming.ts';
-import { setConditions } from './conditions.ts';
+import { setConditions, type ConditionInput } from './conditions.ts';
 import type { PvcSkip, RunTrigger, SchedulePlan } from './decide.ts';
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
+import { describeFailure, HOOK_TIMEOUT_SECONDS, HookRunner } from './hooks.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface ExecutionResult {
@@ -37,6 +43,10 @@ export interface ExecutionResult {
   skips: PvcSkip[];
   statusWritten: boolean;
   errors: string[];
+  /** Hook failures of the pass (pre and post), one line per pod. */
+  hookFailures: string[];
+  /** The status.hooks.pendingPost (its scheduledTime) this pass ran and cleared. */
+  postCleared?: string;
 }
 
 export const scheduleTarget = (s: SnapshotSchedule): EventTarget => ({
@@ -123,6 +133,9 @@ export function apiView(kube: Kube): FreshView {
   };
 }
 
+/** How long the post hook waits for the run's snapshots to be cut by the driver. */
+const CUT_WAIT_MS = 120_000;
+
 /** A create whose turn in the write budget came after the run's startingDeadlineSeconds. */
 class PastDeadline extends Error {}
 
@@ -144,6 +157,7 @@ export class Executor {
   private readonly metrics: Metrics | undefined;
   private readonly now: () => Date;
   private readonly view: FreshView;
+  private readonly hooks: HookRunner;
   constructor(
     kube: Kube,
     events: EventRecorder,
@@ -158,6 +172,102 @@ export class Executor {
     this.metrics = metrics;
     this.now = now;
     this.view = view ?? apiView(kube);
+    this.hooks = new HookRunner(kube);
+  }
+
+  /** Runs one hook in the pods, counts and logs each outcome; returns the failures, described. */
+  private async runHook(
+    which: 'pre' | 'post',
+    namespace: string,
+    pods: string[],
+    hook: Hook,
+    labels: { namespace: string; schedule: string },
+    log: Logger,
+  ): Promise<string[]> {
+    const outcomes = await this.hooks.run(namespace, pods, hook);
+    const failures: string[] = [];
+    for (const o of outcomes) {
+      const result = o.ok ? 'success' : o.timedOut ? 'timeout' : 'failure';
+      this.metrics?.hookRuns.inc({ ...labels, hook: which, result });
+      const line = describeFailure(o, hook.timeoutSeconds ?? HOOK_TIMEOUT_SECONDS);
+      if (o.ok) log.info({ hook: which, pod: o.pod, container: o.container, ms: o.ms }, 'hook succeeded');
+      else {
+        failures.push(line);
+        log.warn(
+          { hook: which, pod: o.pod, container: o.container, ms: o.ms, result },
+          `hook failed: ${line}`,
+        );
+      }
+    }
+    return failures;
+  }
+
+  /** Writes status.hooks.pendingPost before a pre hook runs; returns the schedule as written. */
+  private async recordPendingPost(
+    schedule: SnapshotSchedule,
+    owed: PendingPostHook,
+  ): Promise<SnapshotSchedule> {
+    const namespace = schedule.metadata?.namespace ?? 'default';
+    const name = schedule.metadata?.name ?? '';
+    let current = schedule;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.kube.write(() =>
+          this.kube.custom.replaceNamespacedCustomObjectStatus({
+            ...this.kube.schedules,
+            namespace,
+            name,
+            body: { ...current, status: normalize({ ...current.status, hooks: { pendingPost: owed } }) },
+          }),
+        )) as SnapshotSchedule;
+      } catch (err) {
+        rethrowIfFenced(err);
+        if (statusOf(err) !== 409 || attempt === 5)
+          throw new Error(
+            `SnapshotSchedule ${namespace}/${name}: could not record status.hooks.pendingPost before the pre hook, so the pre hook was not run: ${errorMessage(err)}`,
+            { cause: err },
+          );
+        current = (await this.kube.read(() =>
+          this.kube.custom.getNamespacedCustomObject({ ...this.kube.schedules, namespace, name }),
+        )) as SnapshotSchedule;
+      }
+    }
+  }
+
+  /** Waits until each named snapshot has status.creationTime or an error; returns those that never got one. */
+  private async waitForCut(namespace: string, names: string[]): Promise<string[]> {
+    const deadline = Date.now() + CUT_WAIT_MS;
+    let left = names;
+    while (left.length > 0) {
+      const states = await Promise.all(
+        left.map(async (n) => {
+          try {
+            const v = await this.view.snapshot(namespace, n);
+            return v?.status?.creationTime || v?.status?.error || !v ? undefined : n;
+          } catch (err) {
+            rethrowIfFenced(err);
+            return n;
+          }
+        }),
+      );
+      left = states.filter((n): n is string => n !== undefined);
+      if (left.length === 0 || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return left;
+  }
+
+  /** The pods a hook runs in; a failed list (RBAC: pods list) ends the pass with the fix named. */
+  private async hookPods(namespace: string, name: string, which: string, hook: Hook): Promise<string[]> {
+    try {
+      return await this.hooks.selectPods(namespace, hook.podSelector);
+    } catch (err) {
+      rethrowIfFenced(err);
+      throw new Error(
+        `SnapshotSchedule ${namespace}/${name}: could not list pods for spec.hooks.${which}.podSelector: ${errorMessage(err)} (hooks need the pods get/list and pods/exec create permissions, see the README's Hooks section)`,
+        { cause: err },
+      );
+    }
   }
 
   /** Carries out a plan. `quiet`: a retry of a pass already reported as failing logs at debug only. */
@@ -176,6 +286,7 @@ export class Executor {
       skips: [],
       statusWritten: false,
       errors: [],
+      hookFailures: [],
     };
 
     if (plan.errors.length > 0) {
@@ -209,6 +320,73 @@ export class Executor {
       }
     }
 
+    // Hooks (spec.hooks): a post hook owed by an earlier pass first, then pre, the creates, post.
+    let current = schedule;
+    let hookRan = false;
+    let clearPending = false;
+    let preFailed = false;
+    if (plan.pendingPost) {
+      hookRan = true;
+      clearPending = true;
+      if (plan.pendingPost.hook) {
+        log.info(
+          { run: plan.pendingPost.scheduledTime, pods: plan.pendingPost.pods },
+          'running an owed post hook',
+        );
+        const failed = await this.runHook(
+          'post',
+          namespace,
+          plan.pendingPost.pods,
+          plan.pendingPost.hook,
+          labels,
+          log,
+        );
+        result.hookFailures.push(
+          ...failed.map((f) => `post hook (owed by the run of ${plan.pendingPost?.scheduledTime}): ${f}`),
+        );
+      }
+      result.postCleared = plan.pendingPost.scheduledTime;
+    }
+    let creates = plan.creates;
+    const hookSkips: PvcSkip[] = [];
+    const hp = plan.hooks;
+    let postPods: string[] | undefined;
+    const runAt = hp?.scheduledTime.toISOString().replace('.000Z', 'Z') ?? '';
+    if (hp?.pre) {
+      hookRan = true;
+      const pods = await this.hookPods(namespace, name, 'pre', hp.pre);
+      postPods = pods;
+      // Recorded before pre runs, so the post hook is owed even if this process dies mid-run.
+      if (hp.post && pods.length > 0) {
+        current = await this.recordPendingPost(current, { scheduledTime: runAt, pods });
+        clearPending = true;
+        // Cleared by this pass's status write; a pass that sees the write's echo must not run post again.
+        result.postCleared = runAt;
+      }
+      const failed = await this.runHook('pre', namespace, pods, hp.pre, labels, log);
+      if (failed.length > 0) {
+        const message = `pre hook failed in ${failed.length} of ${pods.length} pod(s) for the run of ${runAt}: ${failed.join('; ')}`;
+        result.hookFailures.push(message);
+        if (hp.preOnFailure === 'Fail') {
+          preFailed = true;
+          creates = [];
+          for (const c of plan.creates)
+            hookSkips.push({
+              pvc: c.pvc,
+              reason: 'PreHookFailed',
+              message: `PVC ${namespace}/${c.pvc} was not snapshotted: the pre hook failed (onFailure Fail); see the schedule's HookFailed condition`,
+              trigger: c.trigger,
+            });
+        }
+        this.events.emit(
+          target,
+          'Warning',
+          'PreHookFailed',
+          `${message}; ${preFailed ? 'no snapshots taken in this run (onFailure Fail)' : 'snapshots taken anyway (onFailure Continue)'}`,
+        );
+      }
+    }
+
     // Every create of the run is handed to the shared write budget at once; the budget serves
     // schedules in turn (creates before deletions before status), so a burst is fair.
     const key = `${namespace}/${name}`;
@@ -218,7 +396,7 @@ export class Executor {
         : Infinity;
     const lateSkips: PvcSkip[] = [];
     await Promise.all(
-      plan.creates.map(async (c) => {
+      creates.map(async (c) => {
         const slog = log.child({ pvc: c.pvc, snapshot: c.name });
         try {
           await this.kube.write(
@@ -265,6 +443,26 @@ export class Executor {
         }
       }),
     );
+    // The post hook: after the creates, or after a failed pre hook, in the pods pre ran in.
+    if (hp?.post) {
+      hookRan = true;
+      // A VolumeSnapshot object is only a request: the data is cut when the driver answers
+      // (status.creationTime). Post must not unfreeze before that.
+      const uncut = await this.waitForCut(namespace, [...result.created, ...result.existed]);
+      if (uncut.length > 0) {
+        const message = `VolumeSnapshot(s) ${listed(uncut)} not cut (no status.creationTime) within ${CUT_WAIT_MS / 1000}s of their creation; the post hook runs anyway, so they may not be consistent`;
+        log.warn({ uncut }, message);
+        this.events.emit(target, 'Warning', 'HookSnapshotNotCut', message);
+      }
+      const pods = postPods ?? (await this.hookPods(namespace, name, 'post', hp.post));
+      const failed = await this.runHook('post', namespace, pods, hp.post, labels, log);
+      if (failed.length > 0) {
+        const message = `post hook failed in ${failed.length} of ${pods.length} pod(s) for the run of ${runAt}: ${failed.join('; ')}`;
+        result.hookFailures.push(message);
+        this.events.emit(target, 'Warning', 'PostHookFailed', message);
+      }
+    }
+
     const triggerOf = new Map(plan.creates.map((c) => [c.name, c.trigger]));
     const timedCreated = result.created.filter((n) => triggerOf.get(n) === 'Schedule');
     if (timedCreated.length > 0) {
@@ -297,13 +495,14 @@ export class Executor {
     }
     if (plan.due.kind === 'due') this.metrics?.runs.inc({ ...labels, trigger: 'Schedule' });
 
-    const skips = [...plan.skips, ...lateSkips];
+    const skips = [...plan.skips, ...lateSkips, ...hookSkips];
     result.skips = skips;
     for (const skip of skips) {
       log.info({ pvc: skip.pvc, reason: skip.reason }, 'pvc skipped');
       this.metrics?.skipped.inc({ ...labels, reason: skip.reason });
     }
-    for (const reason of new Set(skips.map((k) => k.reason))) {
+    // PreHookFailed has its own event on the schedule.
+    for (const reason of new Set(skips.map((k) => k.reason).filter((r) => r !== 'PreHookFailed'))) {
       const these = skips.filter((k) => k.reason === reason);
       this.events.emit(
         target,
@@ -381,7 +580,10 @@ export class Executor {
     if (status.snapshots) {
       const counts = { ...status.snapshots };
       for (const v of prunedStates) counts[v.state] = Math.max(0, (counts[v.state] ?? 0) - 1);
-      counts.pending = Math.max(0, (counts.pending ?? 0) - result.createFailures.length - lateSkips.length);
+      counts.pending = Math.max(
+        0,
+        (counts.pending ?? 0) - result.createFailures.length - lateSkips.length - hookSkips.length,
+      );
       status.snapshots = counts;
     }
     // What the run did, so no fire is ever short without a recorded reason. A timed run wins
@@ -415,7 +617,30 @@ export class Executor {
     else if (od) record(od.at, od.trigger, od.existing.length, (t) => !timed(t));
     // A run on demand whose creates failed stays requested: the retry takes the rest, same names.
     if (odFailed.length > 0) status.lastRunNow = schedule.status?.lastRunNow;
-    if (lateSkips.length > 0) status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
+    if (lateSkips.length > 0 || preFailed) status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
+    if (clearPending) status.hooks = { ...status.hooks, pendingPost: undefined };
+    if (hookRan) {
+      const hookCondition: ConditionInput =
+        result.hookFailures.length > 0
+          ? {
+              type: 'HookFailed',
+              status: 'True',
+              reason: preFailed ? 'PreHookFailed' : 'HookFailed',
+              message: result.hookFailures.join('; ').slice(0, 4000),
+            }
+          : {
+              type: 'HookFailed',
+              status: 'False',
+              reason: 'HooksSucceeded',
+              message: `hooks of the run of ${runAt || result.postCleared || ''} succeeded`,
+            };
+      status.conditions = setConditions(
+        status.conditions,
+        [hookCondition],
+        this.now(),
+        schedule.metadata?.generation,
+      );
+    }
     if (result.createFailures.length > 0) {
       status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
       status.conditions = setConditions(
@@ -433,7 +658,7 @@ export class Executor {
       );
     }
     try {
-      result.statusWritten = await this.writeStatus(schedule, status, log);
+      result.statusWritten = await this.writeStatus(current, status, log);
     } catch (err) {
       rethrowIfFenced(err);
       result.errors.push(`status: ${errorMessage(err)}`);

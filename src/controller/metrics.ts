@@ -40,6 +40,12 @@ export class Metrics {
     labelNames: ['namespace', 'schedule', 'trigger'],
     registers: [this.registry],
   });
+  readonly hookRuns = new Counter({
+    name: 'snapcron_hook_runs_total',
+    help: 'Hook commands run (one per pod), by schedule, hook (pre, post) and result (success, failure, timeout).',
+    labelNames: ['namespace', 'schedule', 'hook', 'result'],
+    registers: [this.registry],
+  });
   readonly fireLag = new Histogram({
     name: 'snapcron_fire_lag_seconds',
     help: 'Delay between a scheduled time and the pass that took it.',
