@@ -72,6 +72,15 @@ export interface ControlPlaneOptions {
   keep?: boolean;
   /** Install snapcron's and the snapshot CRDs (default true). */
   installCrds?: boolean;
+  /**
+   * For pods on a dev/node.ts node that talk to the API server, as an installed snapcron does:
+   * kube-apiserver listens on every address (pods reach it at `address`, the node bridge's
+   * host side, which appears only with the first pod, and there is no kube-proxy for the
+   * ClusterIP), advertises `address`, admits pods with the ServiceAccount plugin (projected
+   * token volumes), calls webhook Services at their endpoints (--enable-aggregator-routing),
+   * and the controller manager creates `default` ServiceAccounts and `kube-root-ca.crt`.
+   */
+  podNetwork?: { address: string };
 }
 
 export class ControlPlane {
@@ -86,6 +95,8 @@ export class ControlPlane {
   private failed = false;
   readonly timings: Record<string, number> = {};
 
+  private podNetwork: ControlPlaneOptions['podNetwork'];
+
   private constructor(dir: string) {
     this.dir = dir;
     this.kubeconfigPath = join(dir, 'kubeconfig');
@@ -94,6 +105,7 @@ export class ControlPlane {
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const t0 = Date.now();
     const cp = new ControlPlane(mkdtempSync(join(tmpdir(), 'snapcron-cp-')));
+    cp.podNetwork = opts.podNetwork;
     try {
       cp.bin = controlPlaneBinaries();
       cp.timings.binariesMs = Date.now() - t0;
@@ -115,7 +127,7 @@ export class ControlPlane {
     this.ca = await CertificateAuthority.create('snapcron-test-ca');
     const serving = await this.ca.issue('CN=kube-apiserver', {
       dns: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
-      ips: ['127.0.0.1', '10.0.0.1'],
+      ips: ['127.0.0.1', '10.0.0.1', ...(this.podNetwork ? [this.podNetwork.address] : [])],
       server: true,
     });
     const admin = await this.ca.issue('CN=admin,O=system:masters');
@@ -159,7 +171,10 @@ export class ControlPlane {
       // The PV binder (PVCs bind for real) and the namespace controller (a test's deleted
       // namespace really goes, with its snapshots: the CSI snapshot-controller watches every
       // namespace and would otherwise wade through all earlier tests' leftovers).
-      '--controllers=persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,namespace-controller',
+      `--controllers=persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller,namespace-controller${
+        this.podNetwork ? ',serviceaccount-controller,root-ca-certificate-publisher-controller' : ''
+      }`,
+      ...(this.podNetwork ? [`--root-ca-file=${join(pki, 'ca.crt')}`] : []),
       '--leader-elect=false',
       // Its client's default 20 QPS binds ~3 PVCs a second; bench:scale pre-binds 10,000.
       '--kube-api-qps=1000',
@@ -175,8 +190,8 @@ export class ControlPlane {
     this.spawn('kube-apiserver', join(this.bin, 'kube-apiserver'), [
       `--etcd-servers=http://127.0.0.1:${this.etcdPort}`,
       `--secure-port=${this.apiPort}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${this.podNetwork ? '0.0.0.0' : '127.0.0.1'}`,
+      `--advertise-address=${this.podNetwork?.address ?? '127.0.0.1'}`,
       `--cert-dir=${pki}`,
       `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
       `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
@@ -184,7 +199,9 @@ export class ControlPlane {
       '--service-cluster-ip-range=10.0.0.0/24',
       '--allow-privileged=true',
       '--authorization-mode=RBAC',
-      '--disable-admission-plugins=ServiceAccount',
+      ...(this.podNetwork
+        ? ['--enable-aggregator-routing=true']
+        : ['--disable-admission-plugins=ServiceAccount']),
       '--service-account-issuer=https://kubernetes.default.svc',
       `--service-account-key-file=${join(pki, 'sa.pub')}`,
       `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
@@ -200,7 +217,9 @@ export class ControlPlane {
       async () => {
         const kc = this.kubeConfig();
         const res = await kc.makeApiClient(k8s.CoreV1Api).listNamespace();
-        return res.items.length > 0;
+        // Ready too (RBAC bootstrap roles and all): kube-controller-manager, started next, gives
+        // up after 10 s of an unready API server, which a busy machine can exceed.
+        return res.items.length > 0 && (await new k8s.Health(kc).readyz({}));
       },
       60_000,
     );

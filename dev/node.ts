@@ -35,6 +35,10 @@ export const PAUSE_IMAGE = 'snapcron.local/pause:1';
 /** busybox (sh, httpd, wget, …) from Debian's busybox-static; give pods a command. */
 export const WEB_IMAGE = 'snapcron.local/web:1';
 const BRIDGE = 'snapcron0';
+/** The pods' subnet on the bridge; its first address is the host's side (the pods' gateway). */
+const POD_SUBNET = '10.244.0.0/24';
+/** Where pods reach this host (and a control plane started with `podNetwork` on it). */
+export const POD_GATEWAY = '10.244.0.1';
 const NETNS = '/run/netns';
 const CNI_BIN = '/usr/lib/cni';
 // What a kubelet sets (protectKernelDefaults: false) and the bridge plugin may turn on.
@@ -198,7 +202,7 @@ export class Node {
             ipMasq: false,
             ipam: {
               type: 'host-local',
-              ranges: [[{ subnet: '10.244.0.0/24' }]],
+              ranges: [[{ subnet: POD_SUBNET }]],
               dataDir: join(this.dir, 'cni-ipam'),
             },
           },
@@ -397,6 +401,19 @@ export class Node {
       await sleep(250);
     }
     throw new Error(`${what} not ready after ${timeoutMs} ms (${String(last)}); logs in ${this.dir}`);
+  }
+
+  /**
+   * Loads an OCI archive (e.g. `podman save --format oci-archive`) into the kubelet's image
+   * store, under the name its `org.opencontainers.image.ref.name` annotation gives, so pods
+   * run it with `imagePullPolicy: Never` and no registry.
+   */
+  importImage(archive: string): void {
+    execFileSync(
+      join(this.bin, 'ctr'),
+      ['--address', this.containerdSocket, '-n', 'k8s.io', 'images', 'import', archive],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
   }
 
   /** The kubelet's containers (for the pods still running) as containerd sees them. */
