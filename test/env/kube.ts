@@ -300,6 +300,23 @@ export async function deleteNamespaceAndWait(name: string, timeoutMs = 30_000): 
   } catch {
     /* strip what blocks it below */
   }
+  // A schedule's deletionPolicy finalizer, left by a controller that was stopped.
+  const schedules = (await k.custom
+    .listNamespacedCustomObject({ ...k.schedules, namespace: name })
+    .catch(() => ({ items: [] }))) as { items: SnapshotSchedule[] };
+  for (const s of schedules.items) {
+    await k.custom
+      .patchNamespacedCustomObject(
+        {
+          ...k.schedules,
+          namespace: name,
+          name: s.metadata?.name ?? '',
+          body: { metadata: { finalizers: null } },
+        },
+        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+      )
+      .catch(() => undefined);
+  }
   for (const s of await listSnapshots(name).catch(() => [])) {
     await k.custom
       .replaceNamespacedCustomObject({

@@ -179,12 +179,17 @@ describe.skipIf(!enabled)('pre and post hooks exec’d in real pods on a real no
   it('takes each snapshot while the writer is frozen by the pre hook, so both files agree, and the post hook thaws it', async () => {
     await startCounter();
     // Unfrozen, the two files disagree most of the time (what the hooks are for).
-    let differ = 0;
-    for (let i = 0; i < 10; i++) {
-      const [a, b] = (await inPod('sh', '-c', 'cat /data/a /data/b')).trim().split('\n');
-      if (a !== b) differ++;
+    // Samples at uneven gaps: a kubectl exec takes about as long as the writer's 100 ms
+    // cycle, and evenly spaced samples can stay in phase with its 20 ms "equal" window.
+    const samples: string[] = [];
+    for (let i = 0; i < 40 && !samples.some((x) => x.split(' ')[0] !== x.split(' ')[1]); i++) {
+      samples.push((await inPod('sh', '-c', 'cat /data/a /data/b')).trim().split('\n').join(' '));
+      await new Promise((r) => setTimeout(r, 13 + Math.floor(Math.random() * 70)));
     }
-    expect(differ).toBeGreaterThan(0);
+    expect(
+      samples.some((x) => x.split(' ')[0] !== x.split(' ')[1]),
+      `the unfrozen writer's files never disagreed: ${samples.join(', ')}`,
+    ).toBe(true);
 
     const ctl = startController(ns());
     await createSchedule(ns(), 'counter', {

@@ -91,6 +91,16 @@ const tlsGet = (port: number, ca: Buffer): Promise<number> =>
     req.end();
   });
 
+/** Waits until no earlier test's namespace is still being deleted (stripping what blocks it). */
+async function settleTerminatingNamespaces(): Promise<void> {
+  const namespaces = await kube().core.listNamespace();
+  await Promise.all(
+    namespaces.items
+      .filter((n) => n.status?.phase === 'Terminating')
+      .map((n) => deleteNamespaceAndWait(n.metadata?.name ?? '', 60_000)),
+  );
+}
+
 const lease = (namespace: string, name: string): Promise<k8s.V1Lease> =>
   kube().coordination.readNamespacedLease({ namespace, name });
 
@@ -194,6 +204,8 @@ describe.skipIf(skipImage)('the image, run as a kubelet runs the shipped manifes
   });
 
   it('the Deployment: snapshots, probes, metrics, the Lease held and handed over on SIGTERM', async () => {
+    // Cluster-wide, as shipped: an earlier test's namespace still being deleted would refuse its writes.
+    await settleTerminatingNamespaces();
     const leaseNamespace = deployment.metadata?.namespace ?? '';
     // The controller's default Lease name (the manifest does not set one).
     const leaseName = 'snapcron-controller';
@@ -298,12 +310,7 @@ describe.skipIf(skipImage)('the image, run as a kubelet runs the shipped manifes
     });
     // The tick, as shipped, covers every namespace and fails if any write fails: an earlier test's
     // namespace still being deleted (with its schedules) refuses writes, so let those go first.
-    const namespaces = await kube().core.listNamespace();
-    await Promise.all(
-      namespaces.items
-        .filter((n) => n.status?.phase === 'Terminating')
-        .map((n) => deleteNamespaceAndWait(n.metadata?.name ?? '')),
-    );
+    await settleTerminatingNamespaces();
     await new Promise((r) => setTimeout(r, 1500)); // a run falls due after the schedule's creation
 
     const tick = runLikeKubelet({
