@@ -329,3 +329,18 @@ export async function deleteNamespaceAndWait(name: string, timeoutMs = 30_000): 
   }
   await eventually(gone, timeoutMs, 500).catch(() => undefined);
 }
+
+/**
+ * Deletes this file's namespaces (`prefix-…`) and waits until they are gone: call it before
+ * stopping a CSI stack, whose snapshot-controller removes the finalizers that would otherwise
+ * leave them Terminating for later test files.
+ */
+export async function deleteNamespacesAndWait(prefix: string): Promise<void> {
+  const list = await kube().core.listNamespace();
+  await Promise.all(
+    list.items
+      .map((n) => n.metadata?.name ?? '')
+      .filter((n) => n.startsWith(`${prefix}-`))
+      .map((n) => deleteNamespaceAndWait(n, 60_000)),
+  );
+}

@@ -24,6 +24,7 @@ import { Node, PLUGINS_REGISTRY, WEB_IMAGE } from '../../dev/node.ts';
 import {
   boundPvc,
   createSchedule,
+  deleteNamespacesAndWait,
   eventually,
   getSchedule,
   kube,
@@ -37,6 +38,8 @@ import {
 import { kubectlBinary } from '../env/kubectl.ts';
 import { metrics, startController } from '../env/processes.ts';
 
+/** This file's namespaces: `hooks-…`. */
+const PREFIX = 'hooks';
 const run = promisify(execFile);
 const enabled = process.env.SNAPCRON_NODE_TESTS === '1';
 /** Daily, 12 hours from now: no timed run during the test, only the first run (runOnCreate). */
@@ -90,10 +93,12 @@ describe.skipIf(!enabled)('pre and post hooks exec’d in real pods on a real no
   }, 900_000);
   afterAll(async () => {
     await node?.stop();
+    // While the snapshot-controller still runs: no namespace of ours stays Terminating.
+    await deleteNamespacesAndWait(PREFIX).catch(() => undefined);
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
-  const ns = useNamespace('hooks');
+  const ns = useNamespace(PREFIX);
 
   /** A command's output in the pod, through kubectl exec. */
   const inPod = async (...command: string[]): Promise<string> =>

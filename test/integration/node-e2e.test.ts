@@ -24,6 +24,7 @@ import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 import { CLAIM, parsePage, WEB_PORT, webStatefulSet } from '../../dev/seed-web.ts';
 import {
   createSchedule,
+  deleteNamespacesAndWait,
   eventually,
   kube,
   kubeConfig,
@@ -35,6 +36,8 @@ import {
 import { kubectlBinary } from '../env/kubectl.ts';
 import { startController } from '../env/processes.ts';
 
+/** This file's namespaces: `node-…`. */
+const PREFIX = 'node';
 const run = promisify(execFile);
 
 type HostState = Record<string, string | boolean>;
@@ -86,12 +89,14 @@ describe.skipIf(!enabled)('the seed flow with real pods on a real node', () => {
   afterAll(async () => {
     // The node first: its pods' volumes are unpublished through the still-running driver.
     await node?.stop();
+    // While the snapshot-controller still runs: no namespace of ours stays Terminating.
+    await deleteNamespacesAndWait(PREFIX).catch(() => undefined);
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
     // What the README promises: the host is as it was (sysctls, folders, mounts, bridge).
     expect(hostState()).toEqual(hostBefore);
   }, 180_000);
-  const ns = useNamespace('node');
+  const ns = useNamespace(PREFIX);
 
   /** What the pod's web server serves, fetched inside the pod (kubelet exec, for real). */
   const page = async (pod: string): Promise<string> =>
