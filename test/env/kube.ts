@@ -300,6 +300,12 @@ export async function deleteNamespaceAndWait(name: string, timeoutMs = 30_000): 
   } catch {
     /* strip what blocks it below */
   }
+  // Pods of a node that is gone never finish terminating: force them.
+  const pods = await k.core.listNamespacedPod({ namespace: name }).catch(() => ({ items: [] }));
+  for (const p of pods.items)
+    await k.core
+      .deleteNamespacedPod({ namespace: name, name: p.metadata?.name ?? '', gracePeriodSeconds: 0 })
+      .catch(() => undefined);
   // A schedule's deletionPolicy finalizer, left by a controller that was stopped.
   const schedules = (await k.custom
     .listNamespacedCustomObject({ ...k.schedules, namespace: name })

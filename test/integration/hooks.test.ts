@@ -92,9 +92,10 @@ describe.skipIf(!enabled)('pre and post hooks exec’d in real pods on a real no
     );
   }, 900_000);
   afterAll(async () => {
-    await node?.stop();
-    // While the snapshot-controller still runs: no namespace of ours stays Terminating.
+    // While the kubelet, the driver and the snapshot-controller still run: pods end, volumes are
+    // unpublished, finalizers are removed, and no namespace of ours stays Terminating.
     await deleteNamespacesAndWait(PREFIX).catch(() => undefined);
+    await node?.stop();
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);

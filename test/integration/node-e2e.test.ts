@@ -87,10 +87,11 @@ describe.skipIf(!enabled)('the seed flow with real pods on a real node', () => {
     );
   }, 900_000);
   afterAll(async () => {
+    // While the kubelet, the driver and the snapshot-controller still run: pods end, volumes are
+    // unpublished, finalizers are removed, and no namespace of ours stays Terminating.
+    await deleteNamespacesAndWait(PREFIX).catch(() => undefined);
     // The node first: its pods' volumes are unpublished through the still-running driver.
     await node?.stop();
-    // While the snapshot-controller still runs: no namespace of ours stays Terminating.
-    await deleteNamespacesAndWait(PREFIX).catch(() => undefined);
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
     // What the README promises: the host is as it was (sysctls, folders, mounts, bridge).
