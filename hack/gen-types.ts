@@ -22,6 +22,7 @@ const NAMES: Record<string, string> = {
   status: 'SnapshotScheduleStatus',
   'spec.claimSelector': 'LabelSelector',
   'spec.claimSelector.matchExpressions[]': 'LabelSelectorRequirement',
+  'spec.group': 'GroupPolicy',
   'spec.snapshotTemplate': 'SnapshotTemplate',
   'spec.retention': 'RetentionPolicy',
   'spec.retention.keep': 'KeepRules',

@@ -2,7 +2,7 @@
  * The parts of Kubernetes objects snapcron reads, typed narrowly so pure code can
  * take them straight from `kubectl get -o json`, an informer or a test builder.
  */
-import type { ObjectMeta } from './types.generated.ts';
+import type { LabelSelector, ObjectMeta } from './types.generated.ts';
 
 export interface TypedObjectReference {
   apiGroup?: string;
@@ -24,6 +24,25 @@ export interface VolumeSnapshot {
     creationTime?: string;
     restoreSize?: string;
     boundVolumeSnapshotContentName?: string;
+    error?: { message?: string; time?: string };
+    /** Set on a member of a VolumeGroupSnapshot: the group's name. */
+    volumeGroupSnapshotName?: string;
+  };
+}
+
+/** groupsnapshot.storage.k8s.io/v1: the snapshot-controller creates one member VolumeSnapshot per PVC. */
+export interface VolumeGroupSnapshot {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: {
+    source: { selector?: LabelSelector; volumeGroupSnapshotContentName?: string };
+    volumeGroupSnapshotClassName?: string;
+  };
+  status?: {
+    readyToUse?: boolean;
+    creationTime?: string;
+    boundVolumeGroupSnapshotContentName?: string;
     error?: { message?: string; time?: string };
   };
 }

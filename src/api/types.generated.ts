@@ -114,7 +114,7 @@ export interface RunRecord {
 export interface PvcSkipRecord {
   /** The PVC left out. */
   pvc?: string;
-  /** NotBound, PreviousNotReady, TooManyPending, DeadlinePassed or PreHookFailed. */
+  /** NotBound, PreviousNotReady, TooManyPending, DeadlinePassed, PreHookFailed or NotInGroup (by Label, a selected PVC without the group label). */
   reason?: string;
   /** What happened and what to do. */
   message?: string;
@@ -136,6 +136,8 @@ export interface SnapshotScheduleSpec {
   claimSelector?: LabelSelector;
   /** VolumeSnapshotClass for the snapshots, e.g. alibabacloud-disk-snapshot on ACK. Unset uses the cluster's default class for the driver. */
   snapshotClassName?: string;
+  /** Consistency groups: take one VolumeGroupSnapshot (groupsnapshot.storage.k8s.io/v1) per fire instead of one VolumeSnapshot per PVC, so the member volumes are cut at the same instant (crash-consistent). Retention then counts recovery points (groups): a group is kept or deleted whole. Unset: one VolumeSnapshot per PVC. */
+  group?: GroupPolicy;
   /** Extra metadata copied onto every VolumeSnapshot the schedule creates. */
   snapshotTemplate?: SnapshotTemplate;
   /** Allow takes a snapshot at every fire time. Forbid skips a PVC whose newest snapshot from this schedule is not ready yet (pending or stuck), in every pass including one that finishes a run interrupted by a crash, and records an event; a run with a skipped PVC does not move status.lastSuccessfulTime. Either way retention.maxPending bounds the not-ready snapshots of a PVC. */
@@ -210,6 +212,16 @@ export interface SnapshotTemplate {
   labels?: Record<string, string>;
   /** Annotations to add. Keys under snapcron.io/ are reserved. */
   annotations?: Record<string, string>;
+}
+
+/** Consistency groups: take one VolumeGroupSnapshot (groupsnapshot.storage.k8s.io/v1) per fire instead of one VolumeSnapshot per PVC, so the member volumes are cut at the same instant (crash-consistent). Retention then counts recovery points (groups): a group is kept or deleted whole. Unset: one VolumeSnapshot per PVC. */
+export interface GroupPolicy {
+  /** Schedule: every PVC the claimSelector picks is in one group. Label: one group per value of the PVC label labelKey (e.g. app.kubernetes.io/instance); selected PVCs without it are left out, and said so in status. */
+  by: "Schedule" | "Label";
+  /** The PVC label whose values name the groups; required with by Label, not allowed otherwise. */
+  labelKey?: string;
+  /** VolumeGroupSnapshotClass for the groups. Unset uses the cluster's default group class for the driver. */
+  volumeGroupSnapshotClassName?: string;
 }
 
 /** Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace. */
@@ -396,6 +408,42 @@ export const openAPIV3Schema: Record<string, unknown> = {
           "description": "VolumeSnapshotClass for the snapshots, e.g. alibabacloud-disk-snapshot on ACK. Unset uses the cluster's default class for the driver.",
           "maxLength": 253,
           "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+        },
+        "group": {
+          "type": "object",
+          "description": "Consistency groups: take one VolumeGroupSnapshot (groupsnapshot.storage.k8s.io/v1) per fire instead of one VolumeSnapshot per PVC, so the member volumes are cut at the same instant (crash-consistent). Retention then counts recovery points (groups): a group is kept or deleted whole. Unset: one VolumeSnapshot per PVC.",
+          "required": [
+            "by"
+          ],
+          "properties": {
+            "by": {
+              "type": "string",
+              "description": "Schedule: every PVC the claimSelector picks is in one group. Label: one group per value of the PVC label labelKey (e.g. app.kubernetes.io/instance); selected PVCs without it are left out, and said so in status.",
+              "enum": [
+                "Schedule",
+                "Label"
+              ]
+            },
+            "labelKey": {
+              "type": "string",
+              "description": "The PVC label whose values name the groups; required with by Label, not allowed otherwise.",
+              "minLength": 1,
+              "maxLength": 317,
+              "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+            },
+            "volumeGroupSnapshotClassName": {
+              "type": "string",
+              "description": "VolumeGroupSnapshotClass for the groups. Unset uses the cluster's default group class for the driver.",
+              "maxLength": 253,
+              "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+            }
+          },
+          "x-kubernetes-validations": [
+            {
+              "rule": "self.by == 'Label' ? has(self.labelKey) : !has(self.labelKey)",
+              "message": "group.labelKey is required with group.by Label and not allowed with group.by Schedule"
+            }
+          ]
         },
         "snapshotTemplate": {
           "type": "object",
@@ -797,7 +845,17 @@ export const openAPIV3Schema: Record<string, unknown> = {
             }
           }
         }
-      }
+      },
+      "x-kubernetes-validations": [
+        {
+          "rule": "!has(self.group) || !has(self.snapshotClassName)",
+          "message": "snapshotClassName applies to one VolumeSnapshot per PVC; with group set, name the class in group.volumeGroupSnapshotClassName"
+        },
+        {
+          "rule": "!has(self.group) || (has(self.claimSelector) && ((has(self.claimSelector.matchLabels) && size(self.claimSelector.matchLabels) > 0) || (has(self.claimSelector.matchExpressions) && size(self.claimSelector.matchExpressions) > 0)))",
+          "message": "group needs a non-empty claimSelector: the VolumeGroupSnapshot selects its member PVCs by labels, and a group of every PVC in the namespace is rarely meant (on ACK its disks must share a zone)"
+        }
+      ]
     },
     "status": {
       "type": "object",
@@ -880,7 +938,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
                   },
                   "reason": {
                     "type": "string",
-                    "description": "NotBound, PreviousNotReady, TooManyPending, DeadlinePassed or PreHookFailed."
+                    "description": "NotBound, PreviousNotReady, TooManyPending, DeadlinePassed, PreHookFailed or NotInGroup (by Label, a selected PVC without the group label)."
                   },
                   "message": {
                     "type": "string",

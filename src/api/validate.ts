@@ -139,6 +139,32 @@ function semanticErrors(s: SnapshotSchedule): FieldError[] {
       });
     }
   });
+  // The CRD's CEL rules on spec.group (a schedule stored before they existed still gets them).
+  const group = spec.group;
+  if (group && typeof group === 'object') {
+    if (group.by === 'Label' && !group.labelKey)
+      errors.push({
+        path: 'spec.group.labelKey',
+        message: 'group.by Label needs labelKey, e.g. app.kubernetes.io/instance',
+      });
+    if (group.by !== 'Label' && group.labelKey)
+      errors.push({ path: 'spec.group.labelKey', message: 'labelKey is only for group.by Label: remove it' });
+    if (spec.snapshotClassName)
+      errors.push({
+        path: 'spec.snapshotClassName',
+        message: 'with group set, name the class in spec.group.volumeGroupSnapshotClassName instead',
+      });
+    const sel = spec.claimSelector;
+    if (
+      !sel ||
+      (Object.keys(sel.matchLabels ?? {}).length === 0 && (sel.matchExpressions ?? []).length === 0)
+    )
+      errors.push({
+        path: 'spec.claimSelector',
+        message:
+          'group needs a non-empty claimSelector: the VolumeGroupSnapshot selects its members by labels',
+      });
+  }
   // The CRD's CEL rules on spec.hooks, for snapcron validate.
   for (const which of ['pre', 'post'] as const) {
     const hook = spec.hooks?.[which];

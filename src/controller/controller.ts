@@ -15,7 +15,8 @@
  */
 import { schedule as cronSchedule, type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
+import { asRecoveryPoint, groupOfMember, groupRestores, membersByGroup } from '../group/recovery-points.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
@@ -23,14 +24,17 @@ import { errorMessage, NotLeaderError } from '../kube/retry.ts';
 import { snapshotClassOf } from '../api/warnings.ts';
 import { SnapcronCaches } from '../kube/caches.ts';
 import {
+  membersOfGroup,
   pvcsForSchedule,
+  SCHEDULE_INDEX,
+  scheduleIndexKey,
   schedulesOfSnapshot,
   snapshotsOfPvc,
   snapshotsOfSchedule,
 } from '../kube/index-cache.ts';
 import { decide, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
-import { LABEL_SCHEDULE } from '../api/constants.ts';
+import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
 import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
@@ -142,7 +146,41 @@ export class Controller {
           ),
         );
       },
+      groupSnapshot: (ns, name) => Promise.resolve(this.caches.groupSnapshots?.store.get(ns, name)),
+      groupSiblings: (g) => {
+        const ns = g.metadata.namespace ?? '';
+        const labels = g.metadata.labels ?? {};
+        const store = this.caches.groupSnapshots?.store;
+        return Promise.resolve(
+          store
+            ? store
+                .byIndex(SCHEDULE_INDEX, scheduleIndexKey(ns, labels[LABEL_SCHEDULE] ?? ''))
+                .filter((x) => x.metadata.labels?.[LABEL_GROUP] === labels[LABEL_GROUP])
+            : [],
+        );
+      },
+      members: (ns, group) => Promise.resolve(membersOfGroup(this.caches.snapshots.store, ns, group)),
     };
+  }
+
+  /**
+   * What a pass reads of snapshots: the schedule's own, and for spec.group its
+   * VolumeGroupSnapshots (undefined when the API or RBAC does not offer them) and their members.
+   */
+  private snapshotView(schedule: SnapshotSchedule): {
+    snapshots: VolumeSnapshot[];
+    groupSnapshots: VolumeGroupSnapshot[] | undefined;
+  } {
+    const namespace = schedule.metadata?.namespace ?? '';
+    const name = schedule.metadata?.name ?? '';
+    const own = snapshotsOfSchedule(this.caches.snapshots.store, namespace, name);
+    const store = this.caches.groupSnapshots?.store;
+    if (!schedule.spec.group || !store) return { snapshots: own, groupSnapshots: undefined };
+    const groups = snapshotsOfSchedule(store, namespace, name);
+    const members = groups.flatMap((g) =>
+      membersOfGroup(this.caches.snapshots.store, namespace, g.metadata.name ?? ''),
+    );
+    return { snapshots: [...own, ...members], groupSnapshots: groups };
   }
 
   /** The cached schedules, PVCs and snapshots (for /report); empty until synced. */
@@ -182,9 +220,20 @@ export class Controller {
       pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
       snapshots.store.on(verb, (s) => {
         for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));
+        // A group's member (no labels of ours): its group's schedule.
+        const group = s.status?.volumeGroupSnapshotName;
+        const g = group
+          ? this.caches.groupSnapshots?.store.get(s.metadata.namespace ?? '', group)
+          : undefined;
+        if (g)
+          for (const owner of schedulesOfSnapshot(schedules.store, g)) this.enqueueSoon(scheduleKey(owner));
       });
     }
     await this.caches.start();
+    for (const verb of ['add', 'update', 'delete'] as const)
+      this.caches.groupSnapshots?.store.on(verb, (g) => {
+        for (const owner of schedulesOfSnapshot(schedules.store, g)) this.enqueueSoon(scheduleKey(owner));
+      });
     if (this.stopping) return;
     this.log.info({ namespace: this.o.namespace ?? '(all)' }, 'caches synced');
     this.elector.start();
@@ -272,7 +321,7 @@ export class Controller {
   /** One pass over one schedule. Returns when it next needs to run. */
   async reconcile(key: string): Promise<Date | undefined> {
     const [namespace = '', name = ''] = key.split('/');
-    const { schedules, pvcs, snapshots } = this.caches;
+    const { schedules, pvcs } = this.caches;
     const schedule = schedules.store.get(namespace, name);
     if (!schedule) {
       this.lastTaken.delete(key);
@@ -283,19 +332,31 @@ export class Controller {
     }
     if (schedule.metadata?.deletionTimestamp) {
       if (!needsFinalizing(schedule)) return undefined;
+      const view = this.snapshotView(schedule);
+      const claims = pvcsForSchedule(pvcs.store, namespace, schedule.spec.claimSelector);
+      const members = membersByGroup(view.snapshots);
+      const groupOf = new Map<string, string>();
+      for (const [group, list] of members)
+        for (const m of list) groupOf.set(`${namespace}/${m.metadata.name ?? ''}`, group);
+      // Both kinds go: a schedule switched to spec.group may still have per-PVC snapshots.
       const plan = planDeletion(
         schedule,
-        snapshotsOfSchedule(snapshots.store, namespace, name),
-        pvcsForSchedule(pvcs.store, namespace, schedule.spec.claimSelector),
+        [
+          ...view.snapshots.filter((s) => groupOfMember(s) === undefined),
+          ...(view.groupSnapshots ?? []).map((g) => asRecoveryPoint(g, members.get(g.metadata.name ?? ''))),
+        ],
+        [...claims, ...groupRestores(claims, (ns, snap) => groupOf.get(`${ns}/${snap}`))],
       );
       const result = await this.executor.finalize(schedule, plan);
       return result.released ? undefined : new Date(this.clock.now() + FINALIZE_RETRY_MS);
     }
     if (await this.executor.syncFinalizers(schedule)) return undefined; // the update brings a new event
+    const view = this.snapshotView(schedule);
     const plan = decide({
       schedule,
       pvcs: pvcsForSchedule(pvcs.store, namespace, schedule.spec.claimSelector),
-      snapshots: snapshotsOfSchedule(snapshots.store, namespace, name),
+      snapshots: view.snapshots,
+      groupSnapshots: view.groupSnapshots,
       now: new Date(this.clock.now()),
       lastTakenInMemory: this.lastTaken.get(key),
       lastOnDemandInMemory: this.lastOnDemand.get(key),

@@ -4,10 +4,19 @@
  * controller and `snapcron tick` both run this and hand the plan to the executor.
  */
 import { LABEL_HOLD, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { Hook, SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
 import { validateStoredSpec, type FieldError } from '../api/validate.ts';
 import { ACK_DISK_DRIVER, ackCondition, ackWarnings, type SnapshotClassLike } from '../api/warnings.ts';
+import {
+  asRecoveryPoint,
+  groupManifest,
+  groupOfMember,
+  groupRestores,
+  groupsOf,
+  membersByGroup,
+  unboundMembers,
+} from '../group/recovery-points.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import { belongsTo, planRetention, shouldHoldBack, type RetentionPlan } from '../retention/plan.ts';
 import { scheduledTime, snapshotState, snapshotTime, sourcePvc } from '../retention/snapshot-state.ts';
@@ -41,6 +50,8 @@ export interface ScheduleObservation {
   snapshotClass?: SnapshotClassLike | undefined;
   /** The status.hooks.pendingPost (its scheduledTime) this process already ran and cleared, in case the cache still shows it. */
   postDoneInMemory?: string | undefined;
+  /** VolumeGroupSnapshots in the namespace, for a schedule with spec.group (others' are ignored). */
+  groupSnapshots?: VolumeGroupSnapshot[] | undefined;
 }
 
 /** What started a run: a fire time, the run-now annotation, or spec.runOnCreate. */
@@ -48,15 +59,18 @@ export type RunTrigger = 'Schedule' | 'RunNow' | 'RunOnCreate';
 
 export interface SnapshotCreate {
   name: string;
+  /** The PVC; for a group (spec.group), the group key. */
   pvc: string;
   /** The fire time; for a run on demand, the pass's `now`. */
   scheduledTime: Date;
   trigger: RunTrigger;
-  manifest: VolumeSnapshot;
+  manifest: VolumeSnapshot | VolumeGroupSnapshot;
+  /** For a VolumeGroupSnapshot: its member PVCs as planned (the snapshot-controller picks them by selector). */
+  members?: string[];
 }
 
 export type SkipReason =
-  'NotBound' | 'PreviousNotReady' | 'TooManyPending' | 'DeadlinePassed' | 'PreHookFailed';
+  'NotBound' | 'PreviousNotReady' | 'TooManyPending' | 'DeadlinePassed' | 'PreHookFailed' | 'NotInGroup';
 export interface PvcSkip {
   pvc: string;
   reason: SkipReason;
@@ -144,7 +158,9 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   const namespace = schedule.metadata?.namespace ?? 'default';
   const generation = schedule.metadata?.generation;
   const prior = schedule.status ?? {};
-  const own = obs.snapshots.filter((s) => belongsTo(s, name));
+  // With spec.group the units are groups and their snapshots the recovery points (see src/group).
+  const grouped = !!schedule.spec?.group;
+  const own = grouped ? recoveryPointsOf(obs, name) : obs.snapshots.filter((s) => belongsTo(s, name));
   const counts = { ready: 0, pending: 0, failed: 0 };
   for (const s of own) if (!s.metadata.deletionTimestamp) counts[snapshotState(s)]++;
 
@@ -179,6 +195,34 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   }
 
   const spec = valid.spec;
+  if (spec.group && obs.groupSnapshots === undefined) {
+    // Taking per-PVC snapshots instead would break the promise of one instant: take nothing, say why.
+    const message =
+      'spec.group needs VolumeGroupSnapshots (groupsnapshot.storage.k8s.io/v1), which the API server does not serve or this controller may not list and watch: install the external-snapshotter v8.6+ CRDs with the CSIVolumeGroupSnapshot feature, and grant get, list, watch, create, delete on volumegroupsnapshots (deploy/ does); the controller looks again when restarted';
+    return {
+      key,
+      errors: [],
+      due: { kind: 'idle' },
+      creates: [],
+      skips: [],
+      retention: undefined,
+      onDemand: undefined,
+      wakeAt: undefined,
+      status: {
+        ...prior,
+        observedGeneration: generation,
+        conditions: setConditions(
+          prior.conditions,
+          [
+            { type: 'InvalidSpec', status: 'False', reason: 'Valid', message: 'spec is valid' },
+            { type: 'Ready', status: 'False', reason: 'GroupSnapshotsUnavailable', message },
+          ],
+          now,
+          generation,
+        ),
+      },
+    };
+  }
   const cron = parseSchedule(spec.schedule, spec.timeZone);
   const suspended = spec.suspend === true;
   const created = parseTime(String(schedule.metadata?.creationTimestamp ?? '')) ?? now;
@@ -212,15 +256,17 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     const t = scheduledAt(s)?.getTime() ?? 0;
     if (t > (newestTaken.get(pvc) ?? -Infinity)) newestTaken.set(pvc, t);
   }
-  const selected = obs.pvcs
+  const claimed = obs.pvcs
     .filter((p) => (p.metadata.namespace ?? namespace) === namespace && !p.metadata.deletionTimestamp)
-    .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector))
-    .sort(
-      (a, b) =>
-        (newestTaken.get(a.metadata.name ?? '') ?? -Infinity) -
-          (newestTaken.get(b.metadata.name ?? '') ?? -Infinity) ||
-        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
-    );
+    .filter((p) => matchesSelector(p.metadata.labels, spec.claimSelector));
+  const groups = spec.group ? groupsOf(spec.group, spec.claimSelector, namespace, claimed) : undefined;
+  const groupOfKey = new Map(groups?.groups.map((g) => [g.key, g]));
+  const selected = (groups ? groups.groups.map((g) => g.unit) : claimed).sort(
+    (a, b) =>
+      (newestTaken.get(a.metadata.name ?? '') ?? -Infinity) -
+        (newestTaken.get(b.metadata.name ?? '') ?? -Infinity) ||
+      (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+  );
   // De-duplication is by scheduled time (the name's time), never by when the data was cut.
   const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${scheduledAt(s)?.getTime() ?? 0}`));
   // Runs on demand are de-duplicated by the request they answer (PVC, run), never by time.
@@ -243,25 +289,30 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     const snapName = run ? onDemandSnapshotName(pvcName, name, run) : snapshotName(pvcName, name, at);
     const meta = run ? onDemandMetadata(pvcName, name, run) : snapshotMetadata(pvcName, name, at);
     if (hold) meta.labels[LABEL_HOLD] = 'true';
+    const group = groupOfKey.get(pvcName);
+    const manifest: VolumeSnapshot = {
+      apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
+      kind: 'VolumeSnapshot',
+      metadata: {
+        name: snapName,
+        namespace,
+        labels: { ...spec.snapshotTemplate?.labels, ...meta.labels },
+        annotations: { ...spec.snapshotTemplate?.annotations, ...meta.annotations },
+      },
+      spec: {
+        source: { persistentVolumeClaimName: pvcName },
+        ...(spec.snapshotClassName ? { volumeSnapshotClassName: spec.snapshotClassName } : {}),
+      },
+    };
     return {
       name: snapName,
       pvc: pvcName,
       scheduledTime: at,
       trigger: run ? triggerOf(run) : 'Schedule',
-      manifest: {
-        apiVersion: `${SNAPSHOT_GROUP}/${SNAPSHOT_VERSION}`,
-        kind: 'VolumeSnapshot',
-        metadata: {
-          name: snapName,
-          namespace,
-          labels: { ...spec.snapshotTemplate?.labels, ...meta.labels },
-          annotations: { ...spec.snapshotTemplate?.annotations, ...meta.annotations },
-        },
-        spec: {
-          source: { persistentVolumeClaimName: pvcName },
-          ...(spec.snapshotClassName ? { volumeSnapshotClassName: spec.snapshotClassName } : {}),
-        },
-      },
+      manifest: group
+        ? groupManifest(manifest, group.selector, spec.group?.volumeGroupSnapshotClassName)
+        : manifest,
+      ...(group ? { members: group.members } : {}),
     };
   };
 
@@ -270,7 +321,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     retention: spec.retention,
     timeZone: spec.timeZone ?? 'UTC',
     snapshots: own,
-    pvcs: obs.pvcs,
+    pvcs: grouped ? groupRestores(obs.pvcs, memberLookup(obs)) : obs.pvcs,
     now,
   });
 
@@ -289,12 +340,15 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
       }
     } else if (taken.has(`${pvcName}\0${at.getTime()}`)) return;
     if (pvc.status?.phase !== 'Bound') {
+      const unbound = unboundMembers(pvc);
       skips.push({
         pvc: pvcName,
         reason: 'NotBound',
-        message: run
-          ? `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it is left out of this run on demand: run again once it is Bound`
-          : `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
+        message: grouped
+          ? `group ${pvcName} is left out of this run: its PVC(s) ${unbound.join(', ')} in ${namespace} are not Bound yet; the group is taken whole once every member is Bound`
+          : run
+            ? `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it is left out of this run on demand: run again once it is Bound`
+            : `PVC ${namespace}/${pvcName} is ${pvc.status?.phase ?? 'not Bound'}; it will be snapshotted at the next fire time once Bound`,
         ...trigger,
       });
       return;
@@ -345,6 +399,15 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   }
 
   if (due.kind === 'due') for (const pvc of selected) takeOrSkip(pvc, due.scheduledTime);
+  // by Label: a selected PVC without the label is in no group; said on each run, not each pass.
+  const runs = due.kind === 'due' || interrupted !== undefined;
+  if (groups && runs)
+    for (const pvc of groups.unlabeled)
+      skips.push({
+        pvc,
+        reason: 'NotInGroup',
+        message: `PVC ${namespace}/${pvc} matches the claimSelector but has no label ${spec.group?.labelKey}: it is in no group and not snapshotted; label it or narrow the claimSelector`,
+      });
 
   // One run on demand, besides any timed run and without moving the timetable: a new run-now
   // value (even while suspended: it is an explicit request, like kubectl create job --from), or
@@ -493,5 +556,23 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     pendingPost,
     status,
     wakeAt: next,
+  };
+}
+
+/** The schedule's VolumeGroupSnapshots as recovery points, each judged with its members. */
+function recoveryPointsOf(obs: ScheduleObservation, name: string): VolumeSnapshot[] {
+  const mine = (obs.groupSnapshots ?? []).filter((g) => belongsTo(g as unknown as VolumeSnapshot, name));
+  if (mine.length === 0) return [];
+  const members = membersByGroup(obs.snapshots);
+  return mine.map((g) => asRecoveryPoint(g, members.get(g.metadata.name ?? '')));
+}
+
+/** Which of the schedule's groups a snapshot is a member of (for in-use protection). */
+function memberLookup(obs: ScheduleObservation): (namespace: string, snapshot: string) => string | undefined {
+  const byName = new Map<string, VolumeSnapshot>();
+  for (const s of obs.snapshots) byName.set(`${s.metadata.namespace ?? ''}/${s.metadata.name ?? ''}`, s);
+  return (namespace, snapshot) => {
+    const s = byName.get(`${namespace}/${snapshot}`);
+    return s ? groupOfMember(s) : undefined;
   };
 }

@@ -8,16 +8,17 @@
  * snapcron.io/hold=true: left in place, never waited for) and restore sources still in use
  * (a not-yet-Bound PVC reads from it: waited for, then deleted). minReady and pending do not
  * protect here: the user asked for the schedule's snapshots to go. The finalizer is removed
- * once nothing is left to delete or wait for.
+ * once nothing is left to delete or wait for. A schedule's consistency groups come in as
+ * recovery points (src/group/recovery-points.ts) and go the same way, each as a whole.
  */
-import { FINALIZER, LABEL_HOLD } from '../api/constants.ts';
+import { FINALIZER, GROUP_SNAPSHOT_KIND, LABEL_HOLD } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { belongsTo, snapshotsInUse } from '../retention/plan.ts';
 
 export interface DeletionPlan {
-  /** Snapshots to delete now, with the resourceVersion the decision saw. */
-  deletes: { name: string; resourceVersion: string | undefined }[];
+  /** Snapshots (or, `kind` VolumeGroupSnapshot, whole groups) to delete now, with the resourceVersion the decision saw. */
+  deletes: { name: string; resourceVersion: string | undefined; kind?: string | undefined }[];
   /** Held snapshots, left in place. */
   retained: string[];
   /** Restore sources still being read: deleted on a later pass. */
@@ -54,7 +55,12 @@ export function planDeletion(
     const snap = s.metadata.name ?? '';
     if (s.metadata.labels?.[LABEL_HOLD] === 'true') plan.retained.push(snap);
     else if (inUse.has(`${namespace}/${snap}`)) plan.waiting.push(snap);
-    else plan.deletes.push({ name: snap, resourceVersion: s.metadata.resourceVersion });
+    else
+      plan.deletes.push({
+        name: snap,
+        resourceVersion: s.metadata.resourceVersion,
+        ...(s.kind === GROUP_SNAPSHOT_KIND ? { kind: s.kind } : {}),
+      });
   }
   plan.done = plan.deletes.length === 0 && plan.waiting.length === 0;
   return plan;

@@ -9,13 +9,16 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   FINALIZER,
+  GROUP_SNAPSHOT_KIND,
+  LABEL_GROUP,
   LABEL_HOLD,
   LABEL_PVC,
   LABEL_SCHEDULE,
   SNAPSHOT_GROUP,
   SNAPSHOT_VERSION,
 } from '../api/constants.ts';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
+import { asRecoveryPoint, groupOfMember, groupRestores } from '../group/recovery-points.ts';
 import type {
   Hook,
   PendingPostHook,
@@ -100,6 +103,12 @@ export interface FreshView {
   pvcs(namespace: string): Promise<PersistentVolumeClaim[]>;
   /** The schedule's snapshots of the same PVC (by labels). */
   siblings(snapshot: VolumeSnapshot): Promise<VolumeSnapshot[]>;
+  /** Consistency groups (spec.group): one VolumeGroupSnapshot, */
+  groupSnapshot(namespace: string, name: string): Promise<VolumeGroupSnapshot | undefined>;
+  /** the schedule's groups of the same group key (by labels), */
+  groupSiblings(group: VolumeGroupSnapshot): Promise<VolumeGroupSnapshot[]>;
+  /** and a group's member VolumeSnapshots. */
+  members(namespace: string, group: string): Promise<VolumeSnapshot[]>;
 }
 
 /** The re-check from API reads: a GET and two filtered LISTs per delete. */
@@ -129,6 +138,34 @@ export function apiView(kube: Kube): FreshView {
         }),
       )) as { items: VolumeSnapshot[] };
       return list.items;
+    },
+    groupSnapshot: async (namespace, name) => {
+      try {
+        return (await kube.read(() =>
+          kube.custom.getNamespacedCustomObject({ ...kube.groupSnapshots, namespace, name }),
+        )) as VolumeGroupSnapshot;
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    groupSiblings: async (group) => {
+      const labels = group.metadata.labels ?? {};
+      const list = (await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({
+          ...kube.groupSnapshots,
+          namespace: group.metadata.namespace ?? 'default',
+          labelSelector: `${LABEL_SCHEDULE}=${labels[LABEL_SCHEDULE] ?? ''},${LABEL_GROUP}=${labels[LABEL_GROUP] ?? ''}`,
+        }),
+      )) as { items: VolumeGroupSnapshot[] };
+      return list.items;
+    },
+    // Members carry no labels: the namespace's snapshots, filtered (tick only; the controller reads its cache).
+    members: async (namespace, group) => {
+      const list = (await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace }),
+      )) as { items: VolumeSnapshot[] };
+      return list.items.filter((s) => groupOfMember(s) === group);
     },
   };
 }
@@ -235,14 +272,16 @@ export class Executor {
   }
 
   /** Waits until each named snapshot has status.creationTime or an error; returns those that never got one. */
-  private async waitForCut(namespace: string, names: string[]): Promise<string[]> {
+  private async waitForCut(namespace: string, names: string[], grouped = false): Promise<string[]> {
     const deadline = Date.now() + CUT_WAIT_MS;
     let left = names;
     while (left.length > 0) {
       const states = await Promise.all(
         left.map(async (n) => {
           try {
-            const v = await this.view.snapshot(namespace, n);
+            const v = grouped
+              ? await this.view.groupSnapshot(namespace, n)
+              : await this.view.snapshot(namespace, n);
             return v?.status?.creationTime || v?.status?.error || !v ? undefined : n;
           } catch (err) {
             rethrowIfFenced(err);
@@ -405,7 +444,7 @@ export class Executor {
               // A run on demand has no fire time, so no starting deadline.
               if (c.trigger === 'Schedule' && this.now().getTime() > deadlineMs) throw new PastDeadline();
               return this.kube.custom.createNamespacedCustomObject({
-                ...this.kube.snapshots,
+                ...(c.members ? this.kube.groupSnapshots : this.kube.snapshots),
                 namespace,
                 body: c.manifest,
               });
@@ -414,7 +453,13 @@ export class Executor {
           );
           result.created.push(c.name);
           this.metrics?.created.inc(labels);
-          slog.info({ scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger }, 'snapshot created');
+          if (c.members)
+            slog.info(
+              { scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger, members: c.members },
+              'group snapshot created',
+            );
+          else
+            slog.info({ scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger }, 'snapshot created');
         } catch (err) {
           rethrowIfFenced(err);
           if (err instanceof PastDeadline) {
@@ -425,7 +470,7 @@ export class Executor {
             });
             return;
           }
-          if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc))) {
+          if (statusOf(err) === 409 && (await this.isOurs(namespace, c.name, name, c.pvc, !!c.members))) {
             result.existed.push(c.name);
             slog.debug('snapshot already exists');
             return;
@@ -438,7 +483,9 @@ export class Executor {
             target,
             'Warning',
             'SnapshotCreateFailed',
-            `could not create VolumeSnapshot ${c.name} of PVC ${c.pvc}: ${error}`,
+            c.members
+              ? `could not create VolumeGroupSnapshot ${c.name} of group ${c.pvc} (PVCs ${c.members.join(', ')}): ${error}`
+              : `could not create VolumeSnapshot ${c.name} of PVC ${c.pvc}: ${error}`,
           );
         }
       }),
@@ -448,7 +495,11 @@ export class Executor {
       hookRan = true;
       // A VolumeSnapshot object is only a request: the data is cut when the driver answers
       // (status.creationTime). Post must not unfreeze before that.
-      const uncut = await this.waitForCut(namespace, [...result.created, ...result.existed]);
+      const uncut = await this.waitForCut(
+        namespace,
+        [...result.created, ...result.existed],
+        !!schedule.spec.group,
+      );
       if (uncut.length > 0) {
         const message = `VolumeSnapshot(s) ${listed(uncut)} not cut (no status.creationTime) within ${CUT_WAIT_MS / 1000}s of their creation; the post hook runs anyway, so they may not be consistent`;
         log.warn({ uncut }, message);
@@ -529,6 +580,7 @@ export class Executor {
             v.name,
             { mode: 'prune', planned: v, schedule },
             freshPvcs,
+            !!schedule.spec.group,
           );
           if (outcome !== 'deleted') {
             result.pruneSkipped.push({ name: v.name, why: outcome });
@@ -681,7 +733,9 @@ export class Executor {
     name: string,
     check: { mode: 'finalize' } | { mode: 'prune'; planned: Deletion; schedule: SnapshotSchedule },
     pvcs: PersistentVolumeClaim[],
+    group = false,
   ): Promise<'deleted' | 'gone' | ProtectReason | 'changed'> {
+    if (group) return this.deleteGroupChecked(namespace, name, check, pvcs);
     const fresh = await this.view.snapshot(namespace, name);
     if (!fresh) return 'gone';
     if (fresh.metadata.deletionTimestamp) return 'gone';
@@ -713,13 +767,75 @@ export class Executor {
     }
   }
 
-  private async isOurs(namespace: string, name: string, schedule: string, pvc: string): Promise<boolean> {
+  /**
+   * A consistency group is deleted whole, as one VolumeGroupSnapshot (its members go with it),
+   * after the same re-checks as a snapshot, on the group seen as one recovery point: hold on
+   * the group, any member being restored from, and the state it was planned in.
+   */
+  private async deleteGroupChecked(
+    namespace: string,
+    name: string,
+    check: { mode: 'finalize' } | { mode: 'prune'; planned: Deletion; schedule: SnapshotSchedule },
+    pvcs: PersistentVolumeClaim[],
+  ): Promise<'deleted' | 'gone' | ProtectReason | 'changed'> {
+    const fresh = await this.view.groupSnapshot(namespace, name);
+    if (!fresh || fresh.metadata.deletionTimestamp) return 'gone';
+    if (fresh.metadata.labels?.[LABEL_HOLD] === 'true') return 'hold';
+    const members = await this.view.members(namespace, name);
+    const memberNames = new Set(members.map((m) => `${namespace}/${m.metadata.name ?? ''}`));
+    const restoring = groupRestores(pvcs, (ns, snap) =>
+      memberNames.has(`${ns}/${snap}`) ? name : undefined,
+    );
+    if (check.mode === 'prune') {
+      const siblings = await this.view.groupSiblings(fresh);
+      const why = whyNotPrune(check.planned, asRecoveryPoint(fresh, members), {
+        scheduleName: check.schedule.metadata?.name ?? '',
+        retention: check.schedule.spec.retention,
+        // Siblings are judged by their own status (their members are not read: one GET per delete).
+        snapshots: siblings.map((g) =>
+          g.metadata.name === name ? asRecoveryPoint(g, members) : asRecoveryPoint(g),
+        ),
+        pvcs: restoring,
+        now: this.now(),
+      });
+      if (why) return why;
+    } else if (restoring.length > 0) return 'in-use';
+    try {
+      await this.kube.write(() =>
+        this.kube.custom.deleteNamespacedCustomObject({
+          ...this.kube.groupSnapshots,
+          namespace,
+          name,
+          body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
+        }),
+      );
+      return 'deleted';
+    } catch (err) {
+      if (statusOf(err) === 404) return 'gone';
+      if (statusOf(err) === 409) return 'changed';
+      throw err;
+    }
+  }
+
+  private async isOurs(
+    namespace: string,
+    name: string,
+    schedule: string,
+    pvc: string,
+    group = false,
+  ): Promise<boolean> {
     try {
       const existing = (await this.kube.read(() =>
-        this.kube.custom.getNamespacedCustomObject({ ...this.kube.snapshots, namespace, name }),
+        this.kube.custom.getNamespacedCustomObject({
+          ...(group ? this.kube.groupSnapshots : this.kube.snapshots),
+          namespace,
+          name,
+        }),
       )) as VolumeSnapshot;
       const l = existing.metadata.labels ?? {};
-      return l[LABEL_SCHEDULE] === labelValue(schedule) && l[LABEL_PVC] === labelValue(pvc);
+      return (
+        l[LABEL_SCHEDULE] === labelValue(schedule) && l[group ? LABEL_GROUP : LABEL_PVC] === labelValue(pvc)
+      );
     } catch {
       return false;
     }
@@ -745,7 +861,13 @@ export class Executor {
     };
     const freshPvcs = plan.deletes.length > 0 ? await this.view.pvcs(namespace) : [];
     for (const d of plan.deletes) {
-      const outcome = await this.deleteChecked(namespace, d.name, { mode: 'finalize' }, freshPvcs);
+      const outcome = await this.deleteChecked(
+        namespace,
+        d.name,
+        { mode: 'finalize' },
+        freshPvcs,
+        d.kind === GROUP_SNAPSHOT_KIND,
+      );
       if (outcome === 'deleted' || outcome === 'gone') {
         result.deleted.push(d.name);
         log.info({ snapshot: d.name }, 'snapshot deleted with its schedule');

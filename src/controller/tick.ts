@@ -5,7 +5,8 @@
  * sync, and `planDeletion` for a schedule being deleted with deletionPolicy Delete.
  */
 import type { Logger } from 'pino';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
+import { asRecoveryPoint, groupOfMember, groupRestores, membersByGroup } from '../group/recovery-points.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import {
@@ -35,6 +36,8 @@ export interface TickOptions {
 interface World {
   pvcs: PersistentVolumeClaim[];
   snapshots: VolumeSnapshot[];
+  /** For schedules with spec.group, read once per namespace that has one. */
+  groups?: { groupSnapshots: VolumeGroupSnapshot[] | undefined; members: VolumeSnapshot[] };
 }
 
 /** `; run on demand …: n created, …` for a pass that took one, else nothing. */
@@ -106,6 +109,32 @@ export async function tick(opts: TickOptions): Promise<number> {
     }
     return world;
   };
+  /** The namespace's VolumeGroupSnapshots (undefined when not served or not allowed) and their members. */
+  const groupsOf = async (namespace: string, world: World): Promise<NonNullable<World['groups']>> => {
+    if (world.groups) return world.groups;
+    let groupSnapshots: VolumeGroupSnapshot[] | undefined;
+    try {
+      const l: unknown = await kube.read(() =>
+        kube.custom.listNamespacedCustomObject({
+          ...kube.groupSnapshots,
+          namespace,
+          labelSelector: LABEL_SCHEDULE,
+        }),
+      );
+      groupSnapshots = (l as { items: VolumeGroupSnapshot[] }).items;
+    } catch (err) {
+      log.warn({ namespace, err: errorMessage(err) }, 'cannot list VolumeGroupSnapshots');
+    }
+    // Members carry no labels of ours: every snapshot of the namespace, filtered.
+    const all: unknown = groupSnapshots?.length
+      ? await kube.read(() => kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace }))
+      : { items: [] };
+    world.groups = {
+      groupSnapshots,
+      members: (all as { items: VolumeSnapshot[] }).items.filter((s) => groupOfMember(s) !== undefined),
+    };
+    return world.groups;
+  };
 
   let failures = 0;
   for (const schedule of schedules) {
@@ -114,8 +143,20 @@ export async function tick(opts: TickOptions): Promise<number> {
     const slog = log.child({ schedule: schedule.metadata?.name, namespace });
     try {
       const world = await worldOf(namespace);
+      const groups = schedule.spec?.group ? await groupsOf(namespace, world) : undefined;
+      const snapshots = groups ? [...world.snapshots, ...groups.members] : world.snapshots;
       if (needsFinalizing(schedule)) {
-        const r = await executor.finalize(schedule, planDeletion(schedule, world.snapshots, world.pvcs));
+        const members = membersByGroup(snapshots);
+        const recoveryPoints = (groups?.groupSnapshots ?? []).map((g) =>
+          asRecoveryPoint(g, members.get(g.metadata.name ?? '')),
+        );
+        const groupOf = new Map<string, string>();
+        for (const [group, list] of members) for (const m of list) groupOf.set(m.metadata.name ?? '', group);
+        const restoring = groupRestores(world.pvcs, (_ns, snap) => groupOf.get(snap));
+        const r = await executor.finalize(
+          schedule,
+          planDeletion(schedule, [...world.snapshots, ...recoveryPoints], [...world.pvcs, ...restoring]),
+        );
         out(
           `${key}: deleting (deletionPolicy Delete): ${r.deleted.length} snapshots deleted, ${r.retained.length} held kept, ${r.waiting.length} waiting for restores; ${r.released ? 'schedule released' : 'finalizer kept until the next tick'}`,
         );
@@ -133,7 +174,8 @@ export async function tick(opts: TickOptions): Promise<number> {
       const plan = decide({
         schedule,
         pvcs: world.pvcs,
-        snapshots: world.snapshots,
+        snapshots,
+        groupSnapshots: groups?.groupSnapshots,
         now: clock(),
         snapshotClass: classes && snapshotClassOf(schedule.spec, classes),
       });

@@ -11,17 +11,22 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
-import type { VolumeSnapshot } from '../api/objects.ts';
+import {
+  GROUP_SNAPSHOT_GROUP,
+  GROUP_SNAPSHOT_VERSION,
+  SNAPSHOT_GROUP,
+  SNAPSHOT_VERSION,
+} from '../api/constants.ts';
+import type { VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { DEFAULT_CLASS_ANNOTATION, type SnapshotClassLike } from '../api/warnings.ts';
 import type { Kube } from './client.ts';
 import { errorMessage } from './retry.ts';
-import { pvcIndexers, scheduleIndexers, snapshotIndexers } from './index-cache.ts';
+import { groupSnapshotIndexers, pvcIndexers, scheduleIndexers, snapshotIndexers } from './index-cache.ts';
 import { collectionPath, Reflector, type ReflectorOptions } from './reflector.ts';
-import { slimPvc, slimSchedule, slimSnapshot, type SlimPvc } from './slim.ts';
+import { slimGroupSnapshot, slimPvc, slimSchedule, slimSnapshot, type SlimPvc } from './slim.ts';
 
-export type CacheKind = 'schedules' | 'pvcs' | 'snapshots';
+export type CacheKind = 'schedules' | 'pvcs' | 'snapshots' | 'groupSnapshots';
 
 export interface CachesOptions {
   kube: Kube;
@@ -47,13 +52,22 @@ export class SnapcronCaches {
    * allows, and never part of `synced` (a missing permission must not stop snapshots).
    */
   classes: Reflector<SnapshotClassLike> | undefined;
+  /**
+   * VolumeGroupSnapshots, for schedules with spec.group: there when the API server serves
+   * groupsnapshot.storage.k8s.io/v1 and RBAC lets the controller list and watch them (then part
+   * of `synced`); undefined otherwise, and such schedules say why in their Ready condition.
+   */
+  groupSnapshots: Reflector<VolumeGroupSnapshot> | undefined;
   private all = false;
   private readonly options: CachesOptions;
+  private readonly common: (
+    kind: CacheKind,
+  ) => Omit<ReflectorOptions<never>, 'path' | 'transform' | 'indexers' | 'store'>;
 
   constructor(o: CachesOptions) {
     this.options = o;
     const { kube, namespace } = o;
-    const common = (kind: CacheKind) => ({
+    const common = (this.common = (kind: CacheKind) => ({
       ...o.reflector,
       kc: kube.kc,
       log: o.log,
@@ -65,7 +79,7 @@ export class SnapcronCaches {
         this.all = all;
         o.onSyncChange?.(all);
       },
-    });
+    }));
     this.schedules = new Reflector<SnapshotSchedule>({
       ...common('schedules'),
       path: collectionPath(kube.schedules, namespace),
@@ -90,12 +104,75 @@ export class SnapcronCaches {
   /** Every cache listed and watching: /readyz, and the gate for acting. */
   get synced(): boolean {
     // During construction the reflectors are not all there yet.
-    return !!this.schedules?.synced && !!this.pvcs?.synced && !!this.snapshots?.synced;
+    return (
+      !!this.schedules?.synced &&
+      !!this.pvcs?.synced &&
+      !!this.snapshots?.synced &&
+      (this.groupSnapshots === undefined || this.groupSnapshots.synced)
+    );
   }
 
-  /** Resolves once all three are synced (they keep retrying in the background) or stopped. */
+  /** Resolves once all are synced (they keep retrying in the background) or stopped. */
   async start(): Promise<void> {
-    await Promise.all([this.schedules.start(), this.pvcs.start(), this.snapshots.start()]);
+    if (await this.groupsAvailable()) {
+      this.groupSnapshots = new Reflector<VolumeGroupSnapshot>({
+        ...this.common('groupSnapshots'),
+        path: collectionPath(this.options.kube.groupSnapshots, this.options.namespace),
+        transform: (raw) => slimGroupSnapshot(raw),
+        indexers: groupSnapshotIndexers(),
+      });
+    }
+    await Promise.all([
+      this.schedules.start(),
+      this.pvcs.start(),
+      this.snapshots.start(),
+      this.groupSnapshots?.start(),
+    ]);
+  }
+
+  /** Is groupsnapshot.storage.k8s.io/v1 served, and may this controller list and watch it? */
+  private async groupsAvailable(): Promise<boolean> {
+    const o = this.options;
+    try {
+      const resources = await o.kube.kc
+        .makeApiClient(k8s.CustomObjectsApi)
+        .getAPIResources({ group: GROUP_SNAPSHOT_GROUP, version: GROUP_SNAPSHOT_VERSION });
+      if (!resources.resources.some((r) => r.name === 'volumegroupsnapshots')) return false;
+    } catch {
+      o.log.info(
+        { api: `${GROUP_SNAPSHOT_GROUP}/${GROUP_SNAPSHOT_VERSION}` },
+        'VolumeGroupSnapshots not served: schedules with spec.group will say so (install the external-snapshotter v8.6+ group snapshot CRDs)',
+      );
+      return false;
+    }
+    const authz = o.kube.kc.makeApiClient(k8s.AuthorizationV1Api);
+    try {
+      for (const verb of ['list', 'watch']) {
+        const review = await authz.createSelfSubjectAccessReview({
+          body: {
+            spec: {
+              resourceAttributes: {
+                group: GROUP_SNAPSHOT_GROUP,
+                resource: 'volumegroupsnapshots',
+                verb,
+                ...(o.namespace ? { namespace: o.namespace } : {}),
+              },
+            },
+          },
+        });
+        if (review.status?.allowed !== true) {
+          o.log.warn(
+            { resource: 'volumegroupsnapshots' },
+            `cannot ${verb} VolumeGroupSnapshots: schedules with spec.group will not run; grant get, list, watch, create, delete on volumegroupsnapshots.groupsnapshot.storage.k8s.io (deploy/ RBAC does)`,
+          );
+          return false;
+        }
+      }
+    } catch (err) {
+      o.log.warn({ resource: 'volumegroupsnapshots', err: errorMessage(err) }, 'access review failed');
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -150,6 +227,7 @@ export class SnapcronCaches {
       this.schedules.stop(),
       this.pvcs.stop(),
       this.snapshots.stop(),
+      this.groupSnapshots?.stop(),
       this.classes?.stop(),
     ]);
   }

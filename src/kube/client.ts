@@ -2,7 +2,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
-import { GROUP, SCHEDULE_PLURAL, SNAPSHOT_GROUP, SNAPSHOT_VERSION, VERSION } from '../api/constants.ts';
+import {
+  GROUP,
+  GROUP_SNAPSHOT_GROUP,
+  GROUP_SNAPSHOT_VERSION,
+  SCHEDULE_PLURAL,
+  SNAPSHOT_GROUP,
+  SNAPSHOT_VERSION,
+  VERSION,
+} from '../api/constants.ts';
 import { FairLimiter, type Lane } from './fair-limiter.ts';
 import { NotLeaderError, withRetry, type RetryOptions } from './retry.ts';
 
@@ -126,5 +134,10 @@ export class Kube {
     group: SNAPSHOT_GROUP,
     version: SNAPSHOT_VERSION,
     plural: 'volumesnapshots',
+  } as const;
+  readonly groupSnapshots = {
+    group: GROUP_SNAPSHOT_GROUP,
+    version: GROUP_SNAPSHOT_VERSION,
+    plural: 'volumegroupsnapshots',
   } as const;
 }

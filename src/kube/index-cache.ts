@@ -261,6 +261,7 @@ export class IndexedStore<T extends Keyed> {
 export const SCHEDULE_INDEX = 'schedule';
 /** Index of VolumeSnapshots by (namespace, spec.source.persistentVolumeClaimName). */
 export const SOURCE_PVC_INDEX = 'pvc';
+export const GROUP_MEMBER_INDEX = 'group';
 /** Index of PVCs by (namespace, label key=value), one key per label. */
 export const LABEL_INDEX = 'label';
 /**
@@ -316,6 +317,7 @@ export function schedulesOfSnapshot<T extends Keyed>(
 
 interface SnapshotLike extends Keyed {
   spec?: { source?: { persistentVolumeClaimName?: string | undefined } | undefined } | undefined;
+  status?: object | undefined;
 }
 
 /** The indexes snapcron keeps on VolumeSnapshots: `schedule` and `pvc`. */
@@ -330,6 +332,29 @@ export function snapshotIndexers<T extends SnapshotLike>(
     [SOURCE_PVC_INDEX]: (s) => {
       const pvc = s.spec?.source?.persistentVolumeClaimName;
       return pvc === undefined ? undefined : sourcePvcIndexKey(ns(s), pvc);
+    },
+    [GROUP_MEMBER_INDEX]: (s) => {
+      const group = (s.status as { volumeGroupSnapshotName?: string } | undefined)?.volumeGroupSnapshotName;
+      return group === undefined ? undefined : sourcePvcIndexKey(ns(s), group);
+    },
+  };
+}
+
+/** The member VolumeSnapshots of one VolumeGroupSnapshot (status.volumeGroupSnapshotName, slim). */
+export function membersOfGroup<T extends Keyed>(
+  store: IndexedStore<T>,
+  namespace: string,
+  group: string,
+): T[] {
+  return store.byIndex(GROUP_MEMBER_INDEX, sourcePvcIndexKey(namespace, group));
+}
+
+/** The index on VolumeGroupSnapshots: `schedule`, by their snapcron.io/schedule label, like snapshots. */
+export function groupSnapshotIndexers<T extends Keyed>(): Record<string, IndexFunc<T>> {
+  return {
+    [SCHEDULE_INDEX]: (s) => {
+      const v = s.metadata?.labels?.[LABEL_SCHEDULE];
+      return v === undefined ? undefined : scheduleIndexKey(ns(s), v);
     },
   };
 }

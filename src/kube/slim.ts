@@ -9,7 +9,10 @@
  * - VolumeSnapshot: metadata name, namespace, uid, resourceVersion, creationTimestamp,
  *   deletionTimestamp, generation; labels and annotations under `snapcron.io/` (schedule, pvc,
  *   hold, scheduled-at); spec.source, spec.volumeSnapshotClassName; status readyToUse,
- *   creationTime, restoreSize, error {message, time}, boundVolumeSnapshotContentName.
+ *   creationTime, restoreSize, error {message, time}, boundVolumeSnapshotContentName, and a
+ *   group member's volumeGroupSnapshotName (from status, else its owner reference).
+ * - VolumeGroupSnapshot: metadata as for VolumeSnapshots; spec; status readyToUse,
+ *   creationTime, error, boundVolumeGroupSnapshotContentName.
  * - PersistentVolumeClaim: metadata name, namespace, uid, resourceVersion, creationTimestamp,
  *   deletionTimestamp, every label (claim selectors), annotations under `snapcron.io/`;
  *   spec dataSource, dataSourceRef, resources.requests.storage, storageClassName, volumeName,
@@ -25,7 +28,12 @@
  * slim-memory.test.ts): about 730 B per cached object with store and indexes, against about
  * 3,200 B for the objects as the API server sends them.
  */
-import type { PersistentVolumeClaim, TypedObjectReference, VolumeSnapshot } from '../api/objects.ts';
+import type {
+  PersistentVolumeClaim,
+  TypedObjectReference,
+  VolumeGroupSnapshot,
+  VolumeSnapshot,
+} from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 
 /** Prefix of the labels and annotations snapcron owns on snapshots and PVCs. */
@@ -141,6 +149,13 @@ export function slimSnapshot(
   const src = obj(spec.source) ?? {};
   const st = obj(o.status);
   const err = obj(st?.error);
+  // A consistency group's member: its group, from status or (before the snapshot-controller
+  // writes status) its owner reference.
+  const group =
+    str(st?.volumeGroupSnapshotName) ??
+    (Array.isArray(m.ownerReferences)
+      ? str((m.ownerReferences as unknown[]).map(obj).find((r) => r?.kind === 'VolumeGroupSnapshot')?.name)
+      : undefined);
   return {
     apiVersion: intern.intern(str(o.apiVersion) ?? 'snapshot.storage.k8s.io/v1'),
     kind: intern.intern(str(o.kind) ?? 'VolumeSnapshot'),
@@ -164,12 +179,53 @@ export function slimSnapshot(
       },
       volumeSnapshotClassName: intern.intern(str(spec.volumeSnapshotClassName)),
     },
+    status:
+      st || group
+        ? {
+            readyToUse: typeof st?.readyToUse === 'boolean' ? st.readyToUse : undefined,
+            creationTime: times.intern(str(st?.creationTime)),
+            restoreSize: intern.intern(str(st?.restoreSize)),
+            boundVolumeSnapshotContentName: str(st?.boundVolumeSnapshotContentName),
+            error: err ? { message: str(err.message), time: str(err.time) } : undefined,
+            volumeGroupSnapshotName: group,
+          }
+        : undefined,
+  };
+}
+
+/** A VolumeGroupSnapshot with only what snapcron reads: metadata as for snapshots, selector, class, status. */
+export function slimGroupSnapshot(
+  raw: unknown,
+  intern: Interner = sharedInterner,
+  times: Interner = timeInterner,
+): VolumeGroupSnapshot {
+  const o = obj(raw) ?? {};
+  const m = obj(o.metadata) ?? {};
+  const spec = obj(o.spec) ?? {};
+  const st = obj(o.status);
+  const err = obj(st?.error);
+  return {
+    apiVersion: intern.intern(str(o.apiVersion) ?? 'groupsnapshot.storage.k8s.io/v1'),
+    kind: intern.intern(str(o.kind) ?? 'VolumeGroupSnapshot'),
+    metadata: {
+      name: str(m.name),
+      namespace: intern.intern(str(m.namespace)),
+      uid: str(m.uid),
+      resourceVersion: str(m.resourceVersion),
+      creationTimestamp: time(m.creationTimestamp, times),
+      deletionTimestamp: time(m.deletionTimestamp, times),
+      labels: pickStrings(m.labels, ours, intern),
+      annotations: pickStrings(m.annotations, ours, times),
+    },
+    spec: {
+      source: obj(spec.source) ?? {},
+      volumeGroupSnapshotClassName: intern.intern(str(spec.volumeGroupSnapshotClassName)),
+    },
     status: st
       ? {
           readyToUse: typeof st.readyToUse === 'boolean' ? st.readyToUse : undefined,
           creationTime: times.intern(str(st.creationTime)),
-          restoreSize: intern.intern(str(st.restoreSize)),
-          boundVolumeSnapshotContentName: str(st.boundVolumeSnapshotContentName),
+          boundVolumeGroupSnapshotContentName: str(st.boundVolumeGroupSnapshotContentName),
           error: err ? { message: str(err.message), time: str(err.time) } : undefined,
         }
       : undefined,

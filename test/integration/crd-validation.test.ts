@@ -284,4 +284,34 @@ describe('the SnapshotSchedule CRD on a real API server', () => {
     expect(Date.parse(String(next)) - Date.now()).toBeLessThanOrEqual(86_400_000);
     expect(table.rows[0]?.cells[6]).toBe(0);
   });
+
+  it('checks spec.group at apply time: labelKey with Label only, a non-empty selector, no snapshotClassName', async () => {
+    const ns = 'default';
+    const sel = { claimSelector: { matchLabels: { app: 'pg' } } };
+    const ok = await create(ns, {
+      ...good,
+      ...sel,
+      group: { by: 'Label', labelKey: 'app.kubernetes.io/instance' },
+    });
+    expect(ok.spec.group).toEqual({ by: 'Label', labelKey: 'app.kubernetes.io/instance' });
+    await kube().custom.deleteNamespacedCustomObject({
+      ...kube().schedules,
+      namespace: ns,
+      name: ok.metadata?.name ?? '',
+    });
+    const cases: [Spec, RegExp][] = [
+      [{ ...sel, group: { by: 'Label' } }, /group\.labelKey is required with group\.by Label/],
+      [{ ...sel, group: { by: 'Schedule', labelKey: 'app' } }, /not allowed with group\.by Schedule/],
+      [{ group: { by: 'Schedule' } }, /group needs a non-empty claimSelector/],
+      [{ claimSelector: {}, group: { by: 'Schedule' } }, /group needs a non-empty claimSelector/],
+      [{ ...sel, snapshotClassName: 'x', group: { by: 'Schedule' } }, /group\.volumeGroupSnapshotClassName/],
+      [{ ...sel, group: { by: 'Volume' } }, /Unsupported value: "Volume"/],
+      [{ ...sel, group: { by: 'Label', labelKey: 'bad key!' } }, /spec\.group\.labelKey/],
+    ];
+    for (const [spec, message] of cases) {
+      const r = await rejection(ns, { ...good, ...spec });
+      expect(r.code, JSON.stringify(spec)).toBe(422);
+      expect(r.message, JSON.stringify(spec)).toMatch(message);
+    }
+  });
 });

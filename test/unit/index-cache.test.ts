@@ -9,6 +9,7 @@ import {
   pvcIndexers,
   pvcsForSchedule,
   RESTORING_INDEX,
+  GROUP_MEMBER_INDEX,
   scheduleIndexers,
   schedulesOfSnapshot,
   SCHEDULE_INDEX,
@@ -30,7 +31,7 @@ interface Obj {
     source?: { persistentVolumeClaimName?: string };
     dataSource?: { apiGroup?: string; kind: string; name: string };
   };
-  status?: { phase?: string };
+  status?: { phase?: string; volumeGroupSnapshotName?: string };
 }
 
 let rv = 0;
@@ -61,6 +62,7 @@ function bruteForce(store: IndexedStore<Obj>): Record<string, Map<string, Set<Ob
     [SOURCE_PVC_INDEX]: new Map(),
     [LABEL_INDEX]: new Map(),
     [RESTORING_INDEX]: new Map(),
+    [GROUP_MEMBER_INDEX]: new Map(),
   };
   const add = (index: string, key: string, o: Obj): void => {
     const m = out[index] as Map<string, Set<Obj>>;
@@ -74,6 +76,8 @@ function bruteForce(store: IndexedStore<Obj>): Record<string, Map<string, Set<Ob
     if (schedule !== undefined) add(SCHEDULE_INDEX, scheduleIndexKey(ns, schedule), o);
     const pvc = o.spec?.source?.persistentVolumeClaimName;
     if (pvc !== undefined) add(SOURCE_PVC_INDEX, sourcePvcIndexKey(ns, pvc), o);
+    const group = o.status?.volumeGroupSnapshotName;
+    if (group !== undefined) add(GROUP_MEMBER_INDEX, sourcePvcIndexKey(ns, group), o);
     for (const [k, v] of Object.entries(o.metadata.labels ?? {}))
       add(LABEL_INDEX, labelIndexKey(ns, k, v), o);
     const ds = o.spec?.dataSource;
@@ -249,8 +253,9 @@ describe('IndexedStore', () => {
         fc.option(fc.constantFrom('p1', 'p2'), { nil: undefined }),
         fc.constantFrom(undefined, 'Bound', 'Pending'),
         fc.boolean(),
+        fc.constantFrom(undefined, 'g1', 'g2'),
       )
-      .map(([ns, name, l, pvc, phase, restoring]) => {
+      .map(([ns, name, l, pvc, phase, restoring, group]) => {
         const o = obj(ns === '' ? undefined : ns, name, l, pvc);
         if (restoring)
           o.spec = {
@@ -258,6 +263,7 @@ describe('IndexedStore', () => {
             dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'snap' },
           };
         if (phase) o.status = { phase };
+        if (group) o.status = { ...o.status, volumeGroupSnapshotName: group };
         return o;
       });
     const op = fc.oneof(

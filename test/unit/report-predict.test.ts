@@ -208,7 +208,7 @@ function oracle(w: World, c: Case, extra: number[]): { at: number; names: string
     for (const create of plan.creates) {
       const cut = iso(create.scheduledTime.getTime());
       snapshots.push({
-        ...create.manifest,
+        ...(create.manifest as VolumeSnapshot),
         metadata: { ...create.manifest.metadata, creationTimestamp: cut },
         status: { readyToUse: true, creationTime: cut },
       });
