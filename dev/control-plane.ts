@@ -318,7 +318,10 @@ export class ControlPlane {
     const files = [
       ...readdirSync(join(ROOT, 'crds')).map((f) => join(ROOT, 'crds', f)),
       ...readdirSync(snapshotCrdDir())
-        .filter((f) => f.startsWith('snapshot.storage.k8s.io_'))
+        // VolumeSnapshots and VolumeGroupSnapshots (consistency groups), from one module version.
+        .filter(
+          (f) => f.startsWith('snapshot.storage.k8s.io_') || f.startsWith('groupsnapshot.storage.k8s.io_'),
+        )
         .map((f) => join(snapshotCrdDir(), f)),
     ];
     const names: string[] = [];

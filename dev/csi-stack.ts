@@ -1,8 +1,10 @@
 /**
  * The CSI snapshot stack on top of a control plane: our host-path driver plus the
  * real snapshot-controller, csi-snapshotter and csi-provisioner (built from Go modules
- * by hack/build-csi.sh), a StorageClass and a VolumeSnapshotClass with
- * deletionPolicy Delete.
+ * by hack/build-csi.sh), a StorageClass, and a VolumeSnapshotClass and a
+ * VolumeGroupSnapshotClass with deletionPolicy Delete. Volume group snapshots are on: the
+ * snapshot-controller and csi-snapshotter run with the CSIVolumeGroupSnapshot gate, and the
+ * groupsnapshot.storage.k8s.io CRDs are installed if the control plane has not.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
@@ -15,6 +17,14 @@ import { hackScriptOutput } from './hack-script.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const STORAGE_CLASS = 'csi-hostpath-sc';
 export const SNAPSHOT_CLASS = 'csi-hostpath-snapclass';
+export const GROUP_SNAPSHOT_CLASS = 'csi-hostpath-groupsnapclass';
+/** external-snapshotter's gate for volume group snapshots (beta, off by default in v8). */
+const GROUP_SNAPSHOT_GATE = '--feature-gates=CSIVolumeGroupSnapshot=true';
+
+/** For objects another run may have created: 409 Conflict means they exist. */
+const ignoreConflict = (err: unknown): void => {
+  if ((err as { code?: number }).code !== 409) throw err;
+};
 
 const lastLine = hackScriptOutput;
 
@@ -66,11 +76,20 @@ export class CsiStack {
     ]);
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
     if (!existsSync(socket)) throw new Error(`CSI driver did not open ${socket}; see ${dir}/csi-driver.log`);
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    // The group snapshot CRDs come with the control plane (dev/control-plane.ts installCrds): with
+    // the group gate on, the snapshot-controller exits at start-up without them.
     const common = [`--kubeconfig=${kubeconfig}`, '--leader-election=false'];
-    stack.spawn('snapshot-controller', join(bin, 'snapshot-controller'), [...common, '--v=2']);
+    stack.spawn('snapshot-controller', join(bin, 'snapshot-controller'), [
+      ...common,
+      GROUP_SNAPSHOT_GATE,
+      '--v=2',
+    ]);
     stack.spawn('csi-snapshotter', join(bin, 'csi-snapshotter'), [
       ...common,
       `--csi-address=${socket}`,
+      GROUP_SNAPSHOT_GATE,
       '--v=2',
     ]);
     stack.spawn('csi-provisioner', join(bin, 'csi-provisioner'), [
@@ -79,8 +98,6 @@ export class CsiStack {
       '--v=2',
     ]);
 
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(kubeconfig);
     const storage = kc.makeApiClient(k8s.StorageV1Api);
     if (opts.node)
       await storage
@@ -90,9 +107,7 @@ export class CsiStack {
             spec: { attachRequired: false, podInfoOnMount: false, volumeLifecycleModes: ['Persistent'] },
           },
         })
-        .catch((err: { code?: number }) => {
-          if (err.code !== 409) throw err;
-        });
+        .catch(ignoreConflict);
     await storage
       .createStorageClass({
         body: {
@@ -102,9 +117,7 @@ export class CsiStack {
           volumeBindingMode: 'Immediate',
         },
       })
-      .catch((err: { code?: number }) => {
-        if (err.code !== 409) throw err;
-      });
+      .catch(ignoreConflict);
     await kc
       .makeApiClient(k8s.CustomObjectsApi)
       .createClusterCustomObject({
@@ -119,9 +132,22 @@ export class CsiStack {
           deletionPolicy: 'Delete',
         },
       })
-      .catch((err: { code?: number }) => {
-        if (err.code !== 409) throw err;
-      });
+      .catch(ignoreConflict);
+    await kc
+      .makeApiClient(k8s.CustomObjectsApi)
+      .createClusterCustomObject({
+        group: 'groupsnapshot.storage.k8s.io',
+        version: 'v1',
+        plural: 'volumegroupsnapshotclasses',
+        body: {
+          apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+          kind: 'VolumeGroupSnapshotClass',
+          metadata: { name: GROUP_SNAPSHOT_CLASS },
+          driver: DRIVER_NAME,
+          deletionPolicy: 'Delete',
+        },
+      })
+      .catch(ignoreConflict);
     return stack;
   }
 

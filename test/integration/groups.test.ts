@@ -1,0 +1,255 @@
+/**
+ * Consistency groups on the real CSI stack (issue 15): a schedule with spec.group takes one
+ * VolumeGroupSnapshot per fire through the real snapshot-controller and csi-snapshotter (group
+ * snapshots enabled) and our driver's GroupController; an app writing a counter to two volumes
+ * gets both restored from one instant, where per-PVC snapshots of the same app do not;
+ * retention deletes whole groups; a controller killed mid-fire never makes a second group.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VolumeGroupSnapshot, VolumeSnapshot } from '../../src/api/objects.ts';
+import { CsiStack, GROUP_SNAPSHOT_CLASS, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
+import {
+  createSchedule,
+  deleteNamespacesAndWait,
+  eventually,
+  getSchedule,
+  kube,
+  kubeconfigPath,
+  listSnapshots,
+  useNamespace,
+} from '../env/kube.ts';
+import { runKubectl } from '../env/kubectl.ts';
+import { startController } from '../env/processes.ts';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('consistency groups on the real CSI stack', () => {
+  let stack: CsiStack;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'snapcron-groups-'));
+    stack = await CsiStack.start(kubeconfigPath(), dir);
+  }, 900_000);
+  const ns = useNamespace('grp');
+  afterAll(async () => {
+    // The namespace goes while the stack still runs: group and member finalizers need it.
+    await deleteNamespacesAndWait('grp').catch(() => undefined);
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const groups = async (): Promise<VolumeGroupSnapshot[]> => {
+    const k = kube();
+    return (
+      (await k.custom.listNamespacedCustomObject({ ...k.groupSnapshots, namespace: ns() })) as {
+        items: VolumeGroupSnapshot[];
+      }
+    ).items.filter((g) => !g.metadata.deletionTimestamp);
+  };
+  const membersOf = (all: VolumeSnapshot[], group: string): VolumeSnapshot[] =>
+    all.filter((s) => s.status?.volumeGroupSnapshotName === group);
+
+  async function provision(name: string, labels: Record<string, string>): Promise<string> {
+    const k = kube();
+    await k.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns(),
+      body: {
+        metadata: { name, labels },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: STORAGE_CLASS,
+          resources: { requests: { storage: '1Gi' } },
+        },
+      },
+    });
+    return volumeDirOf(name);
+  }
+  async function volumeDirOf(name: string): Promise<string> {
+    const k = kube();
+    const pvc = await eventually(async () => {
+      const p = await k.core.readNamespacedPersistentVolumeClaim({ name, namespace: ns() });
+      return p.status?.phase === 'Bound' ? p : undefined;
+    }, 60_000);
+    const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName ?? '' });
+    return stack.volumeDir(pv.spec?.csi?.volumeHandle ?? '');
+  }
+  /** A PVC restored from one VolumeSnapshot by the real csi-provisioner; its counter. */
+  async function restoredCounter(name: string, snapshot: string): Promise<number> {
+    await kube().core.createNamespacedPersistentVolumeClaim({
+      namespace: ns(),
+      body: {
+        metadata: { name },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: STORAGE_CLASS,
+          resources: { requests: { storage: '1Gi' } },
+          dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: snapshot },
+        },
+      },
+    });
+    return Number(readFileSync(join(await volumeDirOf(name), 'counter'), 'utf8'));
+  }
+
+  /**
+   * The app: one counter written to both volumes, data then wal, each by an atomic rename (a
+   * reader never sees a half-written file), about every millisecond. At any instant wal is data
+   * or data - 1.
+   */
+  function startWriter(data: string, wal: string): ChildProcess {
+    const scratch = join(dir, 'scratch');
+    mkdirSync(scratch, { recursive: true });
+    const script = `
+      const { writeFileSync, renameSync } = require('node:fs');
+      const [a, b, scratch] = process.argv.slice(1);
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (let n = 1; ; n++) {
+        writeFileSync(scratch + '/a', String(n));
+        renameSync(scratch + '/a', a + '/counter');
+        writeFileSync(scratch + '/b', String(n));
+        renameSync(scratch + '/b', b + '/counter');
+        Atomics.wait(pause, 0, 0, 1);
+      }`;
+    return spawn(process.execPath, ['-e', script, data, wal, scratch], { stdio: 'ignore' });
+  }
+
+  it('restores both volumes of a group from one instant; per-PVC snapshots of the same app are apart', async () => {
+    const data = await provision('data-pg-0', { app: 'pg', role: 'data' });
+    const wal = await provision('wal-pg-0', { app: 'pg', role: 'wal' });
+    const writer = startWriter(data, wal);
+    const ctl = startController(ns());
+    try {
+      // The counter is running.
+      await eventually(async () => Number(readFileSync(join(data, 'counter'), 'utf8')) > 50, 10_000);
+      // Never due by the clock: the first run comes from runOnCreate, at once.
+      await createSchedule(ns(), 'pg-group', {
+        schedule: '0 0 1 1 *',
+        runOnCreate: true,
+        claimSelector: { matchLabels: { app: 'pg' } },
+        group: { by: 'Schedule', volumeGroupSnapshotClassName: GROUP_SNAPSHOT_CLASS },
+        retention: { maxCount: 1, minReady: 1 },
+      });
+      await createSchedule(ns(), 'pg-each', {
+        schedule: '0 0 1 1 *',
+        runOnCreate: true,
+        claimSelector: { matchLabels: { app: 'pg' } },
+        snapshotClassName: SNAPSHOT_CLASS,
+        retention: { maxCount: 5 },
+      });
+      const group = await eventually(async () => {
+        const g = (await groups())[0];
+        return g?.status?.readyToUse ? g : undefined;
+      }, 90_000);
+      expect(group.metadata.labels).toMatchObject({
+        'snapcron.io/schedule': 'pg-group',
+        'snapcron.io/group': 'group',
+      });
+      const all = await eventually(async () => {
+        const list = await listSnapshots(ns());
+        const ready = list.filter((s) => s.status?.readyToUse);
+        return ready.length >= 4 ? list : undefined;
+      }, 90_000);
+      writer.kill('SIGKILL');
+      const members = membersOf(all, group.metadata.name ?? '');
+      expect(members.map((m) => m.spec.source.persistentVolumeClaimName).sort()).toEqual([
+        'data-pg-0',
+        'wal-pg-0',
+      ]);
+      const each = all.filter((s) => s.metadata.labels?.['snapcron.io/schedule'] === 'pg-each');
+      expect(each.map((s) => s.spec.source.persistentVolumeClaimName).sort()).toEqual([
+        'data-pg-0',
+        'wal-pg-0',
+      ]);
+      const memberOf = (list: VolumeSnapshot[], pvc: string): string =>
+        list.find((s) => s.spec.source.persistentVolumeClaimName === pvc)?.metadata.name ?? '';
+
+      const gData = await restoredCounter('g-data', memberOf(members, 'data-pg-0'));
+      const gWal = await restoredCounter('g-wal', memberOf(members, 'wal-pg-0'));
+      const eData = await restoredCounter('e-data', memberOf(each, 'data-pg-0'));
+      const eWal = await restoredCounter('e-wal', memberOf(each, 'wal-pg-0'));
+      process.stdout.write(
+        `[groups] counters: group data ${gData} wal ${gWal} (gap ${gData - gWal}); per-PVC data ${eData} wal ${eWal} (gap ${Math.abs(eData - eWal)})\n`,
+      );
+      expect(gData).toBeGreaterThan(0);
+      // One instant: the writer had written data's n and was writing wal's n (or had).
+      expect(gData - gWal).toBeGreaterThanOrEqual(0);
+      expect(gData - gWal).toBeLessThanOrEqual(1);
+      // Two snapshots cut one after the other: the counter moved in between.
+      expect(Math.abs(eData - eWal)).toBeGreaterThan(1);
+
+      // The status counts recovery points: one ready group.
+      await eventually(
+        async () => (await getSchedule(ns(), 'pg-group')).status?.snapshots?.ready === 1,
+        30_000,
+      );
+    } finally {
+      writer.kill('SIGKILL');
+      await ctl.kill();
+    }
+  });
+
+  it('retention deletes whole groups (their members with them), and a second controller after kill -9 makes no duplicate', async () => {
+    const ctl = startController(ns());
+    const runNow = async (value: string): Promise<void> => {
+      const r = await runKubectl(
+        ['annotate', 'snapsched', 'pg-group', '-n', ns(), `snapcron.io/run-now=${value}`, '--overwrite'],
+        '',
+      );
+      expect(r.code, r.err).toBe(0);
+    };
+    try {
+      await provision('data-pg-0', { app: 'pg' });
+      await provision('wal-pg-0', { app: 'pg' });
+      await createSchedule(ns(), 'pg-group', {
+        schedule: '0 0 1 1 *',
+        runOnCreate: true,
+        claimSelector: { matchLabels: { app: 'pg' } },
+        group: { by: 'Schedule', volumeGroupSnapshotClassName: GROUP_SNAPSHOT_CLASS },
+        retention: { maxCount: 1, minReady: 1 },
+      });
+      const first = await eventually(async () => {
+        const g = (await groups())[0];
+        return g?.status?.readyToUse ? g : undefined;
+      }, 90_000);
+      const before = [first.metadata.name];
+      const oldMembers = await eventually(async () => {
+        const m = membersOf(await listSnapshots(ns()), first.metadata.name ?? '');
+        return m.length === 2 ? m.map((x) => x.metadata.name) : undefined;
+      }, 30_000);
+      await runNow('second');
+      // maxCount 1: once the new group is ready the old one goes, whole.
+      await eventually(async () => {
+        const gs = await groups();
+        return gs.length === 1 && gs[0]?.metadata.name !== before[0] && gs[0]?.status?.readyToUse;
+      }, 120_000);
+      await eventually(async () => {
+        const names = new Set((await listSnapshots(ns())).map((s) => s.metadata.name));
+        return oldMembers.every((m) => !names.has(m));
+      }, 60_000);
+
+      // kill -9 right after the create of a run, then a second controller: still one group for it.
+      await runNow('third');
+      await eventually(
+        async () => (await groups()).some((g) => (g.metadata.name ?? '').endsWith('-rthird')),
+        30_000,
+      );
+      await ctl.kill('SIGKILL');
+      const again = startController(ns(), [], 'ctl-2');
+      try {
+        await again.metricsPort();
+        await sleep(4000);
+        const third = (await groups()).filter((g) => (g.metadata.name ?? '').endsWith('-rthird'));
+        expect(third).toHaveLength(1);
+        // The second controller met AlreadyExists (or the status already said the run was taken).
+        expect(again.logs().filter((l) => l.msg === 'group snapshot created')).toHaveLength(0);
+      } finally {
+        await again.kill();
+      }
+    } finally {
+      await ctl.kill().catch(() => undefined);
+    }
+  });
+});
