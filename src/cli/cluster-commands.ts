@@ -335,6 +335,8 @@ export async function runController(args: string[]): Promise<number> {
       log,
       events: new EventRecorder(kube, log),
       snapshotsOf: (ns, pvc) => controller.snapshotsOf(ns, pvc),
+      groupSnapshotsOf: (ns) => controller.groupSnapshotsOf(ns),
+      restorePvcsOf: (ns) => controller.restorePvcsOf(ns),
       observeAdmission: (seconds, result) => metrics.admission.observe({ result }, seconds),
       ...clientAuth,
     });

@@ -24,6 +24,8 @@ import { errorMessage, NotLeaderError } from '../kube/retry.ts';
 import { snapshotClassOf } from '../api/warnings.ts';
 import { SnapcronCaches } from '../kube/caches.ts';
 import {
+  LABEL_INDEX,
+  labelIndexKey,
   membersOfGroup,
   pvcsForSchedule,
   SCHEDULE_INDEX,
@@ -36,6 +38,7 @@ import { decide, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
 import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
 import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
+import { RESTORE_LABEL } from '../restore/select.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
 import { realClock, WorkQueue, type Clock } from './work-queue.ts';
@@ -209,6 +212,18 @@ export class Controller {
   /** The cached VolumeSnapshots of one source PVC (for the restore webhook); none until synced. */
   snapshotsOf(namespace: string, pvc: string): VolumeSnapshot[] {
     return this.ready ? snapshotsOfPvc(this.caches.snapshots.store, namespace, pvc) : [];
+  }
+
+  /** The namespace's cached VolumeGroupSnapshots (restore from a group's member); none until synced. */
+  groupSnapshotsOf(namespace: string): VolumeGroupSnapshot[] {
+    return this.ready ? (this.caches.groupSnapshots?.store.list(namespace) ?? []) : [];
+  }
+
+  /** The namespace's restore PVCs (label snapcron.io/restore=true), whose group a new replica shares. */
+  restorePvcsOf(namespace: string): PersistentVolumeClaim[] {
+    return this.ready
+      ? this.caches.pvcs.store.byIndex(LABEL_INDEX, labelIndexKey(namespace, RESTORE_LABEL, 'true'))
+      : [];
   }
 
   async start(): Promise<void> {

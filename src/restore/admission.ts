@@ -1,11 +1,19 @@
 /**
  * The mutating admission decision for a new PVC that asks to be restored: pure, from
- * the AdmissionReview and the namespace's snapshots (the controller's cache).
+ * the AdmissionReview and the namespace's snapshots, VolumeGroupSnapshots and restore
+ * PVCs (the controller's cache).
  */
 import { SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
-import type { PersistentVolumeClaim, TypedObjectReference, VolumeSnapshot } from '../api/objects.ts';
+import type {
+  PersistentVolumeClaim,
+  TypedObjectReference,
+  VolumeGroupSnapshot,
+  VolumeSnapshot,
+} from '../api/objects.ts';
+import { groupOfMember } from '../group/recovery-points.ts';
 import {
   ANNOTATION_RESTORED_FROM,
+  ANNOTATION_RESTORED_FROM_GROUP,
   ANNOTATION_RESTORED_TIME,
   ANNOTATION_RESTORE_RESULT,
   chooseSnapshot,
@@ -17,6 +25,8 @@ import {
 export interface AdmissionRequest {
   uid: string;
   operation?: string;
+  /** A server-side dry run: nothing will be created. */
+  dryRun?: boolean;
   namespace?: string;
   kind?: { group?: string; kind?: string };
   object?: PersistentVolumeClaim;
@@ -38,6 +48,8 @@ export interface AdmissionOutcome {
     pvc: string;
     namespace: string;
     snapshot?: string;
+    /** The VolumeGroupSnapshot the restored snapshot is a member of. */
+    group?: string;
     result: 'restored' | 'empty' | 'denied' | 'ignored';
     message: string;
   };
@@ -51,10 +63,24 @@ const sameRef = (a: TypedObjectReference | undefined, b: TypedObjectReference): 
 
 /** The snapshots of one source PVC in a namespace (an index lookup in the controller's cache). */
 export type SnapshotLookup = (namespace: string, sourcePvc: string) => VolumeSnapshot[];
+/** The VolumeGroupSnapshots of a namespace (the controller's cache). */
+export type GroupSnapshotLookup = (namespace: string) => VolumeGroupSnapshot[];
+/**
+ * The restore PVCs of a namespace, those labelled snapcron.io/restore=true (the controller's
+ * cache); more PVCs do no harm, siblings are picked by their annotations.
+ */
+export type RestorePvcLookup = (namespace: string) => PersistentVolumeClaim[];
+
+/** Group members take part only with these; each is asked only when a member is among the snapshots. */
+export interface AdmissionContext {
+  groups?: VolumeGroupSnapshot[] | GroupSnapshotLookup | undefined;
+  siblings?: PersistentVolumeClaim[] | RestorePvcLookup | undefined;
+}
 
 export function admitRestore(
   req: AdmissionRequest,
   snapshots: VolumeSnapshot[] | SnapshotLookup,
+  context: AdmissionContext = {},
 ): AdmissionOutcome {
   const pvc = req.object;
   const namespace = req.namespace ?? pvc?.metadata.namespace ?? 'default';
@@ -64,7 +90,7 @@ export function admitRestore(
     message: string,
     ops: PatchOp[] = [],
     result: AdmissionOutcome['summary']['result'] = 'ignored',
-    snapshot?: string,
+    chosen: { snapshot?: string; group?: string | undefined; warning?: string | undefined } = {},
   ): AdmissionOutcome => ({
     response: {
       uid: req.uid,
@@ -72,8 +98,15 @@ export function admitRestore(
       ...(ops.length > 0
         ? { patchType: 'JSONPatch' as const, patch: Buffer.from(JSON.stringify(ops)).toString('base64') }
         : {}),
+      ...(chosen.warning ? { warnings: [chosen.warning] } : {}),
     },
-    summary: { ...base, result, message, ...(snapshot ? { snapshot } : {}) },
+    summary: {
+      ...base,
+      result,
+      message,
+      ...(chosen.snapshot ? { snapshot: chosen.snapshot } : {}),
+      ...(chosen.group ? { group: chosen.group } : {}),
+    },
   });
   const deny = (message: string, code = 403): AdmissionOutcome => ({
     response: {
@@ -91,7 +124,27 @@ export function admitRestore(
   if (!parsed.ok) return deny(parsed.message, 400);
   const candidates =
     typeof snapshots === 'function' ? snapshots(namespace, parsed.value.sourcePvc) : snapshots;
-  const choice = chooseSnapshot(parsed.value, namespace, candidates);
+  // Groups and siblings matter only to members (or a named group, to say what is wrong with
+  // it): a plain restore costs no more than before.
+  const groupsMatter =
+    parsed.value.group !== undefined || candidates.some((s) => groupOfMember(s) !== undefined);
+  const { groups, siblings } = context;
+  const choice = chooseSnapshot(
+    parsed.value,
+    namespace,
+    candidates,
+    groupsMatter
+      ? {
+          groups: typeof groups === 'function' ? groups(namespace) : groups,
+          siblings:
+            parsed.value.set === undefined
+              ? undefined
+              : typeof siblings === 'function'
+                ? siblings(namespace)
+                : siblings,
+        }
+      : {},
+  );
 
   const annotationOps = (values: Record<string, string>): PatchOp[] => {
     const ops: PatchOp[] = [];
@@ -104,7 +157,7 @@ export function admitRestore(
   if (choice.kind === 'none') {
     if (parsed.value.policy === 'Required') {
       return deny(
-        `${choice.message}; wait for a snapshot to become ready, or set snapcron.io/restore-policy: IfAvailable to create an empty volume`,
+        `${choice.message}; ${choice.fix ?? 'wait for a snapshot to become ready, or set snapcron.io/restore-policy: IfAvailable to create an empty volume'}`,
       );
     }
     const message = `created empty: ${choice.message}`;
@@ -132,12 +185,17 @@ export function admitRestore(
     ...annotationOps({
       [ANNOTATION_RESTORED_FROM]: choice.name,
       [ANNOTATION_RESTORED_TIME]: choice.time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      ...(choice.group !== undefined ? { [ANNOTATION_RESTORED_FROM_GROUP]: choice.group } : {}),
     }),
   );
-  return allow(
-    `restoring from VolumeSnapshot ${choice.name} taken ${choice.time.toISOString()}`,
-    ops,
-    'restored',
-    choice.name,
-  );
+  const from =
+    choice.group === undefined
+      ? `VolumeSnapshot ${choice.name}`
+      : `VolumeSnapshot ${choice.name} of VolumeGroupSnapshot ${choice.group}`;
+  const pinned = choice.pinnedBy ? `, as its set's ${choice.pinnedBy.join(', ')}` : '';
+  return allow(`restoring from ${from} taken ${choice.time.toISOString()}${pinned}`, ops, 'restored', {
+    snapshot: choice.name,
+    group: choice.group,
+    warning: choice.warning,
+  });
 }

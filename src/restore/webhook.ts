@@ -16,7 +16,16 @@ import type { Logger } from 'pino';
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
-import { admitRestore, type AdmissionRequest, type SnapshotLookup } from './admission.ts';
+import type { PersistentVolumeClaim } from '../api/objects.ts';
+import {
+  admitRestore,
+  type AdmissionOutcome,
+  type AdmissionRequest,
+  type GroupSnapshotLookup,
+  type RestorePvcLookup,
+  type SnapshotLookup,
+} from './admission.ts';
+import { ANNOTATION_FROM, ANNOTATION_RESTORED_FROM_GROUP } from './select.ts';
 import { ensureSharedCertificate, type ServingPair } from './shared-certificate.ts';
 
 export const WEBHOOK_PATH = '/mutate-v1-pvc';
@@ -39,6 +48,10 @@ export interface WebhookOptions {
   observeAdmission?: ((seconds: number, result: string) => void) | undefined;
   /** The cached snapshots of one source PVC (an index lookup, not a scan of the namespace). */
   snapshotsOf: SnapshotLookup;
+  /** The cached VolumeGroupSnapshots of a namespace; without it no group member is restored. */
+  groupSnapshotsOf?: GroupSnapshotLookup | undefined;
+  /** The cached restore PVCs of a namespace, whose restored group pins the rest of their set. */
+  restorePvcsOf?: RestorePvcLookup | undefined;
   /** Mutual TLS: require a client certificate signed by a CA in this PEM file (re-read when it changes). */
   clientCaFile?: string | undefined;
   /** With clientCaFile: also require one of these names as the certificate's CN or a DNS SAN. */
@@ -53,6 +66,51 @@ export function certificateNames(cert: Pick<PeerCertificate, 'subject' | 'subjec
     .filter((entry) => entry.startsWith('DNS:'))
     .map((entry) => entry.slice(4));
   return [...(Array.isArray(cn) ? cn : cn ? [cn] : []), ...sans];
+}
+
+/** How long a process remembers a group restore it admitted: until its cache surely shows the PVC. */
+const RECENT_MS = 60_000;
+
+/**
+ * The admission decision over the webhook's inputs: the caches, plus the group restores this
+ * process admitted in the last minute. A StatefulSet with Parallel pod management creates its
+ * claims milliseconds apart, sooner than a watch delivers the first: without the memory, a group
+ * becoming ready in between could split the set across two instants.
+ */
+export function restoreAdmitter(
+  o: Pick<WebhookOptions, 'snapshotsOf' | 'groupSnapshotsOf' | 'restorePvcsOf'>,
+  now: () => number = Date.now,
+): (request: AdmissionRequest) => AdmissionOutcome {
+  const recent = new Map<string, { pvc: PersistentVolumeClaim; until: number }>();
+  const siblings = (namespace: string): PersistentVolumeClaim[] => {
+    const cached = o.restorePvcsOf?.(namespace) ?? [];
+    const known = new Set(cached.map((p) => p.metadata.name));
+    const remembered = [...recent.values()]
+      .map((r) => r.pvc)
+      .filter((p) => p.metadata.namespace === namespace && !known.has(p.metadata.name));
+    return remembered.length > 0 ? [...cached, ...remembered] : cached;
+  };
+  return (request) => {
+    const t = now();
+    for (const [key, r] of recent) if (r.until <= t) recent.delete(key);
+    const outcome = admitRestore(request, o.snapshotsOf, { groups: o.groupSnapshotsOf, siblings });
+    const { result, group, namespace, pvc } = outcome.summary;
+    const from = request.object?.metadata.annotations?.[ANNOTATION_FROM] ?? '';
+    // Only a set's PVCs ({ordinal}) can pin; a dry run created nothing.
+    if (result === 'restored' && group !== undefined && from.includes('{ordinal}') && !request.dryRun) {
+      recent.set(`${namespace}/${pvc}`, {
+        pvc: {
+          metadata: {
+            name: pvc,
+            namespace,
+            annotations: { [ANNOTATION_FROM]: from, [ANNOTATION_RESTORED_FROM_GROUP]: group },
+          },
+        },
+        until: t + RECENT_MS,
+      });
+    }
+    return outcome;
+  };
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -95,6 +153,7 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
     server.setSecureContext(context());
   };
   const allowedNames = new Set(o.clientNames ?? []);
+  const admit = restoreAdmitter(o);
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== WEBHOOK_PATH) {
@@ -117,17 +176,27 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
       }
       const request = review.request;
       const namespace = request.namespace ?? 'default';
-      const outcome = admitRestore(request, o.snapshotsOf);
+      const outcome = admit(request);
       const s = outcome.summary;
       if (s.result !== 'ignored') {
         o.log.info(
-          { namespace, pvc: s.pvc, snapshot: s.snapshot, result: s.result, reason: s.message },
+          {
+            namespace,
+            pvc: s.pvc,
+            snapshot: s.snapshot,
+            group: s.group,
+            result: s.result,
+            reason: s.message,
+          },
           'restore admission',
         );
         const target = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name: s.pvc, namespace };
         if (s.result === 'restored')
           void o.events?.record(target, 'Normal', 'RestoreFromSnapshot', s.message);
         if (s.result === 'empty') void o.events?.record(target, 'Warning', 'RestoreEmpty', s.message);
+        // A set split across instants: the user may want to recreate the PVC with restore-group.
+        for (const warning of outcome.response.warnings ?? [])
+          void o.events?.record(target, 'Warning', 'RestoreGroupChanged', warning);
       }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
