@@ -354,7 +354,7 @@ async function cloudAudit(
   kube: Kube,
   log: Logger,
   metrics: Metrics,
-  objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>,
+  objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots' | 'groupSnapshots'>,
 ): Promise<CloudAudit | undefined> {
   if (values.cloud === undefined) return undefined;
   if (values.cloud !== 'alibaba') throw new UserError(`--cloud "${String(values.cloud)}": use alibaba`, 2);

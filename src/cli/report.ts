@@ -3,7 +3,8 @@
  * (one paged LIST per kind) or offline from files, as a table, JSON, Markdown or one HTML page.
  */
 import * as k8s from '@kubernetes/client-node';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import { GROUP_SNAPSHOT_KIND } from '../api/constants.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { Kube } from '../kube/client.ts';
 import { errorMessage } from '../kube/retry.ts';
@@ -63,7 +64,8 @@ export const reportCommand = defineCommand({
     snapshots: {
       type: 'string',
       value: 'FILE',
-      description: 'offline: VolumeSnapshots, e.g. from kubectl get volumesnapshots -A -o json',
+      description:
+        'offline: VolumeSnapshots, e.g. from kubectl get volumesnapshots -A -o json; for schedules with spec.group add their VolumeGroupSnapshots (kubectl get volumesnapshots,volumegroupsnapshots -A -o json)',
     },
     pvcs: {
       type: 'string',
@@ -160,16 +162,31 @@ async function listAll<T>(kube: Kube, fetch: (cont: string | undefined) => Promi
   return out;
 }
 
-/** The schedules, PVCs and snapshots of a namespace (or all), with one paged LIST per kind. */
+/** The Kubernetes API's status code of a failed call, if it has one. */
+const statusOf = (err: unknown): number | undefined => {
+  const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
+  for (const c of [e.code, e.statusCode, e.response?.statusCode]) if (typeof c === 'number') return c;
+  return undefined;
+};
+
+/**
+ * The schedules, PVCs and snapshots of a namespace (or all), with one paged LIST per kind; and
+ * when a schedule has spec.group, the VolumeGroupSnapshots too (none when the API server does
+ * not serve groupsnapshot.storage.k8s.io/v1 or RBAC forbids listing them: 404, 403).
+ */
 export async function readCluster(
   kube: Kube,
   namespace: string | undefined,
   limit: number,
-): Promise<Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>> {
-  const custom = (resource: typeof kube.schedules | typeof kube.snapshots) => (cont: string | undefined) =>
-    (namespace
-      ? kube.custom.listNamespacedCustomObject({ ...resource, namespace, limit, _continue: cont })
-      : kube.custom.listClusterCustomObject({ ...resource, limit, _continue: cont })) as Promise<Page<never>>;
+): Promise<Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots' | 'groupSnapshots'>> {
+  const custom =
+    (resource: typeof kube.schedules | typeof kube.snapshots | typeof kube.groupSnapshots) =>
+    (cont: string | undefined) =>
+      (namespace
+        ? kube.custom.listNamespacedCustomObject({ ...resource, namespace, limit, _continue: cont })
+        : kube.custom.listClusterCustomObject({ ...resource, limit, _continue: cont })) as Promise<
+        Page<never>
+      >;
   const [schedules, pvcs, snapshots] = await Promise.all([
     listAll<SnapshotSchedule>(kube, custom(kube.schedules)),
     listAll<PersistentVolumeClaim>(
@@ -184,7 +201,16 @@ export async function readCluster(
     ),
     listAll<VolumeSnapshot>(kube, custom(kube.snapshots)),
   ]);
-  return { schedules, pvcs, snapshots };
+  // Only then: a report without groups makes no call more than it always did.
+  if (!schedules.some((s) => s.spec?.group)) return { schedules, pvcs, snapshots };
+  let groupSnapshots: VolumeGroupSnapshot[] = [];
+  try {
+    groupSnapshots = await listAll<VolumeGroupSnapshot>(kube, custom(kube.groupSnapshots));
+  } catch (err) {
+    const code = statusOf(err);
+    if (code !== 404 && code !== 403) throw err;
+  }
+  return { schedules, pvcs, snapshots, groupSnapshots };
 }
 
 function connect(kubeconfig: string | undefined, context: string | undefined): Kube {
@@ -230,7 +256,7 @@ export async function runReport(
     throw usageError(reportCommand, '-n and -A exclude each other');
 
   const offline = [values.filename, values.snapshots, values.pvcs];
-  let objects: Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>;
+  let objects: Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots' | 'groupSnapshots'>;
   let infra: { contents: VolumeSnapshotContent[]; classes: SnapshotClassLike[] } = {
     contents: [],
     classes: [],
@@ -254,6 +280,10 @@ export async function runReport(
       schedules: objectsOfKind<SnapshotSchedule>(values.filename as string, 'SnapshotSchedule'),
       snapshots: objectsOfKind<VolumeSnapshot>(values.snapshots as string, 'VolumeSnapshot'),
       pvcs: objectsOfKind<PersistentVolumeClaim>(values.pvcs as string, 'PersistentVolumeClaim'),
+      // One file holds both kinds (kubectl get volumesnapshots,volumegroupsnapshots -o json).
+      groupSnapshots: readObjects(values.snapshots as string).filter(
+        (o) => (o as { kind?: unknown }).kind === GROUP_SNAPSHOT_KIND,
+      ) as VolumeGroupSnapshot[],
     };
   } else {
     const kube = connect(values.kubeconfig, values.context);

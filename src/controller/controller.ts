@@ -186,13 +186,19 @@ export class Controller {
     return { snapshots: [...own, ...members], groupSnapshots: groups };
   }
 
-  /** The cached schedules, PVCs and snapshots (for /report); empty until synced. */
-  cached(): { schedules: SnapshotSchedule[]; pvcs: PersistentVolumeClaim[]; snapshots: VolumeSnapshot[] } {
-    if (!this.ready) return { schedules: [], pvcs: [], snapshots: [] };
+  /** The cached schedules, PVCs, snapshots and groups (for /report); empty until synced. */
+  cached(): {
+    schedules: SnapshotSchedule[];
+    pvcs: PersistentVolumeClaim[];
+    snapshots: VolumeSnapshot[];
+    groupSnapshots: VolumeGroupSnapshot[];
+  } {
+    if (!this.ready) return { schedules: [], pvcs: [], snapshots: [], groupSnapshots: [] };
     return {
       schedules: this.caches.schedules.store.list(),
       pvcs: this.caches.pvcs.store.list(),
       snapshots: this.caches.snapshots.store.list(),
+      groupSnapshots: this.caches.groupSnapshots?.store.list() ?? [],
     };
   }
 

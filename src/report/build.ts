@@ -9,9 +9,21 @@
  * can match; the planner runs once per schedule plus a few times per PVC for the prediction.
  */
 import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
-import type { LabelSelector, RetentionPolicy, SnapshotSchedule } from '../api/types.generated.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
+import type {
+  GroupPolicy,
+  LabelSelector,
+  RetentionPolicy,
+  SnapshotSchedule,
+} from '../api/types.generated.ts';
 import { validateStoredSpec } from '../api/validate.ts';
+import {
+  asRecoveryPoint,
+  groupOfMember,
+  groupRestores,
+  groupsOf,
+  type GroupUnit,
+} from '../group/recovery-points.ts';
 import { matchesSelector } from '../kube/selector.ts';
 import {
   PROTECT_REASONS,
@@ -33,15 +45,20 @@ import {
 } from '../schedule/cron.ts';
 import { formatDuration } from '../schedule/duration.ts';
 import { labelValue } from '../snapshot/naming.ts';
+import { describeSelectedBy, formatBytes } from './format.ts';
 import {
   FINDING_KINDS,
   REPORT_API_VERSION,
   REPORT_KIND,
   type Finding,
   type FindingKind,
+  type GroupReport,
+  type MemberSnapshot,
   type PvcReport,
   type Report,
   type ScheduleReport,
+  type SelectedBy,
+  type SnapshotVerdict,
   type StateCounts,
   type UnprotectedPvc,
 } from './model.ts';
@@ -52,8 +69,10 @@ export interface ReportInput {
   schedules: SnapshotSchedule[];
   /** PersistentVolumeClaims: for selection, unprotected PVCs and restores in progress. */
   pvcs: PersistentVolumeClaim[];
-  /** VolumeSnapshots: those labelled `snapcron.io/schedule` are the schedules'. */
+  /** VolumeSnapshots: those labelled `snapcron.io/schedule` are the schedules'; members of groups too. */
   snapshots: VolumeSnapshot[];
+  /** VolumeGroupSnapshots, for schedules with spec.group (none: such schedules have no recovery points). */
+  groupSnapshots?: VolumeGroupSnapshot[] | undefined;
   now: Date;
   /** Only this namespace (objects elsewhere are ignored); unset: every namespace in the input. */
   namespace?: string | undefined;
@@ -172,6 +191,68 @@ function indexSnapshots(
   return out;
 }
 
+/** What a schedule with spec.group reads, per namespace: its VolumeGroupSnapshots and their members. */
+interface GroupIndex {
+  /** Not being deleted, by `snapcron.io/schedule` label. */
+  bySchedule: Map<string, VolumeGroupSnapshot[]>;
+  /** Member VolumeSnapshots by group name. */
+  members: Map<string, VolumeSnapshot[]>;
+}
+
+function indexGroups(
+  groupSnapshots: VolumeGroupSnapshot[],
+  snapshots: VolumeSnapshot[],
+  namespace: string | undefined,
+): { byNamespace: Map<string, GroupIndex>; memberOf: Map<string, string> } {
+  const byNamespace = new Map<string, GroupIndex>();
+  const get = (ns: string): GroupIndex => {
+    let idx = byNamespace.get(ns);
+    if (!idx) byNamespace.set(ns, (idx = { bySchedule: new Map(), members: new Map() }));
+    return idx;
+  };
+  for (const g of groupSnapshots) {
+    const label = g.metadata.labels?.[LABEL_SCHEDULE];
+    if (label === undefined || g.metadata.deletionTimestamp) continue;
+    const ns = nsOf(g);
+    if (namespace !== undefined && ns !== namespace) continue;
+    const own = g.metadata.namespace ? g : { ...g, metadata: { ...g.metadata, namespace: ns } };
+    const idx = get(ns);
+    const list = idx.bySchedule.get(label);
+    if (list) list.push(own);
+    else idx.bySchedule.set(label, [own]);
+  }
+  // `namespace/member` to its group: a restore from a member reads (and protects) the group.
+  const memberOf = new Map<string, string>();
+  for (const s of snapshots) {
+    const group = groupOfMember(s);
+    if (group === undefined) continue;
+    const ns = nsOf(s);
+    memberOf.set(`${ns}/${nameOf(s)}`, group);
+    if (namespace !== undefined && ns !== namespace) continue;
+    const members = get(ns).members;
+    const list = members.get(group);
+    if (list) list.push(s);
+    else members.set(group, [s]);
+  }
+  return { byNamespace, memberOf };
+}
+
+/** spec.group when it is one (an invalid schedule's may not be). */
+const groupPolicyOf = (spec: Partial<SnapshotSchedule['spec']> | undefined): GroupPolicy | undefined => {
+  const g = spec?.group as unknown;
+  return g && typeof g === 'object' && ['Schedule', 'Label'].includes((g as GroupPolicy).by)
+    ? (g as GroupPolicy)
+    : undefined;
+};
+
+const memberOfRecoveryPoint = (m: VolumeSnapshot): MemberSnapshot => ({
+  pvc: sourcePvc(m) ?? '',
+  name: nameOf(m),
+  readyToUse: m.status?.readyToUse === true,
+  restoreSize: m.status?.restoreSize ?? null,
+  error: m.status?.error?.message ?? null,
+});
+
 /** The gap between the two most recent fire times at or before `now` (else the next two). */
 function interval(cron: CronSchedule, now: Date): number | undefined {
   const last = latestFireTime(cron, 0, now);
@@ -189,6 +270,8 @@ interface ScheduleFacts {
   /** The validated schedule (defaults applied); undefined when invalid. */
   valid: SnapshotSchedule | undefined;
   selected: PersistentVolumeClaim[];
+  /** With spec.group: the selected PVCs' groups, as decide forms them. */
+  group?: { policy: GroupPolicy; groups: GroupUnit[]; unlabeled: Set<string> } | undefined;
 }
 
 /** Builds the report. Pure: the same objects and `now` give the same report. */
@@ -197,6 +280,11 @@ export function buildReport(input: ReportInput): Report {
   const nowMs = now.getTime();
   const pvcIndex = indexPvcs(input.pvcs, input.namespace);
   const snapIndex = indexSnapshots(input.snapshots, input.namespace);
+  let groupIndex: ReturnType<typeof indexGroups> | undefined;
+  const groupsIn = (): ReturnType<typeof indexGroups> =>
+    (groupIndex ??= indexGroups(input.groupSnapshots ?? [], input.snapshots, input.namespace));
+  /** Member VolumeSnapshots per group row, for the totals. */
+  const memberCounts = new Map<GroupReport, number>();
 
   const facts: ScheduleFacts[] = input.schedules
     .filter((s) => input.namespace === undefined || nsOf(s) === input.namespace)
@@ -205,12 +293,17 @@ export function buildReport(input: ReportInput): Report {
       const namespace = nsOf(schedule);
       const { errors, schedule: valid } = validateStoredSpec(schedule);
       let selected: PersistentVolumeClaim[] = [];
+      const spec = (valid ?? schedule).spec as Partial<SnapshotSchedule['spec']> | undefined;
       try {
-        selected = select(pvcIndex.get(namespace), (valid ?? schedule).spec?.claimSelector);
+        selected = select(pvcIndex.get(namespace), spec?.claimSelector);
       } catch {
         // An invalid schedule's selector may not be one: it selects nothing.
       }
-      return { schedule, namespace, name: nameOf(schedule), errors, valid, selected };
+      const policy = groupPolicyOf(spec);
+      const grouped = policy && groupsOf(policy, spec?.claimSelector, namespace, selected);
+      const group = policy &&
+        grouped && { policy, groups: grouped.groups, unlabeled: new Set(grouped.unlabeled) };
+      return { schedule, namespace, name: nameOf(schedule), errors, valid, selected, group };
     });
 
   const findings: Finding[] = [];
@@ -221,12 +314,19 @@ export function buildReport(input: ReportInput): Report {
   const unprotected: UnprotectedPvc[] = [];
   if (input.schedule === undefined) {
     const active = new Set<PersistentVolumeClaim>();
-    const idle = new Map<PersistentVolumeClaim, UnprotectedPvc['selectedBy']>();
+    const idle = new Map<PersistentVolumeClaim, SelectedBy[]>();
     for (const f of facts) {
       const why = !f.valid ? 'invalid' : f.valid.spec.suspend === true ? 'suspended' : undefined;
       for (const p of f.selected) {
-        if (why === undefined) active.add(p);
-        else idle.set(p, [...(idle.get(p) ?? []), { schedule: f.name, why }]);
+        // Grouped by a label the PVC lacks: decide leaves it out of every group.
+        const by: SelectedBy | undefined =
+          why !== undefined
+            ? { schedule: f.name, why }
+            : f.group?.unlabeled.has(nameOf(p))
+              ? { schedule: f.name, why: 'not-in-group', labelKey: f.group.policy.labelKey ?? '' }
+              : undefined;
+        if (by === undefined) active.add(p);
+        else idle.set(p, [...(idle.get(p) ?? []), by]);
       }
     }
     for (const [namespace, idx] of [...pvcIndex].sort(([a], [b]) => byName(a, b))) {
@@ -241,7 +341,13 @@ export function buildReport(input: ReportInput): Report {
           storage: p.spec?.resources?.requests?.storage ?? null,
           selectedBy,
         });
-        const only = selectedBy.map((s) => `${s.why} schedule ${s.schedule}`).join(' and ');
+        const only = selectedBy.map(describeSelectedBy).join(' and ');
+        const ungrouped = selectedBy.find((s) => s.why === 'not-in-group');
+        const fix = selectedBy.some((s) => s.why === 'invalid')
+          ? 'fix the schedule (snapcron validate -f FILE)'
+          : selectedBy.some((s) => s.why === 'suspended')
+            ? 'resume the schedule (suspend: false)'
+            : `label the PVC ${ungrouped?.why === 'not-in-group' ? ungrouped.labelKey : ''}=<group> (the schedule takes one VolumeGroupSnapshot per value)`;
         findings.push({
           kind: 'unprotected',
           namespace,
@@ -249,7 +355,7 @@ export function buildReport(input: ReportInput): Report {
           pvc,
           snapshots: [],
           message: only
-            ? `PVC ${namespace}/${pvc} is selected only by ${only}, so nothing snapshots it: ${selectedBy.some((s) => s.why === 'invalid') ? 'fix the schedule (snapcron validate -f FILE)' : 'resume the schedule (suspend: false)'} or select the PVC from an active schedule`
+            ? `PVC ${namespace}/${pvc} is selected only by ${only}, so nothing snapshots it: ${fix} or select the PVC from an active schedule`
             : `PVC ${namespace}/${pvc} is selected by no SnapshotSchedule, so nothing snapshots it: label it for a schedule's claimSelector or create a schedule for it`,
         });
       }
@@ -262,7 +368,8 @@ export function buildReport(input: ReportInput): Report {
       (order.get(a.kind as FindingKind) ?? 0) - (order.get(b.kind as FindingKind) ?? 0) ||
       byName(a.namespace, b.namespace) ||
       byName(a.schedule ?? '', b.schedule ?? '') ||
-      byName(a.pvc ?? '', b.pvc ?? ''),
+      byName(a.pvc ?? '', b.pvc ?? '') ||
+      byName(a.group ?? '', b.group ?? ''),
   );
 
   const findingCounts = Object.fromEntries(FINDING_KINDS.map((k) => [k, 0])) as Record<FindingKind, number>;
@@ -270,10 +377,21 @@ export function buildReport(input: ReportInput): Report {
   const snapshotTotals = zeroCounts();
   let restoreSizeBytes = 0;
   let stalePvcs = 0;
+  let groupTotals: Report['totals']['groups'];
   for (const s of schedules) {
     for (const k of Object.keys(snapshotTotals) as SnapshotState[]) snapshotTotals[k] += s.counts[k];
     restoreSizeBytes += s.restoreSizeBytes;
     for (const p of s.pvcs) if (p.stale) stalePvcs++;
+    if (s.groups) {
+      groupTotals ??= { groups: 0, staleGroups: 0, recoveryPoints: zeroCounts(), memberSnapshots: 0 };
+      groupTotals.groups += s.groups.length;
+      for (const k of Object.keys(snapshotTotals) as SnapshotState[])
+        groupTotals.recoveryPoints[k] += s.counts[k];
+      for (const g of s.groups) {
+        if (g.stale) groupTotals.staleGroups++;
+        groupTotals.memberSnapshots += memberCounts.get(g) ?? 0;
+      }
+    }
   }
   let pvcCount = 0;
   for (const idx of pvcIndex.values()) pvcCount += idx.all.length;
@@ -296,6 +414,7 @@ export function buildReport(input: ReportInput): Report {
       snapshots: snapshotTotals,
       restoreSizeBytes,
       findings: findingCounts,
+      ...(groupTotals ? { groups: groupTotals } : {}),
     },
   };
 
@@ -330,12 +449,31 @@ export function buildReport(input: ReportInput): Report {
       });
     }
 
-    // This schedule's snapshots, by PVC; one planner pass over all of them.
-    const byPvc = snaps.get(namespace)?.get(labelValue(name)) ?? new Map<string, VolumeSnapshot[]>();
-    const own: VolumeSnapshot[] = [];
-    for (const list of byPvc.values()) own.push(...list);
+    // This schedule's snapshots by unit (PVC, or with spec.group the group key); one planner pass
+    // over all of them. With spec.group they are its recovery points, each VolumeGroupSnapshot
+    // seen with its members as the controller sees it (src/group), so the verdicts are its own.
     const nsPvcs = pvcs.get(namespace);
-    const restoring = nsPvcs?.restoring ?? [];
+    let byUnit: Map<string, VolumeSnapshot[]>;
+    let restoring = nsPvcs?.restoring ?? [];
+    let members = new Map<string, VolumeSnapshot[]>();
+    if (f.group) {
+      const groups = groupsIn();
+      const idx = groups.byNamespace.get(namespace);
+      members = idx?.members ?? members;
+      byUnit = new Map();
+      for (const g of idx?.bySchedule.get(labelValue(name)) ?? []) {
+        const point = asRecoveryPoint(g, members.get(nameOf(g)));
+        const unit = sourcePvc(point) ?? '';
+        const list = byUnit.get(unit);
+        if (list) list.push(point);
+        else byUnit.set(unit, [point]);
+      }
+      restoring = groupRestores(restoring, (ns, snapshot) => groups.memberOf.get(`${ns}/${snapshot}`));
+    } else {
+      byUnit = snaps.get(namespace)?.get(labelValue(name)) ?? new Map<string, VolumeSnapshot[]>();
+    }
+    const own: VolumeSnapshot[] = [];
+    for (const list of byUnit.values()) own.push(...list);
     // An invalid schedule's retention does not run: its snapshots are all kept, in their states.
     const retention: RetentionPolicy = valid ? valid.spec.retention : keepAll(spec?.retention);
     const plan: RetentionPlan = planRetention({
@@ -346,57 +484,69 @@ export function buildReport(input: ReportInput): Report {
       pvcs: restoring,
       now,
     });
-    const verdictsByPvc = new Map<string, Verdict[]>();
+    const verdictsByUnit = new Map<string, Verdict[]>();
     for (const v of plan.verdicts) {
-      const list = verdictsByPvc.get(v.pvc);
+      const list = verdictsByUnit.get(v.pvc);
       if (list) list.push(v);
-      else verdictsByPvc.set(v.pvc, [v]);
+      else verdictsByUnit.set(v.pvc, [v]);
     }
-    const selectedNames = new Set(f.selected.map(nameOf));
-    const names = [...new Set([...selectedNames, ...byPvc.keys()])].sort(byName);
     const timeline = cron && !suspended ? new FireTimeline(cron, now) : undefined;
     const created = parseTime(schedule.metadata?.creationTimestamp) ?? new Date(0);
 
+    /** How one unit (a PVC, or a group) is described in findings. */
+    interface Unit {
+      name: string;
+      selected: boolean;
+      /** Bound: runs take it. */
+      bound: boolean;
+      /** Some data to protect exists: staleness is measured (a PVC: Bound; a group: a member Bound). */
+      watched: boolean;
+      /** When it came to be (the PVC, the group's oldest member), for "fired since". */
+      since: Date;
+      /** `PVC ns/x` or `group g in ns (PVCs a, b)`. */
+      subject: string;
+      /** `snapshot` or `recovery point`. */
+      noun: string;
+      /** Appended to a stale finding: why the unit is not taken. */
+      note: string;
+      target: Pick<Finding, 'pvc' | 'group'>;
+      /** Restore size per snapshot name, as text and bytes. */
+      sizes: Map<string, { text: string; bytes: number }>;
+    }
+
     let restoreSizeBytes = 0;
-    const rows: PvcReport[] = names.map((pvc) => {
-      const claim = nsPvcs?.byName.get(pvc);
-      const verdicts = verdictsByPvc.get(pvc) ?? [];
-      const snapshotsOfPvc = byPvc.get(pvc) ?? [];
+    const unitReport = (
+      u: Unit,
+    ): Omit<PvcReport, 'pvc' | 'phase' | 'snapshots'> & { verdicts: Verdict[] } => {
+      const verdicts = verdictsByUnit.get(u.name) ?? [];
       const counts = zeroCounts();
       for (const v of verdicts) counts[v.state]++;
       let bytes = 0;
-      const sizes = new Map<string, string>();
-      for (const s of snapshotsOfPvc) {
-        const size = s.status?.restoreSize;
-        if (size) sizes.set(nameOf(s), size);
-        bytes += bytesOf(size);
-      }
+      for (const size of u.sizes.values()) bytes += size.bytes;
       restoreSizeBytes += bytes;
       const newest = verdicts.find((v) => v.state === 'ready');
       const oldestKept = verdicts.findLast((v) => v.state === 'ready' && v.verdict === 'keep');
-      const selected = selectedNames.has(pvc);
-      const bound = claim?.status?.phase === 'Bound';
-      const takesRuns = valid !== undefined && selected && bound && !suspended;
+      const takesRuns = valid !== undefined && u.selected && u.bound && !suspended;
+      const { noun } = u;
 
       // Stale: the newest good copy is older than twice the interval, or there is none
-      // although the schedule has fired since both it and the PVC exist.
+      // although the schedule has fired since both it and the unit exist.
       let stale = false;
       let staleMessage = '';
-      if (cron && intervalMs !== undefined && selected && bound) {
-        const ref = `PVC ${namespace}/${pvc} (schedule ${key}${suspended ? ', suspended' : ''})`;
+      if (cron && intervalMs !== undefined && u.selected && u.watched) {
+        const ref = `${u.subject} (schedule ${key}${suspended ? ', suspended' : ''})`;
         if (newest) {
           const age = nowMs - newest.time.getTime();
           if (age > 2 * intervalMs) {
             stale = true;
-            staleMessage = `${ref}: the newest ready snapshot ${newest.name} is ${formatDuration(age)} old, more than twice the schedule's interval of ${formatDuration(intervalMs)}`;
+            staleMessage = `${ref}: the newest ready ${noun} ${newest.name} is ${formatDuration(age)} old, more than twice the schedule's interval of ${formatDuration(intervalMs)}`;
           }
         } else {
-          const pvcCreated = parseTime(claim?.metadata.creationTimestamp) ?? new Date(0);
-          const since = pvcCreated > created ? pvcCreated : created;
+          const since = u.since > created ? u.since : created;
           const fired = nextFireTime(cron, since);
           if (fired && fired.getTime() <= nowMs) {
             stale = true;
-            staleMessage = `${ref}: no ready snapshot, although the schedule has fired for it (first at ${isoUtc(fired)})`;
+            staleMessage = `${ref}: no ready ${noun}, although the schedule has fired for it (first at ${isoUtc(fired)})`;
           }
         }
         if (stale) {
@@ -404,13 +554,14 @@ export function buildReport(input: ReportInput): Report {
             kind: 'stale',
             namespace,
             schedule: name,
-            pvc,
+            ...u.target,
             snapshots: newest ? [newest.name] : [],
-            message: `${staleMessage}${suspended ? ': resume the schedule (suspend: false)' : `: check the schedule's events (kubectl describe snapshotschedule ${name} -n ${namespace}) and the snapshots' (kubectl describe volumesnapshot -n ${namespace})`}`,
+            message: `${staleMessage}${u.note}${suspended ? ': resume the schedule (suspend: false)' : `: check the schedule's events (kubectl describe snapshotschedule ${name} -n ${namespace}) and the ${noun === 'snapshot' ? 'snapshots' : 'VolumeGroupSnapshots'}' (kubectl describe ${noun === 'snapshot' ? 'volumesnapshot' : 'volumegroupsnapshot'} -n ${namespace})`}`,
           });
         }
       }
 
+      const describe = noun === 'snapshot' ? 'volumesnapshot' : 'volumegroupsnapshot';
       const failed = verdicts.filter((v) => v.state === 'failed');
       if (failed.length > 0) {
         const latest = failed[0] as Verdict;
@@ -418,9 +569,9 @@ export function buildReport(input: ReportInput): Report {
           kind: 'failed',
           namespace,
           schedule: name,
-          pvc,
+          ...u.target,
           snapshots: failed.map((v) => v.name),
-          message: `PVC ${namespace}/${pvc} (schedule ${key}): ${failed.length} snapshot(s) failed (${latest.name}: ${latest.error ?? 'error'})${valid ? '; retention deletes them at its next pass' : ''}: check the CSI driver and kubectl describe volumesnapshot ${latest.name} -n ${namespace}`,
+          message: `${u.subject} (schedule ${key}): ${failed.length} ${noun}(s) failed (${latest.name}: ${latest.error ?? 'error'})${valid ? '; retention deletes them at its next pass' : ''}: check the CSI driver and kubectl describe ${describe} ${latest.name} -n ${namespace}`,
         });
       }
       const stuck = verdicts.filter((v) => v.state === 'stuck');
@@ -429,9 +580,9 @@ export function buildReport(input: ReportInput): Report {
           kind: 'stuck',
           namespace,
           schedule: name,
-          pvc,
+          ...u.target,
           snapshots: stuck.map((v) => v.name),
-          message: `PVC ${namespace}/${pvc} (schedule ${key}): ${stuck.length} snapshot(s) not ready after pendingDeadline ${plan.pendingDeadline} (${stuck.map((v) => v.name).join(', ')}); kept, as it may still complete, and counted against maxPending ${plan.maxPending}: check the snapshot controller and the CSI driver, or delete it to free its slot`,
+          message: `${u.subject} (schedule ${key}): ${stuck.length} ${noun}(s) not ready after pendingDeadline ${plan.pendingDeadline} (${stuck.map((v) => v.name).join(', ')}); kept, as it may still complete, and counted against maxPending ${plan.maxPending}: check the snapshot controller and the CSI driver, or delete it to free its slot`,
         });
       }
 
@@ -440,10 +591,10 @@ export function buildReport(input: ReportInput): Report {
         const prediction = predictNextDeletion({
           scheduleName: name,
           namespace,
-          pvc,
+          pvc: u.name,
           retention,
           timeZone,
-          snapshots: snapshotsOfPvc,
+          snapshots: byUnit.get(u.name) ?? [],
           pvcs: restoring,
           now,
           fires: takesRuns ? timeline : undefined,
@@ -464,10 +615,9 @@ export function buildReport(input: ReportInput): Report {
         }
       }
 
-      const row: PvcReport = {
-        pvc,
-        phase: claim?.status?.phase ?? null,
-        selected,
+      return {
+        verdicts,
+        selected: u.selected,
         counts,
         newestReady: newest
           ? {
@@ -490,23 +640,21 @@ export function buildReport(input: ReportInput): Report {
           .filter((p) => p.reasons.length > 0),
         nextDeletion,
       };
-      if (inp.plan) {
-        // Retention does not run for an invalid schedule: what it would delete stays, as overridden.
-        row.snapshots = verdicts.map((v) => ({
-          name: v.name,
-          time: isoUtc(v.time),
-          state: v.state,
-          verdict: valid ? v.verdict : 'keep',
-          reasons: valid || v.verdict === 'keep' ? v.reasons : [],
-          overridden: valid || v.verdict === 'keep' ? v.overridden : (v.reasons as DeleteReason[]),
-          restoreSize: sizes.get(v.name) ?? null,
-          error: v.error ?? null,
-        }));
-      }
-      return row;
-    });
+    };
+    // Retention does not run for an invalid schedule: what it would delete stays, as overridden.
+    const verdictRows = (verdicts: Verdict[], u: Unit): SnapshotVerdict[] =>
+      verdicts.map((v) => ({
+        name: v.name,
+        time: isoUtc(v.time),
+        state: v.state,
+        verdict: valid ? v.verdict : 'keep',
+        reasons: valid || v.verdict === 'keep' ? v.reasons : [],
+        overridden: valid || v.verdict === 'keep' ? v.overridden : (v.reasons as DeleteReason[]),
+        restoreSize: u.sizes.get(v.name)?.text ?? null,
+        error: v.error ?? null,
+      }));
 
-    return {
+    const report: ScheduleReport = {
       namespace,
       name,
       schedule: typeof spec?.schedule === 'string' ? spec.schedule : '',
@@ -519,9 +667,100 @@ export function buildReport(input: ReportInput): Report {
       intervalSeconds: intervalMs === undefined ? null : Math.round(intervalMs / 1000),
       retention: spec?.retention ?? null,
       counts: { ...plan.counts },
-      restoreSizeBytes,
-      pvcs: rows,
+      restoreSizeBytes: 0,
+      pvcs: [],
     };
+
+    if (!f.group) {
+      const selectedNames = new Set(f.selected.map(nameOf));
+      const names = [...new Set([...selectedNames, ...byUnit.keys()])].sort(byName);
+      report.pvcs = names.map((pvc) => {
+        const claim = nsPvcs?.byName.get(pvc);
+        const sizes = new Map<string, { text: string; bytes: number }>();
+        for (const s of byUnit.get(pvc) ?? []) {
+          const size = s.status?.restoreSize;
+          if (size) sizes.set(nameOf(s), { text: size, bytes: bytesOf(size) });
+        }
+        const u: Unit = {
+          name: pvc,
+          selected: selectedNames.has(pvc),
+          bound: claim?.status?.phase === 'Bound',
+          watched: claim?.status?.phase === 'Bound',
+          since: parseTime(claim?.metadata.creationTimestamp) ?? new Date(0),
+          subject: `PVC ${namespace}/${pvc}`,
+          noun: 'snapshot',
+          note: '',
+          target: { pvc },
+          sizes,
+        };
+        const { verdicts, ...facts } = unitReport(u);
+        const row: PvcReport = { pvc, phase: claim?.status?.phase ?? null, ...facts };
+        if (inp.plan) row.snapshots = verdictRows(verdicts, u);
+        return row;
+      });
+      report.restoreSizeBytes = restoreSizeBytes;
+      return report;
+    }
+
+    const units = new Map(f.group.groups.map((g) => [g.key, g]));
+    const keys = [...new Set([...units.keys(), ...byUnit.keys()])].sort(byName);
+    report.group = f.group.policy;
+    report.groups = keys.map((group) => {
+      const unit = units.get(group);
+      const claims = (unit?.members ?? []).map((m) => ({
+        pvc: m,
+        phase: nsPvcs?.byName.get(m)?.status?.phase ?? null,
+      }));
+      const unbound = claims.filter((c) => c.phase !== 'Bound').map((c) => c.pvc);
+      // The members of each recovery point, and their sizes: a group restores from all of them.
+      const membersOf = new Map<string, MemberSnapshot[]>();
+      const sizes = new Map<string, { text: string; bytes: number }>();
+      let memberCount = 0;
+      for (const point of byUnit.get(group) ?? []) {
+        const list = (members.get(nameOf(point)) ?? [])
+          .map(memberOfRecoveryPoint)
+          .sort((a, b) => byName(a.pvc, b.pvc) || byName(a.name, b.name));
+        memberCount += list.length;
+        membersOf.set(nameOf(point), list);
+        const bytes = list.reduce((n, m) => n + bytesOf(m.restoreSize ?? undefined), 0);
+        if (list.some((m) => m.restoreSize)) sizes.set(nameOf(point), { text: formatBytes(bytes), bytes });
+      }
+      const u: Unit = {
+        name: group,
+        selected: unit !== undefined,
+        bound: unit !== undefined && unbound.length === 0,
+        watched: claims.some((c) => c.phase === 'Bound'),
+        since: parseTime(unit?.unit.metadata.creationTimestamp) ?? new Date(0),
+        subject: `group ${group} in ${namespace} (PVCs ${claims.map((c) => c.pvc).join(', ') || 'none'})`,
+        noun: 'recovery point',
+        note:
+          unbound.length > 0
+            ? `; it is not taken while its PVC(s) ${unbound.join(', ')} are not Bound (a group is taken whole)`
+            : '',
+        target: { pvc: null, group },
+        sizes,
+      };
+      const { verdicts, newestReady, ...facts } = unitReport(u);
+      const row: GroupReport = {
+        group,
+        members: claims,
+        phase: unit ? (unbound.length > 0 ? 'Pending' : 'Bound') : null,
+        selected: facts.selected,
+        counts: facts.counts,
+        newestReady: newestReady && { ...newestReady, members: membersOf.get(newestReady.name) ?? [] },
+        oldestKept: facts.oldestKept,
+        restoreSizeBytes: facts.restoreSizeBytes,
+        stale: facts.stale,
+        protected: facts.protected,
+        nextDeletion: facts.nextDeletion,
+      };
+      if (inp.plan)
+        row.snapshots = verdictRows(verdicts, u).map((v) => ({ ...v, members: membersOf.get(v.name) ?? [] }));
+      memberCounts.set(row, memberCount);
+      return row;
+    });
+    report.restoreSizeBytes = restoreSizeBytes;
+    return report;
   }
 }
 

@@ -1,7 +1,14 @@
 /** Small formatting shared by the report's renderers. */
 import type { RetentionPolicy } from '../api/types.generated.ts';
 import { formatDuration } from '../schedule/duration.ts';
-import type { NextDeletion, PvcReport, ScheduleReport } from './model.ts';
+import type {
+  GroupReport,
+  MemberSnapshot,
+  NextDeletion,
+  PvcReport,
+  ScheduleReport,
+  SelectedBy,
+} from './model.ts';
 
 const UNITS = ['Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'] as const;
 
@@ -60,4 +67,33 @@ export function pvcStatus(p: PvcReport, s: ScheduleReport): string {
   if (s.errors.length > 0) return 'schedule invalid';
   if (s.suspended) return 'suspended';
   return p.phase !== 'Bound' ? 'not Bound' : 'ok';
+}
+
+/** `suspended schedule web`, or for a PVC left out of a schedule's groups `schedule db (no label app)`. */
+export const describeSelectedBy = (s: SelectedBy): string =>
+  s.why === 'not-in-group'
+    ? `schedule ${s.schedule} (no label ${s.labelKey})`
+    : `${s.why} schedule ${s.schedule}`;
+
+/** `group by Label app.kubernetes.io/instance, class csi-group`: spec.group in one line. */
+export function describeGroupPolicy(g: NonNullable<ScheduleReport['group']>): string {
+  const by = g.by === 'Label' ? `by Label ${g.labelKey ?? ''}` : 'by Schedule (one group)';
+  return `group ${by}, class ${g.volumeGroupSnapshotClassName ?? "the driver's default"}`;
+}
+
+/** `pg-0 -> snapshot-1a2b (ready, 10Gi)`: one member of a recovery point. */
+export function describeMember(m: MemberSnapshot): string {
+  const state = m.readyToUse ? 'ready' : m.error ? `error: ${m.error}` : 'not ready';
+  return `${m.pvc || '(no PVC)'} -> ${m.name} (${state}${m.restoreSize ? `, ${m.restoreSize}` : ''})`;
+}
+
+/** A group row's status: `STALE`, `ok`, or why the schedule does not take the group. */
+export function groupStatus(g: GroupReport, s: ScheduleReport): string {
+  if (g.stale) return 'STALE';
+  if (!g.selected) return 'no member selected';
+  if (s.errors.length > 0) return 'schedule invalid';
+  if (s.suspended) return 'suspended';
+  if (g.phase === 'Bound') return 'ok';
+  const unbound = g.members.filter((m) => m.phase !== 'Bound').map((m) => m.pvc);
+  return `not Bound: ${unbound.join(', ')}`;
 }

@@ -5,14 +5,21 @@
  * (age on a log scale up to "now", then the coming days linear), coloured by state, the
  * snapshot that goes next ringed, and the moment it goes marked.
  */
-import type { Finding, PvcReport, Report, ScheduleReport, SnapshotVerdict } from './model.ts';
+import type { Finding, GroupReport, PvcReport, Report, ScheduleReport, SnapshotVerdict } from './model.ts';
 import {
+  describeGroupPolicy,
+  describeMember,
   describeNextDeletion,
   describeRetention,
+  describeSelectedBy,
   formatBytes,
   formatSeconds,
+  groupStatus,
   scheduleState,
 } from './format.ts';
+
+/** A timeline's row: a PVC, or a group of a schedule with spec.group (its recovery points). */
+type Unit = PvcReport | GroupReport;
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -105,7 +112,7 @@ function axisFor(s: ScheduleReport, now: number): Axis {
   const unit = Math.max(1000, (s.intervalSeconds ?? 3600) * 1000);
   let oldest = now - 2 * unit;
   let latest = now + unit;
-  for (const p of s.pvcs) {
+  for (const p of [...s.pvcs, ...(s.groups ?? [])] as Unit[]) {
     for (const v of p.snapshots ?? []) oldest = Math.min(oldest, Date.parse(v.time));
     if (p.oldestKept) oldest = Math.min(oldest, Date.parse(p.oldestKept.time));
     if (p.nextDeletion)
@@ -136,7 +143,7 @@ function axisFor(s: ScheduleReport, now: number): Axis {
 
 const pct = (n: number): string => `${Math.min(100, Math.max(0, n)).toFixed(2)}%`;
 
-function marksOf(p: PvcReport): SnapshotVerdict[] {
+function marksOf(p: Unit): SnapshotVerdict[] {
   if (p.snapshots) return p.snapshots;
   // Without --plan: what the row itself names.
   const seen = new Map<string, SnapshotVerdict>();
@@ -164,7 +171,7 @@ function marksOf(p: PvcReport): SnapshotVerdict[] {
   return [...seen.values()];
 }
 
-function timeline(p: PvcReport, axis: Axis): string {
+function timeline(p: Unit, axis: Axis, label = `snapshots of ${'pvc' in p ? p.pvc : p.group}`): string {
   const next = p.nextDeletion;
   const parts: string[] = ['<div class="nowline"></div>'];
   // Snapshots cut within moments of each other would hide one another: fan them out, oldest
@@ -201,7 +208,7 @@ function timeline(p: PvcReport, axis: Axis): string {
       );
     }
   }
-  return `<div class="timeline" role="img" aria-label="${e(`snapshots of ${p.pvc}`)}">${parts.join('')}</div>`;
+  return `<div class="timeline" role="img" aria-label="${e(label)}">${parts.join('')}</div>`;
 }
 
 function pvcBlock(p: PvcReport, axis: Axis): string {
@@ -227,18 +234,54 @@ function pvcBlock(p: PvcReport, axis: Axis): string {
   return `<div class="pvc${p.stale ? ' stale' : ''}" data-pvc="${e(p.pvc)}"><div class="pvc-name">${e(p.pvc || '(no PVC)')}${p.stale ? '<span class="badge stale">stale</span>' : ''}</div>${timeline(p, axis)}<div class="pvc-facts">${e(facts.join(' · '))}</div><div class="next-text">next deletion: <span class="next-deletion">${e(describeNextDeletion(p.nextDeletion))}</span>${protectedText ? ` · protected: ${e(protectedText)}` : ''}</div>${verdicts}</div>`;
 }
 
+/** A group's row: its timeline of recovery points, its members, and with --plan each point's member snapshots. */
+function groupBlock(g: GroupReport, s: ScheduleReport, axis: Axis): string {
+  const facts = [
+    g.phase ?? 'no member left',
+    `PVCs ${g.members.map((m) => `${m.pvc} (${m.phase ?? 'gone'})`).join(', ') || 'none'}`,
+    `${g.counts.ready} ready`,
+    g.counts.pending ? `${g.counts.pending} pending` : '',
+    g.counts.stuck ? `${g.counts.stuck} stuck` : '',
+    g.counts.failed ? `${g.counts.failed} failed` : '',
+    g.restoreSizeBytes > 0 ? formatBytes(g.restoreSizeBytes) : '',
+    g.newestReady ? `newest ${formatSeconds(g.newestReady.ageSeconds)} old` : 'no ready recovery point',
+    groupStatus(g, s) === 'ok' ? '' : groupStatus(g, s),
+  ].filter(Boolean);
+  const protectedText = g.protected.map((x) => `${x.name} (${x.reasons.join(', ')})`).join('; ');
+  const restore = g.newestReady
+    ? `<div class="next-text">restore reads <code>${e(g.newestReady.name)}</code>: <span class="members">${e(g.newestReady.members.map(describeMember).join(', ') || 'no member snapshot yet')}</span></div>`
+    : '';
+  const verdicts = g.snapshots?.length
+    ? `<details><summary>${g.snapshots.length} recovery point(s): verdicts, reasons and member snapshots</summary><table><thead><tr><th>name</th><th>time</th><th>state</th><th>verdict</th><th>reasons</th><th>members</th></tr></thead><tbody>${g.snapshots
+        .map(
+          (v) =>
+            `<tr data-name="${e(v.name)}"><td>${e(v.name)}</td><td>${v.time}</td><td>${v.state}</td><td class="verdict-${v.verdict}">${v.verdict}</td><td>${e(v.reasons.join(', '))}${v.overridden.length ? ` (overrides ${e(v.overridden.join(', '))})` : ''}${v.error ? ` · ${e(v.error)}` : ''}</td><td>${e(v.members.map(describeMember).join(', ') || '-')}</td></tr>`,
+        )
+        .join('')}</tbody></table></details>`
+    : '';
+  return `<div class="pvc group${g.stale ? ' stale' : ''}" data-group="${e(g.group)}"><div class="pvc-name">group ${e(g.group || '(no group)')}${g.stale ? '<span class="badge stale">stale</span>' : ''}</div>${timeline(g, axis, `recovery points of group ${g.group}`)}<div class="pvc-facts">${e(facts.join(' · '))}</div>${restore}<div class="next-text">next deletion: <span class="next-deletion">${e(describeNextDeletion(g.nextDeletion))}</span>${protectedText ? ` · protected: ${e(protectedText)}` : ''}</div>${verdicts}</div>`;
+}
+
 function scheduleBlock(s: ScheduleReport, now: number): string {
   const state = scheduleState(s);
   const axis = axisFor(s, now);
   const head = `<h2>${e(`${s.namespace}/${s.name}`)}<span class="badge ${state.toLowerCase()}">${e(state.toLowerCase())}</span></h2>
 <p class="meta"><code>${e(s.schedule)}</code> ${e(s.timeZone)}${s.intervalSeconds !== null ? ` · every ${formatSeconds(s.intervalSeconds)}` : ''} · last run ${s.lastScheduleTime ?? '-'} · last successful ${s.lastSuccessfulTime ?? '-'} · next ${s.nextFireTime ?? '-'}</p>
-<p class="meta">retention: ${e(describeRetention(s.retention))} · ${s.counts.ready} ready, ${s.counts.pending} pending, ${s.counts.stuck} stuck, ${s.counts.failed} failed · ${formatBytes(s.restoreSizeBytes)} restorable</p>
+${
+  s.group
+    ? `<p class="meta">${e(describeGroupPolicy(s.group))} · ${s.groups?.length ?? 0} group(s): retention counts recovery points (VolumeGroupSnapshots), each kept or deleted whole</p>
+`
+    : ''
+}<p class="meta">retention: ${e(describeRetention(s.retention))} · ${s.counts.ready} ready, ${s.counts.pending} pending, ${s.counts.stuck} stuck, ${s.counts.failed} failed · ${formatBytes(s.restoreSizeBytes)} restorable</p>
 ${s.errors.map((x) => `<p class="finding invalid"><span class="kind">invalid</span>${e(`${x.path}: ${x.message}`)}</p>`).join('')}`;
-  if (s.pvcs.length === 0)
-    return `<section class="schedule" data-schedule="${e(s.name)}" data-namespace="${e(s.namespace)}">${head}<p class="meta">no PVC selected, no snapshots</p></section>`;
+  if (s.pvcs.length === 0 && (s.groups ?? []).length === 0)
+    return `<section class="schedule" data-schedule="${e(s.name)}" data-namespace="${e(s.namespace)}">${head}<p class="meta">no PVC selected, no ${s.groups ? 'recovery points' : 'snapshots'}</p></section>`;
   const legend = `<div class="legend"><span><i class="mark" style="position:static;margin:0"></i>kept</span><span><i class="mark pending" style="position:static;margin:0"></i>pending</span><span><i class="mark stuck" style="position:static;margin:0"></i>stuck</span><span><i class="mark failed" style="position:static;margin:0"></i>failed</span><span><i class="mark delete" style="position:static;margin:0 4px"></i>deleted at the next pass</span><span><i class="mark next" style="position:static;margin:0 4px"></i>next to go</span><span><i class="mark planned" style="position:static;margin:0"></i>a future run's</span><span><i class="goes" style="position:static;height:12px"></i>when it goes</span></div>`;
   const ticks = `<div class="axis">${axis.ticks.map((t) => `<span style="left:${pct(t.x)}">${e(t.label)}</span>`).join('')}</div>`;
-  return `<section class="schedule" data-schedule="${e(s.name)}" data-namespace="${e(s.namespace)}">${head}${legend}${ticks}${s.pvcs.map((p) => pvcBlock(p, axis)).join('')}</section>`;
+  const rows = s.groups
+    ? s.groups.map((g) => groupBlock(g, s, axis)).join('')
+    : s.pvcs.map((p) => pvcBlock(p, axis)).join('');
+  return `<section class="schedule" data-schedule="${e(s.name)}" data-namespace="${e(s.namespace)}">${head}${legend}${ticks}${rows}</section>`;
 }
 
 const finding = (f: Finding): string =>
@@ -255,6 +298,10 @@ export function renderHtml(report: Report): string {
     card('PVCs', String(t.pvcs), false, 'pvcs'),
     card('unprotected PVCs', String(t.unprotectedPvcs), t.unprotectedPvcs > 0, 'unprotected'),
     card('stale PVCs', String(t.stalePvcs), t.stalePvcs > 0, 'stale'),
+    t.groups ? card('groups', String(t.groups.groups), false, 'groups') : '',
+    t.groups
+      ? card('stale groups', String(t.groups.staleGroups), t.groups.staleGroups > 0, 'stale-groups')
+      : '',
     card('failed snapshots', String(t.snapshots.failed), t.snapshots.failed > 0, 'failed'),
     card('stuck snapshots', String(t.snapshots.stuck), t.snapshots.stuck > 0, 'stuck'),
     card('ready snapshots', String(t.snapshots.ready), false, 'ready'),
@@ -273,7 +320,7 @@ export function renderHtml(report: Report): string {
             : `<table><thead><tr><th>namespace</th><th>PVC</th><th>phase</th><th>size</th><th>note</th></tr></thead><tbody>${report.unprotected
                 .map(
                   (u) =>
-                    `<tr data-pvc="${e(u.pvc)}"><td>${e(u.namespace)}</td><td>${e(u.pvc)}</td><td>${e(u.phase ?? '-')}</td><td>${e(u.storage ?? '-')}</td><td>${e(u.selectedBy.length > 0 ? `selected only by ${u.selectedBy.map((s) => `${s.why} schedule ${s.schedule}`).join(', ')}` : 'no schedule selects it')}</td></tr>`,
+                    `<tr data-pvc="${e(u.pvc)}"><td>${e(u.namespace)}</td><td>${e(u.pvc)}</td><td>${e(u.phase ?? '-')}</td><td>${e(u.storage ?? '-')}</td><td>${e(u.selectedBy.length > 0 ? `selected only by ${u.selectedBy.map(describeSelectedBy).join(', ')}` : 'no schedule selects it')}</td></tr>`,
                 )
                 .join('')}</tbody></table>`
         }</section>`;

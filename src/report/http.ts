@@ -29,7 +29,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{
  */
 export function reportResponse(
   url: string,
-  objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots'>,
+  objects: () => Pick<ReportInput, 'schedules' | 'pvcs' | 'snapshots' | 'groupSnapshots'>,
   clock: () => Date = () => new Date(),
   /** Adds what the caches do not hold, e.g. the ECS view of `--cloud alibaba` (CloudAudit.apply). */
   augment?: (report: Report, scope: Pick<ReportInput, 'now' | 'namespace' | 'schedule'>) => Report,

@@ -4,7 +4,8 @@
  * the newest good copy's time, one per schedule for its interval and its stale and stuck
  * PVC counts, one per namespace for unprotected PVCs. No snapshot names, reasons or
  * messages are labels. Each update replaces every series, so a deleted schedule or PVC
- * leaves no series behind.
+ * leaves no series behind. The members of a consistency group (spec.group) count as PVCs,
+ * with their group's newest ready recovery point.
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { Report } from './model.ts';
@@ -68,6 +69,15 @@ export class ReportMetrics {
         if (p.selected && p.newestReady) {
           this.newestReady.set({ ...labels, pvc: p.pvc }, Date.parse(p.newestReady.time) / 1000);
         }
+      }
+      // spec.group: a group's members share its recovery points, its staleness and its stuck ones.
+      for (const g of s.groups ?? []) {
+        const members = g.members.length;
+        if (g.stale) stale += members;
+        if (g.counts.stuck > 0) stuck += members;
+        if (g.selected && g.newestReady)
+          for (const m of g.members)
+            this.newestReady.set({ ...labels, pvc: m.pvc }, Date.parse(g.newestReady.time) / 1000);
       }
       this.stale.set(labels, stale);
       this.stuck.set(labels, stuck);

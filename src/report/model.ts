@@ -3,9 +3,11 @@
  * `/report` serves. It is a contract for machines: fields are only ever added. Times are
  * RFC 3339 UTC strings with seconds, durations are whole seconds, sizes are bytes; a value
  * that does not exist is `null`, never a missing key (except `snapshots`, present with --plan).
- * README.md ("Retention reports") documents every field with an example.
+ * README.md ("Retention reports") documents every field with an example. The fields for
+ * consistency groups (`group`, `groups`, `totals.groups`, a finding's `group`) are there only
+ * when a schedule in scope has spec.group, so a report without groups reads as it always did.
  */
-import type { RetentionPolicy } from '../api/types.generated.ts';
+import type { GroupPolicy, RetentionPolicy } from '../api/types.generated.ts';
 import type { DeleteReason, ProtectReason, Reason } from '../retention/plan.ts';
 import type { SnapshotState } from '../retention/snapshot-state.ts';
 
@@ -52,9 +54,16 @@ export interface UnprotectedPvc {
   phase: string | null;
   /** spec.resources.requests.storage, e.g. 20Gi. */
   storage: string | null;
-  /** Schedules that select the PVC but take no snapshots: suspended or invalid ones. */
-  selectedBy: { schedule: string; why: 'suspended' | 'invalid' }[];
+  /**
+   * Schedules that select the PVC but take no snapshots of it: suspended or invalid ones, and
+   * (`not-in-group`) ones with spec.group by Label whose labelKey the PVC lacks: it is in no group.
+   */
+  selectedBy: SelectedBy[];
 }
+
+export type SelectedBy =
+  | { schedule: string; why: 'suspended' | 'invalid' }
+  | { schedule: string; why: 'not-in-group'; labelKey: string };
 
 export interface ScheduleReport {
   namespace: string;
@@ -75,8 +84,12 @@ export interface ScheduleReport {
   retention: RetentionPolicy | null;
   counts: StateCounts;
   restoreSizeBytes: number;
-  /** PVCs the schedule selects, and PVCs that still have snapshots of it; by name. */
+  /** PVCs the schedule selects, and PVCs that still have snapshots of it; by name. Empty with spec.group (see `groups`). */
   pvcs: PvcReport[];
+  /** spec.group as written: the schedule takes one VolumeGroupSnapshot per group. Only with spec.group. */
+  group?: GroupPolicy;
+  /** Only with spec.group: a row per group, by key; `counts` and retention are then per recovery point. */
+  groups?: GroupReport[];
 }
 
 export interface SnapshotRef {
@@ -129,11 +142,50 @@ export interface SnapshotVerdict extends SnapshotRef {
   error: string | null;
 }
 
+/** A member VolumeSnapshot of a recovery point, made by the snapshot-controller for one PVC. */
+export interface MemberSnapshot {
+  pvc: string;
+  name: string;
+  readyToUse: boolean;
+  restoreSize: string | null;
+  error: string | null;
+}
+
+/**
+ * One group of a schedule with spec.group: what a PvcReport says of a PVC, said of the group's
+ * recovery points (VolumeGroupSnapshots), judged as the controller judges them (a recovery
+ * point is kept or deleted whole).
+ */
+export interface GroupReport {
+  /** The group key: `group` for by Schedule, the PVCs' label value for by Label. */
+  group: string;
+  /** The PVCs the schedule selects into the group now, by name; empty when none is left. */
+  members: { pvc: string; phase: string | null }[];
+  /** Bound when every member is, else Pending (the group is taken whole once all are Bound); null when no member is left. */
+  phase: string | null;
+  /** The schedule selects PVCs into this group now (it may have recovery points without). */
+  selected: boolean;
+  /** Recovery points by state. */
+  counts: StateCounts;
+  /** The newest ready recovery point, with its members: what a restore of the group reads. */
+  newestReady: (SnapshotRef & { ageSeconds: number; members: MemberSnapshot[] }) | null;
+  oldestKept: SnapshotRef | null;
+  /** Sum of the members' status.restoreSize over the group's recovery points. */
+  restoreSizeBytes: number;
+  stale: boolean;
+  protected: (SnapshotRef & { reasons: ProtectReason[] })[];
+  nextDeletion: NextDeletion | null;
+  /** With --plan: every recovery point with the planner's verdict and its members, newest first. */
+  snapshots?: (SnapshotVerdict & { members: MemberSnapshot[] })[];
+}
+
 export interface Finding {
   kind: FindingKind | AlibabaFindingKind;
   namespace: string;
   schedule: string | null;
   pvc: string | null;
+  /** The group key, for a finding about a group of a schedule with spec.group (then `pvc` is null). */
+  group?: string;
   /** The snapshots concerned (failed, stuck, the stale PVC's newest ready). */
   snapshots: string[];
   message: string;
@@ -151,6 +203,14 @@ export interface Totals {
   restoreSizeBytes: number;
   /** A count per kind; the `--cloud` kinds only with `--cloud`. */
   findings: Record<FindingKind, number> & Partial<Record<AlibabaFindingKind, number>>;
+  /** Only when a schedule in scope has spec.group: its groups; their recovery points are also in `snapshots`. */
+  groups?: {
+    groups: number;
+    staleGroups: number;
+    recoveryPoints: StateCounts;
+    /** Member VolumeSnapshots of those recovery points. */
+    memberSnapshots: number;
+  };
 }
 
 /** One ECS snapshot as DescribeSnapshots tells it. */

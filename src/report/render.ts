@@ -3,12 +3,16 @@
  * machines, and (src/report/html.ts) one self-contained page. Unprotected PVCs come first,
  * then a section per schedule, the findings, and the totals.
  */
-import type { PvcReport, Report, ScheduleReport } from './model.ts';
+import type { GroupReport, PvcReport, Report, ScheduleReport } from './model.ts';
 import {
+  describeGroupPolicy,
+  describeMember,
   describeNextDeletion,
   describeRetention,
+  describeSelectedBy,
   formatBytes,
   formatSeconds,
+  groupStatus,
   pvcStatus,
   scheduleState,
 } from './format.ts';
@@ -99,6 +103,87 @@ function pvcRow(p: PvcReport, s: ScheduleReport): string[] {
   ];
 }
 
+function groupRow(g: GroupReport, s: ScheduleReport): string[] {
+  return [
+    g.group || '(no group)',
+    g.members.map((m) => m.pvc).join(',') || '-',
+    String(g.counts.ready),
+    String(g.counts.pending),
+    String(g.counts.stuck),
+    String(g.counts.failed),
+    g.newestReady ? `${g.newestReady.name} (${formatSeconds(g.newestReady.ageSeconds)})` : '-',
+    g.oldestKept ? g.oldestKept.time : '-',
+    g.restoreSizeBytes > 0 ? formatBytes(g.restoreSizeBytes) : '-',
+    groupStatus(g, s),
+    describeNextDeletion(g.nextDeletion),
+  ];
+}
+
+/**
+ * A schedule with spec.group: a row per group, then what a restore reads (the newest ready
+ * recovery point's member snapshots), and with --plan every recovery point with its members.
+ */
+function groupLines(s: ScheduleReport, groups: GroupReport[], style: Style, plan: boolean): string[] {
+  const out: string[] = [];
+  out.push(
+    style.table(
+      [
+        'GROUP',
+        'MEMBERS',
+        'READY',
+        'PENDING',
+        'STUCK',
+        'FAILED',
+        'NEWEST READY (AGE)',
+        'OLDEST KEPT',
+        'SIZE',
+        'STATUS',
+        'NEXT DELETION',
+      ],
+      groups.map((g) => groupRow(g, s)),
+    ),
+  );
+  const newest = groups.filter((g) => g.newestReady && g.newestReady.members.length > 0);
+  if (newest.length > 0) {
+    out.push(style.line('newest ready recovery point per group, member PVC -> VolumeSnapshot:'));
+    out.push(
+      style.list(
+        newest.map(
+          (g) =>
+            `${g.group}: ${g.newestReady?.name ?? ''}: ${(g.newestReady?.members ?? []).map(describeMember).join(', ')}`,
+        ),
+      ),
+    );
+  }
+  const protectedLines = groups
+    .filter((g) => g.protected.length > 0)
+    .map((g) => `${g.group}: ${g.protected.map((x) => `${x.name} (${x.reasons.join(',')})`).join(', ')}`);
+  if (protectedLines.length > 0) {
+    out.push(style.line('protected:'));
+    out.push(style.list(protectedLines));
+  }
+  if (plan) {
+    for (const g of groups) {
+      if (!g.snapshots || g.snapshots.length === 0) continue;
+      out.push(style.line(`Group ${g.group || '(no group)'}, every recovery point:`));
+      out.push(
+        style.table(
+          ['NAME', 'TIME', 'STATE', 'VERDICT', 'REASONS', 'MEMBERS'],
+          g.snapshots.map((v) => [
+            v.name,
+            v.time,
+            v.state,
+            v.verdict.toUpperCase(),
+            v.reasons.join(',') + (v.overridden.length ? ` (overrides ${v.overridden.join(',')})` : ''),
+            v.members.map(describeMember).join(', ') || '-',
+          ]),
+        ),
+      );
+    }
+  }
+  return out;
+}
+
 function scheduleSection(s: ScheduleReport, style: Style, plan: boolean): string[] {
   const out: string[] = [];
   out.push(
@@ -114,11 +199,17 @@ function scheduleSection(s: ScheduleReport, style: Style, plan: boolean): string
       `last run ${s.lastScheduleTime ?? '-'}, last successful ${s.lastSuccessfulTime ?? '-'}, next ${s.nextFireTime ?? '-'}`,
     ),
   );
+  if (s.group) out.push(style.line(`${describeGroupPolicy(s.group)}; ${s.groups?.length ?? 0} group(s)`));
   out.push(
     style.line(
-      `retention: ${describeRetention(s.retention)}; snapshots ${s.counts.ready} ready, ${s.counts.pending} pending, ${s.counts.stuck} stuck, ${s.counts.failed} failed; ${formatBytes(s.restoreSizeBytes)} restorable`,
+      `retention: ${describeRetention(s.retention)}; ${s.groups ? 'recovery points' : 'snapshots'} ${s.counts.ready} ready, ${s.counts.pending} pending, ${s.counts.stuck} stuck, ${s.counts.failed} failed; ${formatBytes(s.restoreSizeBytes)} restorable`,
     ),
   );
+  if (s.groups) {
+    if (s.groups.length === 0) out.push(style.line('no PVC selected, no recovery points'));
+    else out.push(...groupLines(s, s.groups, style, plan));
+    return out;
+  }
   if (s.pvcs.length === 0) {
     out.push(style.line('no PVC selected, no snapshots'));
     return out;
@@ -184,14 +275,17 @@ function renderText(report: Report, style: Style): string {
             u.phase ?? '-',
             u.storage ?? '-',
             u.selectedBy.length > 0
-              ? `selected only by ${u.selectedBy.map((s) => `${s.why} schedule ${s.schedule}`).join(', ')}`
+              ? `selected only by ${u.selectedBy.map(describeSelectedBy).join(', ')}`
               : 'no schedule selects it',
           ]),
         ),
       );
     }
   }
-  const plan = report.schedules.some((s) => s.pvcs.some((p) => p.snapshots !== undefined));
+  const plan = report.schedules.some(
+    (s) =>
+      s.pvcs.some((p) => p.snapshots !== undefined) || !!s.groups?.some((g) => g.snapshots !== undefined),
+  );
   if (report.schedules.length === 0) out.push(style.heading('No SnapshotSchedule in scope'));
   for (const s of report.schedules) out.push(...scheduleSection(s, style, plan));
   if (report.alibaba) out.push(...alibabaSection(report.alibaba, style));
@@ -208,5 +302,13 @@ function renderText(report: Report, style: Style): string {
       `${t.schedules} schedule(s) (${t.suspendedSchedules} suspended, ${t.invalidSchedules} invalid); ${t.pvcs} PVC(s), ${t.unprotectedPvcs} unprotected, ${t.stalePvcs} stale; snapshots ${t.snapshots.ready} ready, ${t.snapshots.pending} pending, ${t.snapshots.stuck} stuck, ${t.snapshots.failed} failed; ${formatBytes(t.restoreSizeBytes)} restorable`,
     ),
   );
+  if (t.groups) {
+    const g = t.groups;
+    out.push(
+      style.line(
+        `${g.groups} group(s), ${g.staleGroups} stale; recovery points (counted in snapshots above) ${g.recoveryPoints.ready} ready, ${g.recoveryPoints.pending} pending, ${g.recoveryPoints.stuck} stuck, ${g.recoveryPoints.failed} failed, with ${g.memberSnapshots} member VolumeSnapshot(s)`,
+      ),
+    );
+  }
   return out.join('\n');
 }

@@ -94,7 +94,12 @@ describe('install: kustomize and Helm renders on a real API server', () => {
 
   const kustomize = async (path: string): Promise<Obj[]> =>
     parseObjects(ok(await kubectl('kustomize', path), `kubectl kustomize ${path}`));
-  const template = async (sets: string[], namespace = NS): Promise<{ text: string; objects: Obj[] }> => {
+  /** `helm template` as against a cluster that serves VolumeGroupSnapshots (as the test's does), unless told otherwise. */
+  const template = async (
+    sets: string[],
+    namespace = NS,
+    apiVersions = ['groupsnapshot.storage.k8s.io/v1/VolumeGroupSnapshotClass'],
+  ): Promise<{ text: string; objects: Obj[] }> => {
     const text = ok(
       await helm(
         'template',
@@ -103,6 +108,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
         '-n',
         namespace,
         '--include-crds',
+        ...apiVersions.flatMap((v) => ['--api-versions', v]),
         ...sets.flatMap((s) => ['--set', s]),
       ),
       `helm template ${sets.join(' ')}`,
@@ -146,12 +152,13 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     helmBin = helmBinary();
     dir = mkdtempSync(join(tmpdir(), 'snapcron-install-'));
     cp = await ControlPlane.start({ installCrds: false });
-    // The CRDs the overlays' objects need: the snapshot CRDs (VolumeSnapshotClass) and
-    // prometheus-operator's and cert-manager's, from their Go modules (hack/addon-crds.sh).
+    // The CRDs the overlays' objects need: the snapshot and group snapshot CRDs
+    // (VolumeSnapshotClass, VolumeGroupSnapshotClass) and prometheus-operator's and
+    // cert-manager's, from their Go modules (hack/addon-crds.sh).
     const addon = hackScriptOutput('hack/addon-crds.sh');
     const files = [
       ...readdirSync(snapshotCrdDir())
-        .filter((f) => f.startsWith('snapshot.storage.k8s.io_'))
+        .filter((f) => /^(group)?snapshot\.storage\.k8s\.io_/.test(f))
         .map((f) => join(snapshotCrdDir(), f)),
       ...readdirSync(addon)
         .filter((f) => f.endsWith('.yaml'))
@@ -315,6 +322,24 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     expect(ack.get('VolumeSnapshotClass//default-snapclass')).toMatchObject({
       driver: 'diskplugin.csi.alibabacloud.com',
     });
+    // The group class for spec.group: v1, deleted with its groups, no parameters (none is needed,
+    // and the driver refuses retentionDays on groups), and not a default class.
+    const groupClass = ack.get('VolumeGroupSnapshotClass//default-groupsnapclass');
+    expect(groupClass).toMatchObject({
+      apiVersion: 'groupsnapshot.storage.k8s.io/v1',
+      driver: 'diskplugin.csi.alibabacloud.com',
+      deletionPolicy: 'Delete',
+    });
+    expect(groupClass).not.toHaveProperty('parameters');
+    expect(groupClass?.metadata.annotations).toBeUndefined();
+    expect(
+      (await template(['ack.enabled=true', 'ack.groupSnapshotClassName='])).objects.map((o) => o.kind),
+    ).not.toContain('VolumeGroupSnapshotClass');
+    // A cluster without groupsnapshot.storage.k8s.io/v1: the chart leaves the class out, so the
+    // install does not fail on a kind the API server does not know.
+    expect((await template(['ack.enabled=true'], NS, [])).objects.map((o) => o.kind)).not.toContain(
+      'VolumeGroupSnapshotClass',
+    );
     expect(ack.get(`ServiceAccount/${NS}/snapcron`)?.metadata.annotations).toEqual({
       'pod-identity.alibabacloud.com/role-name': 'snapcron',
     });

@@ -79,6 +79,37 @@ describe('least privilege: deploy/ RBAC on the real API server', () => {
     expect(await statusCode(core.listNamespacedPersistentVolumeClaim({ namespace: ns() }))).toBe(200);
   });
 
+  it('the ServiceAccount may take and delete VolumeGroupSnapshots and read their classes (spec.group), and no more', async () => {
+    // Asked of the authorizer, so it holds whether or not this API server serves the group CRDs.
+    const authz = kubeConfig().makeApiClient(k8s.AuthorizationV1Api);
+    const allowed = async (resource: string, verb: string): Promise<boolean> => {
+      const review = await authz.createSubjectAccessReview({
+        body: {
+          spec: {
+            user: SA_USER,
+            groups: SA_GROUPS,
+            resourceAttributes: {
+              group: 'groupsnapshot.storage.k8s.io',
+              resource,
+              verb,
+              ...(resource === 'volumegroupsnapshots' ? { namespace: ns() } : {}),
+            },
+          },
+        },
+      });
+      return review.status?.allowed === true;
+    };
+    const verbs = ['get', 'list', 'watch', 'create', 'delete', 'update', 'patch', 'deletecollection'];
+    const grants = async (resource: string): Promise<string[]> => {
+      const out: string[] = [];
+      for (const verb of verbs) if (await allowed(resource, verb)) out.push(verb);
+      return out;
+    };
+    expect(await grants('volumegroupsnapshots')).toEqual(['get', 'list', 'watch', 'create', 'delete']);
+    expect(await grants('volumegroupsnapshotclasses')).toEqual(['get', 'list', 'watch']);
+    expect(await grants('volumegroupsnapshotcontents')).toEqual([]);
+  });
+
   it('controller and tick do their whole job as the ServiceAccount, without one refusal', async () => {
     await boundPvc(ns(), 'web-0', { app: 'web' });
     const port = await freePort();
