@@ -94,6 +94,8 @@ export class Controller {
   private workers: Promise<void> | undefined;
   private resync: ScheduledTask | undefined;
   private stopping = false;
+  /** Each schedule's next fire time (ms), as its last pass returned it. */
+  private readonly fireAt = new Map<string, number>();
   /** The scheduled time each schedule's last run took, until its status write is in the cache. */
   private readonly lastTaken = new Map<string, Date>();
   /** The same for each schedule's last run on demand (its onDemandId). */
@@ -106,6 +108,11 @@ export class Controller {
     this.clock = o.clock ?? realClock;
     this.log = o.log;
     this.queue = new WorkQueue(this.clock);
+    // A fire came due while the schedule's previous pass still waits for its writes (after a
+    // burst, a status write behind thousands): those writes go first, so the fire is not late.
+    this.queue.onBusy = (key) => {
+      if ((this.fireAt.get(key) ?? Infinity) <= this.clock.now()) o.kube.writes.promote(key);
+    };
     this.caches = new SnapcronCaches({
       kube: o.kube,
       log: o.log,
@@ -297,6 +304,7 @@ export class Controller {
       if (key === undefined) return;
       const run = this.run(key).finally(() => {
         this.inFlight.delete(run);
+        this.o.kube.writes.release(key);
         this.queue.done(key);
       });
       this.inFlight.add(run);
@@ -310,7 +318,10 @@ export class Controller {
     try {
       const wakeAt = await this.reconcile(key);
       this.queue.forget(key);
-      if (wakeAt) this.queue.addAfter(key, wakeAt.getTime());
+      if (wakeAt) {
+        this.fireAt.set(key, wakeAt.getTime());
+        this.queue.addAfter(key, wakeAt.getTime());
+      } else this.fireAt.delete(key);
     } catch (err) {
       if (err instanceof NotLeaderError) {
         this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
@@ -346,6 +357,7 @@ export class Controller {
     const schedule = schedules.store.get(namespace, name);
     if (!schedule) {
       this.lastTaken.delete(key);
+      this.fireAt.delete(key);
       this.lastOnDemand.delete(key);
       this.postDone.delete(key);
       this.queue.cancel(key);

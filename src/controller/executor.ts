@@ -182,6 +182,12 @@ const listed = (names: string[], max = 10): string =>
     ? names.join(', ')
     : `${names.slice(0, max).join(', ')}, … (${names.length - max} more)`;
 
+/** The write budget's key of a delete: its schedule's, when pruning (see FairLimiter.promote). */
+const scheduleKeyOf = (check: { mode: string; schedule?: SnapshotSchedule }): string | undefined =>
+  check.schedule
+    ? `${check.schedule.metadata?.namespace ?? 'default'}/${check.schedule.metadata?.name ?? ''}`
+    : undefined;
+
 /** A lost lease ends the pass at once; every other error is one object's failure. */
 const rethrowIfFenced = (err: unknown): void => {
   if (err instanceof NotLeaderError) throw err;
@@ -751,13 +757,15 @@ export class Executor {
       if (why) return why;
     } else if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
     try {
-      await this.kube.write(() =>
-        this.kube.custom.deleteNamespacedCustomObject({
-          ...this.kube.snapshots,
-          namespace,
-          name,
-          body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
-        }),
+      await this.kube.write(
+        () =>
+          this.kube.custom.deleteNamespacedCustomObject({
+            ...this.kube.snapshots,
+            namespace,
+            name,
+            body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
+          }),
+        { key: scheduleKeyOf(check), lane: 'delete' },
       );
       return 'deleted';
     } catch (err) {
@@ -801,13 +809,15 @@ export class Executor {
       if (why) return why;
     } else if (restoring.length > 0) return 'in-use';
     try {
-      await this.kube.write(() =>
-        this.kube.custom.deleteNamespacedCustomObject({
-          ...this.kube.groupSnapshots,
-          namespace,
-          name,
-          body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
-        }),
+      await this.kube.write(
+        () =>
+          this.kube.custom.deleteNamespacedCustomObject({
+            ...this.kube.groupSnapshots,
+            namespace,
+            name,
+            body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
+          }),
+        { key: scheduleKeyOf(check), lane: 'delete' },
       );
       return 'deleted';
     } catch (err) {
@@ -927,13 +937,15 @@ export class Executor {
     let current = schedule;
     for (let attempt = 1; attempt <= 5; attempt++) {
       try {
-        await this.kube.write(() =>
-          this.kube.custom.replaceNamespacedCustomObjectStatus({
-            ...this.kube.schedules,
-            namespace,
-            name,
-            body: { ...current, status: normalize(status) },
-          }),
+        await this.kube.write(
+          () =>
+            this.kube.custom.replaceNamespacedCustomObjectStatus({
+              ...this.kube.schedules,
+              namespace,
+              name,
+              body: { ...current, status: normalize(status) },
+            }),
+          { key: `${namespace}/${name}`, lane: 'other' },
         );
         return true;
       } catch (err) {

@@ -100,6 +100,8 @@ export class WorkQueue {
   private timerAt = Infinity;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shut = false;
+  /** Called when `key` is added while a worker has it (it is handed out again once done). */
+  onBusy: ((key: string) => void) | undefined;
 
   constructor(clock: Clock = realClock, backoff = DEFAULT_QUEUE_BACKOFF, random: () => number = Math.random) {
     this.clock = clock;
@@ -120,6 +122,7 @@ export class WorkQueue {
     if (this.shut) return;
     if (this.processing.has(key)) {
       this.dirty.add(key);
+      this.onBusy?.(key);
       return;
     }
     if (this.queued.has(key)) return;

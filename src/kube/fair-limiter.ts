@@ -5,9 +5,13 @@
  * each key (a schedule) gets one token in turn. So when a thousand schedules fire at
  * once, every schedule's first snapshot goes out in the first round instead of the last
  * schedule's after all others' last, and status writes never hold up a snapshot.
+ *
+ * One exception ranks above them all: a schedule whose next fire came due while its pass still
+ * waits for writes (a status write behind thousands of others after a burst) is `promote`d, and
+ * its writes go first until `release`, so the pass ends and the fire starts on time.
  */
 
-export const LANES = ['create', 'delete', 'other'] as const;
+export const LANES = ['urgent', 'create', 'delete', 'other'] as const;
 export type Lane = (typeof LANES)[number];
 
 interface Waiter {
@@ -28,6 +32,14 @@ class FairLane {
     }
     q.push(w);
     this.ring.set(key, true);
+  }
+
+  /** Takes every waiter of `key` out of this lane. */
+  remove(key: string): Waiter[] {
+    const q = this.byKey.get(key) ?? [];
+    this.byKey.delete(key);
+    this.ring.delete(key);
+    return q;
   }
 
   /** The next waiter in turn, moving its key to the back of the ring. */
@@ -58,7 +70,9 @@ export class FairLimiter {
   private timer: NodeJS.Timeout | undefined;
   private pumpSoon: NodeJS.Immediate | undefined;
   /** Writes asked for so far, by lane (for metrics and benchmarks). */
-  readonly requested: Record<Lane, number> = { create: 0, delete: 0, other: 0 };
+  readonly requested: Record<Lane, number> = { urgent: 0, create: 0, delete: 0, other: 0 };
+  /** Keys whose writes go in the urgent lane (see promote). */
+  private readonly promoted = new Set<string>();
 
   constructor(qps: number, burst: number, now: () => number = () => performance.now()) {
     this.qps = qps;
@@ -74,14 +88,29 @@ export class FairLimiter {
    * even the burst tokens go round the schedules in turn instead of to the first pass's writes.
    */
   take(key = '', lane: Lane = 'other'): Promise<void> {
+    const l = this.promoted.has(key) ? 'urgent' : lane;
     return new Promise((resolve) => {
-      (this.lanes.get(lane) as FairLane).push(key, { resolve });
-      this.requested[lane]++;
+      (this.lanes.get(l) as FairLane).push(key, { resolve });
+      this.requested[l]++;
       this.pumpSoon ??= setImmediate(() => {
         this.pumpSoon = undefined;
         this.pump();
       });
     });
+  }
+
+  /** From now until release, `key`'s writes (waiting or to come) go before every other lane. */
+  promote(key: string): void {
+    if (key === '' || this.promoted.has(key)) return;
+    this.promoted.add(key);
+    const urgent = this.lanes.get('urgent') as FairLane;
+    for (const lane of LANES)
+      if (lane !== 'urgent')
+        for (const w of (this.lanes.get(lane) as FairLane).remove(key)) urgent.push(key, w);
+  }
+
+  release(key: string): void {
+    this.promoted.delete(key);
   }
 
   /** Writes waiting for a token. */

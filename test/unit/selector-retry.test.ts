@@ -87,6 +87,31 @@ describe('client-side rate limit and retry', () => {
     ]);
   });
 
+  it("a promoted key's waiting and later writes go before every lane until released", async () => {
+    const limiter = new FairLimiter(1000, 1);
+    const order: string[] = [];
+    const ask = (key: string, lane: 'create' | 'delete' | 'other', tag: string): Promise<number> =>
+      limiter.take(key, lane).then(() => order.push(tag));
+    const asked = [
+      ask('a', 'create', 'a-create-1'),
+      ask('a', 'create', 'a-create-2'),
+      ask('b', 'other', 'b-status'),
+      ask('b', 'delete', 'b-delete'),
+      ask('c', 'create', 'c-create'),
+    ];
+    // b's next fire came due while its pass waits: its writes jump the queue, the ones to come too.
+    limiter.promote('b');
+    asked.push(ask('b', 'other', 'b-event'));
+    await Promise.all(asked);
+    expect(order).toEqual(['b-delete', 'b-status', 'b-event', 'a-create-1', 'c-create', 'a-create-2']);
+    expect(limiter.requested.urgent).toBe(1);
+    // Released: back to its lanes.
+    limiter.release('b');
+    order.length = 0;
+    await Promise.all([ask('a', 'create', 'a-create-3'), ask('b', 'other', 'b-status-2')]);
+    expect(order).toEqual(['a-create-3', 'b-status-2']);
+  });
+
   it('retries 429, 5xx and lost connections, not answers like 409 or 422', async () => {
     expect([429, 500, 503].map((code) => isTransient({ code }))).toEqual([true, true, true]);
     expect([404, 409, 422, 403].map((code) => isTransient({ code }))).toEqual([false, false, false, false]);
