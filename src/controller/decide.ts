@@ -165,33 +165,33 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   for (const s of own) if (!s.metadata.deletionTimestamp) counts[snapshotState(s)]++;
 
   const { errors, schedule: valid } = validateStoredSpec(schedule);
+  /** A pass that takes nothing and says why in its conditions (the spec or the cluster is not fit). */
+  const idle = (errs: FieldError[], conditions: ConditionInput[], extra: SnapshotScheduleStatus) => ({
+    key,
+    errors: errs,
+    due: { kind: 'idle' as const },
+    creates: [],
+    skips: [],
+    retention: undefined,
+    onDemand: undefined,
+    wakeAt: undefined,
+    status: {
+      ...prior,
+      observedGeneration: generation,
+      ...extra,
+      conditions: setConditions(prior.conditions, conditions, now, generation),
+    },
+  });
   if (!valid) {
     const message = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
-    return {
-      key,
+    return idle(
       errors,
-      due: { kind: 'idle' },
-      creates: [],
-      skips: [],
-      retention: undefined,
-      onDemand: undefined,
-      wakeAt: undefined,
-      status: {
-        ...prior,
-        observedGeneration: generation,
-        nextScheduleTime: undefined,
-        snapshots: counts,
-        conditions: setConditions(
-          prior.conditions,
-          [
-            { type: 'InvalidSpec', status: 'True', reason: 'InvalidSpec', message },
-            { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
-          ],
-          now,
-          generation,
-        ),
-      },
-    };
+      [
+        { type: 'InvalidSpec', status: 'True', reason: 'InvalidSpec', message },
+        { type: 'Ready', status: 'False', reason: 'InvalidSpec', message },
+      ],
+      { nextScheduleTime: undefined, snapshots: counts },
+    );
   }
 
   const spec = valid.spec;
@@ -199,29 +199,14 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     // Taking per-PVC snapshots instead would break the promise of one instant: take nothing, say why.
     const message =
       'spec.group needs VolumeGroupSnapshots (groupsnapshot.storage.k8s.io/v1), which the API server does not serve or this controller may not list and watch: install the external-snapshotter v8.6+ CRDs with the CSIVolumeGroupSnapshot feature, and grant get, list, watch, create, delete on volumegroupsnapshots (deploy/ does); the controller looks again when restarted';
-    return {
-      key,
-      errors: [],
-      due: { kind: 'idle' },
-      creates: [],
-      skips: [],
-      retention: undefined,
-      onDemand: undefined,
-      wakeAt: undefined,
-      status: {
-        ...prior,
-        observedGeneration: generation,
-        conditions: setConditions(
-          prior.conditions,
-          [
-            { type: 'InvalidSpec', status: 'False', reason: 'Valid', message: 'spec is valid' },
-            { type: 'Ready', status: 'False', reason: 'GroupSnapshotsUnavailable', message },
-          ],
-          now,
-          generation,
-        ),
-      },
-    };
+    return idle(
+      [],
+      [
+        { type: 'InvalidSpec', status: 'False', reason: 'Valid', message: 'spec is valid' },
+        { type: 'Ready', status: 'False', reason: 'GroupSnapshotsUnavailable', message },
+      ],
+      {},
+    );
   }
   const cron = parseSchedule(spec.schedule, spec.timeZone);
   const suspended = spec.suspend === true;

@@ -756,23 +756,7 @@ export class Executor {
       });
       if (why) return why;
     } else if (snapshotsInUse(pvcs).has(`${namespace}/${name}`)) return 'in-use';
-    try {
-      await this.kube.write(
-        () =>
-          this.kube.custom.deleteNamespacedCustomObject({
-            ...this.kube.snapshots,
-            namespace,
-            name,
-            body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
-          }),
-        { key: scheduleKeyOf(check), lane: 'delete' },
-      );
-      return 'deleted';
-    } catch (err) {
-      if (statusOf(err) === 404) return 'gone';
-      if (statusOf(err) === 409) return 'changed';
-      throw err;
-    }
+    return this.deleteAt(this.kube.snapshots, namespace, name, fresh.metadata.resourceVersion, check);
   }
 
   /**
@@ -808,14 +792,25 @@ export class Executor {
       });
       if (why) return why;
     } else if (restoring.length > 0) return 'in-use';
+    return this.deleteAt(this.kube.groupSnapshots, namespace, name, fresh.metadata.resourceVersion, check);
+  }
+
+  /** The delete itself, under the resourceVersion the checks read: a change in between makes it a no-op. */
+  private async deleteAt(
+    resource: Kube['snapshots'] | Kube['groupSnapshots'],
+    namespace: string,
+    name: string,
+    resourceVersion: string | undefined,
+    check: { mode: string; schedule?: SnapshotSchedule },
+  ): Promise<'deleted' | 'gone' | 'changed'> {
     try {
       await this.kube.write(
         () =>
           this.kube.custom.deleteNamespacedCustomObject({
-            ...this.kube.groupSnapshots,
+            ...resource,
             namespace,
             name,
-            body: { preconditions: { resourceVersion: fresh.metadata.resourceVersion } },
+            body: { preconditions: { resourceVersion } },
           }),
         { key: scheduleKeyOf(check), lane: 'delete' },
       );

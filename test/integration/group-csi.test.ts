@@ -7,7 +7,7 @@
  * VolumeSnapshots created at once are cut apart; a member alone cannot be deleted while its
  * group exists, and deleting the group deletes its members and their archives.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,14 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serve } from '../../dev/csi-driver.ts';
-import { CsiStack, GROUP_SNAPSHOT_CLASS, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
+import { CsiStack, GROUP_SNAPSHOT_CLASS, SNAPSHOT_CLASS } from '../../dev/csi-stack.ts';
 import { hackScriptOutput } from '../../dev/hack-script.ts';
+import {
+  boundVolumeHandle,
+  createCsiPvc,
+  startCounterWriter,
+  stopCounterWriter,
+} from '../env/csi-volumes.ts';
 import { deleteNamespaceAndWait, eventually, kube, kubeconfigPath } from '../env/kube.ts';
 
 const IN_GROUP_FINALIZER = 'snapshot.storage.kubernetes.io/volumesnapshot-in-group-protection';
@@ -47,34 +53,6 @@ interface Content extends Obj {
 }
 interface Group extends Obj {
   status?: { readyToUse?: boolean; boundVolumeGroupSnapshotContentName?: string; creationTime?: string };
-}
-
-/**
- * A writer in its own process: counter n into `a`, then n into `b`, about every millisecond,
- * each by an atomic rename (so a reader sees a whole number, never a half-written file). At
- * any instant b is a or a-1; a copy with b = a+1 or further apart was not cut at one instant.
- */
-function startWriter(a: string, b: string, scratch: string): ChildProcess {
-  mkdirSync(scratch, { recursive: true });
-  const script = `
-    const { writeFileSync, renameSync } = require('node:fs');
-    const [a, b, scratch] = process.argv.slice(1);
-    const pause = new Int32Array(new SharedArrayBuffer(4));
-    for (let n = 1; ; n++) {
-      writeFileSync(scratch + '/a', String(n));
-      renameSync(scratch + '/a', a);
-      writeFileSync(scratch + '/b', String(n));
-      renameSync(scratch + '/b', b);
-      Atomics.wait(pause, 0, 0, 1);
-    }`;
-  return spawn(process.execPath, ['-e', script, a, b, scratch], { stdio: 'ignore' });
-}
-
-async function stopWriter(w: ChildProcess | undefined): Promise<void> {
-  if (!w || w.exitCode !== null || w.signalCode !== null) return;
-  const exited = new Promise((r) => w.once('exit', r));
-  w.kill('SIGKILL');
-  await exited;
 }
 
 /** The counter a tar archive holds in `file`. */
@@ -253,7 +231,7 @@ describe("the host-path driver's GroupController over gRPC", () => {
   });
 
   it('cuts volumes another process keeps writing at one instant, every time', async () => {
-    const writer = startWriter(
+    const writer = startCounterWriter(
       join(volumes(), 'vol-a', 'counter'),
       join(volumes(), 'vol-b', 'counter'),
       join(dir, 'scratch'),
@@ -276,7 +254,7 @@ describe("the host-path driver's GroupController over gRPC", () => {
       console.log(`driver captures, counter a - b over 100 group snapshots: ${JSON.stringify(counts)}`);
       expect(gaps.every((g) => g === 0 || g === 1)).toBe(true);
     } finally {
-      await stopWriter(writer);
+      await stopCounterWriter(writer);
     }
   }, 60_000);
 });
@@ -305,33 +283,6 @@ describe('volume group snapshots on a real CSI stack', () => {
   const list = async <T>(api: typeof VS): Promise<T[]> =>
     ((await k().custom.listNamespacedCustomObject({ ...api, namespace: ns })) as { items: T[] }).items;
 
-  async function boundHandle(pvc: string): Promise<string> {
-    const claim = await eventually(async () => {
-      const p = await k().core.readNamespacedPersistentVolumeClaim({ name: pvc, namespace: ns });
-      return p.status?.phase === 'Bound' ? p : undefined;
-    }, 60_000);
-    const pv = await k().core.readPersistentVolume({ name: claim.spec?.volumeName ?? '' });
-    return pv.spec?.csi?.volumeHandle ?? '';
-  }
-
-  async function createPvc(name: string, labels: Record<string, string>, snapshot?: string): Promise<void> {
-    await k().core.createNamespacedPersistentVolumeClaim({
-      namespace: ns,
-      body: {
-        metadata: { name, labels },
-        spec: {
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: STORAGE_CLASS,
-          resources: { requests: { storage: '1Gi' } },
-          ...(snapshot
-            ? { dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: snapshot } }
-            : {}),
-        },
-      },
-    });
-  }
-
-  /** A snapshot's archive in the driver, once it is ready. */
   async function readyArchive(name: string): Promise<string> {
     const snap = await eventually(async () => {
       const s = await get<Snapshot>(VS, name);
@@ -345,10 +296,10 @@ describe('volume group snapshots on a real CSI stack', () => {
     dir = mkdtempSync(join(tmpdir(), 'snapcron-group-csi-'));
     stack = await CsiStack.start(kubeconfigPath(), dir);
     await k().core.createNamespace({ body: { metadata: { name: ns } } });
-    for (const p of pvcs) await createPvc(p, { app: 'db' });
-    for (const p of pvcs) handles.set(p, await boundHandle(p));
+    for (const p of pvcs) await createCsiPvc(ns, p, { labels: { app: 'db' } });
+    for (const p of pvcs) handles.set(p, await boundVolumeHandle(ns, p));
     const [a, b] = pvcs.map((p) => join(stack.volumeDir(handles.get(p) ?? ''), 'counter'));
-    writer = startWriter(a as string, b as string, join(dir, 'scratch'));
+    writer = startCounterWriter(a as string, b as string, join(dir, 'scratch'));
     // Running steadily before anything is cut.
     await eventually(
       async () => existsSync(b as string) && Number(readFileSync(b as string, 'utf8')) >= 50,
@@ -357,7 +308,7 @@ describe('volume group snapshots on a real CSI stack', () => {
     );
   }, 900_000);
   afterAll(async () => {
-    await stopWriter(writer);
+    await stopCounterWriter(writer);
     // While the snapshot-controller still runs to remove the snapshots' finalizers.
     await deleteNamespaceAndWait(ns, 60_000);
     await stack?.stop();
@@ -425,8 +376,8 @@ describe('volume group snapshots on a real CSI stack', () => {
     for (const a of memberArchives) expect(existsSync(a)).toBe(true);
 
     // Restore each member through the real csi-provisioner and read the counters back.
-    for (const p of pvcs) await createPvc(`restore-${p}`, {}, byPvc.get(p)?.metadata.name);
-    const [a, b] = (await Promise.all(pvcs.map((p) => boundHandle(`restore-${p}`)))).map((h) =>
+    for (const p of pvcs) await createCsiPvc(ns, `restore-${p}`, { snapshot: byPvc.get(p)?.metadata.name });
+    const [a, b] = (await Promise.all(pvcs.map((p) => boundVolumeHandle(ns, `restore-${p}`)))).map((h) =>
       Number(readFileSync(join(stack.volumeDir(h), 'counter'), 'utf8')),
     ) as [number, number];
     groupGap = a - b;

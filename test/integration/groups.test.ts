@@ -5,13 +5,13 @@
  * gets both restored from one instant, where per-PVC snapshots of the same app do not;
  * retention deletes whole groups; a controller killed mid-fire never makes a second group.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolumeGroupSnapshot, VolumeSnapshot } from '../../src/api/objects.ts';
-import { CsiStack, GROUP_SNAPSHOT_CLASS, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts';
+import { CsiStack, GROUP_SNAPSHOT_CLASS, SNAPSHOT_CLASS } from '../../dev/csi-stack.ts';
+import { boundVolumeDir, createCsiPvc, startCounterWriter, stopCounterWriter } from '../env/csi-volumes.ts';
 import {
   createSchedule,
   deleteNamespacesAndWait,
@@ -54,72 +54,19 @@ describe('consistency groups on the real CSI stack', () => {
     all.filter((s) => s.status?.volumeGroupSnapshotName === group);
 
   async function provision(name: string, labels: Record<string, string>): Promise<string> {
-    const k = kube();
-    await k.core.createNamespacedPersistentVolumeClaim({
-      namespace: ns(),
-      body: {
-        metadata: { name, labels },
-        spec: {
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: STORAGE_CLASS,
-          resources: { requests: { storage: '1Gi' } },
-        },
-      },
-    });
-    return volumeDirOf(name);
-  }
-  async function volumeDirOf(name: string): Promise<string> {
-    const k = kube();
-    const pvc = await eventually(async () => {
-      const p = await k.core.readNamespacedPersistentVolumeClaim({ name, namespace: ns() });
-      return p.status?.phase === 'Bound' ? p : undefined;
-    }, 60_000);
-    const pv = await k.core.readPersistentVolume({ name: pvc.spec?.volumeName ?? '' });
-    return stack.volumeDir(pv.spec?.csi?.volumeHandle ?? '');
+    await createCsiPvc(ns(), name, { labels });
+    return boundVolumeDir(stack, ns(), name);
   }
   /** A PVC restored from one VolumeSnapshot by the real csi-provisioner; its counter. */
   async function restoredCounter(name: string, snapshot: string): Promise<number> {
-    await kube().core.createNamespacedPersistentVolumeClaim({
-      namespace: ns(),
-      body: {
-        metadata: { name },
-        spec: {
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: STORAGE_CLASS,
-          resources: { requests: { storage: '1Gi' } },
-          dataSource: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: snapshot },
-        },
-      },
-    });
-    return Number(readFileSync(join(await volumeDirOf(name), 'counter'), 'utf8'));
-  }
-
-  /**
-   * The app: one counter written to both volumes, data then wal, each by an atomic rename (a
-   * reader never sees a half-written file), about every millisecond. At any instant wal is data
-   * or data - 1.
-   */
-  function startWriter(data: string, wal: string): ChildProcess {
-    const scratch = join(dir, 'scratch');
-    mkdirSync(scratch, { recursive: true });
-    const script = `
-      const { writeFileSync, renameSync } = require('node:fs');
-      const [a, b, scratch] = process.argv.slice(1);
-      const pause = new Int32Array(new SharedArrayBuffer(4));
-      for (let n = 1; ; n++) {
-        writeFileSync(scratch + '/a', String(n));
-        renameSync(scratch + '/a', a + '/counter');
-        writeFileSync(scratch + '/b', String(n));
-        renameSync(scratch + '/b', b + '/counter');
-        Atomics.wait(pause, 0, 0, 1);
-      }`;
-    return spawn(process.execPath, ['-e', script, data, wal, scratch], { stdio: 'ignore' });
+    await createCsiPvc(ns(), name, { snapshot });
+    return Number(readFileSync(join(await boundVolumeDir(stack, ns(), name), 'counter'), 'utf8'));
   }
 
   it('restores both volumes of a group from one instant; per-PVC snapshots of the same app are apart', async () => {
     const data = await provision('data-pg-0', { app: 'pg', role: 'data' });
     const wal = await provision('wal-pg-0', { app: 'pg', role: 'wal' });
-    const writer = startWriter(data, wal);
+    const writer = startCounterWriter(join(data, 'counter'), join(wal, 'counter'), join(dir, 'scratch'));
     const ctl = startController(ns());
     try {
       // The counter is running.
@@ -152,7 +99,7 @@ describe('consistency groups on the real CSI stack', () => {
         const ready = list.filter((s) => s.status?.readyToUse);
         return ready.length >= 4 ? list : undefined;
       }, 90_000);
-      writer.kill('SIGKILL');
+      await stopCounterWriter(writer);
       const members = membersOf(all, group.metadata.name ?? '');
       expect(members.map((m) => m.spec.source.persistentVolumeClaimName).sort()).toEqual([
         'data-pg-0',
@@ -186,7 +133,7 @@ describe('consistency groups on the real CSI stack', () => {
         30_000,
       );
     } finally {
-      writer.kill('SIGKILL');
+      await stopCounterWriter(writer);
       await ctl.kill();
     }
   });
