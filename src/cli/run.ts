@@ -11,12 +11,12 @@
  * `run` the same whether a controller is up, leading, or watching this namespace at all.
  */
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { LABEL_SCHEDULE } from '../api/constants.ts';
-import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
+import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
+import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
 import { decide } from '../controller/decide.ts';
 import { Executor } from '../controller/executor.ts';
-import { onDemandSummary } from '../controller/tick.ts';
+import { onDemandSummary, readGroups } from '../controller/tick.ts';
 import { Kube } from '../kube/client.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
@@ -149,12 +149,21 @@ export async function runRun(
   const executor = new Executor(kube, events, log, undefined, clock);
   const pvcs = (await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace })))
     .items as unknown as PersistentVolumeClaim[];
-  const snapshots = (
+  const labelled = (
     (await kube.read(() =>
       kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace, labelSelector: LABEL_SCHEDULE }),
     )) as { items: VolumeSnapshot[] }
   ).items;
-  const plan = decide({ schedule, pvcs, snapshots, now: clock() });
+  // spec.group: the run is one VolumeGroupSnapshot per group.
+  const grouped = !!schedule.spec?.group;
+  const groups = grouped ? await readGroups(kube, namespace, log) : undefined;
+  const plan = decide({
+    schedule,
+    pvcs,
+    snapshots: groups ? [...labelled, ...groups.members] : labelled,
+    groupSnapshots: groups?.groupSnapshots,
+    now: clock(),
+  });
   if (plan.errors.length > 0) {
     await executor.execute(schedule, plan);
     await events.flush();
@@ -164,6 +173,10 @@ export async function runRun(
   }
   const r = await executor.execute(schedule, plan);
   await events.flush();
+  if (grouped && groups?.groupSnapshots === undefined)
+    throw new UserError(
+      `${what} has spec.group, and VolumeGroupSnapshots are not served here or this user may not list them (groupsnapshot.storage.k8s.io/v1): ${plan.status.conditions?.find((c) => c.type === 'Ready')?.message ?? ''}`,
+    );
   if (plan.onDemand) out(`took the run${onDemandSummary(plan, r).replace(/^; run-now "[^"]*"/, '')}`);
   else out('a controller or another pass answered this request first');
   if (plan.due.kind === 'due')
@@ -174,17 +187,23 @@ export async function runRun(
 
   // 3. The run's snapshots, whoever created them.
   const selector = `${LABEL_SCHEDULE}=${labelValue(name)},${LABEL_TRIGGER}=${TRIGGER_RUN_NOW}`;
-  const ofRun = async (): Promise<VolumeSnapshot[]> =>
+  const resource = grouped ? kube.groupSnapshots : kube.snapshots;
+  const kind = grouped ? 'VolumeGroupSnapshot' : 'VolumeSnapshot';
+  const ofRun = async (): Promise<(VolumeSnapshot | VolumeGroupSnapshot)[]> =>
     (
       (await kube.read(() =>
-        kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace, labelSelector: selector }),
-      )) as { items: VolumeSnapshot[] }
+        kube.custom.listNamespacedCustomObject({ ...resource, namespace, labelSelector: selector }),
+      )) as { items: (VolumeSnapshot | VolumeGroupSnapshot)[] }
     ).items
       .filter((s) => s.metadata.annotations?.[ANNOTATION_RUN_NOW] === value)
       .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
   const taken = await ofRun();
   for (const s of taken)
-    out(`  VolumeSnapshot ${s.metadata.name} of PVC ${s.spec.source.persistentVolumeClaimName ?? '?'}`);
+    out(
+      grouped
+        ? `  VolumeGroupSnapshot ${s.metadata.name} of group ${s.metadata.labels?.[LABEL_GROUP] ?? '?'}`
+        : `  VolumeSnapshot ${s.metadata.name} of PVC ${(s as VolumeSnapshot).spec.source.persistentVolumeClaimName ?? '?'}`,
+    );
   if (r.createFailures.length > 0 || r.errors.length > 0) return 1;
   if (taken.length === 0) {
     out(`the run took no snapshot: no selected PVC could be snapshotted (see the skips above)`);
@@ -207,7 +226,7 @@ export async function runRun(
       const state = !s
         ? 'gone (deleted)'
         : s.status?.readyToUse === true
-          ? `ready${s.status.restoreSize ? ` (restoreSize ${s.status.restoreSize})` : ''}`
+          ? `ready${'restoreSize' in s.status && s.status.restoreSize ? ` (restoreSize ${s.status.restoreSize})` : ''}`
           : s.status?.error?.message
             ? `error: ${s.status.error.message}`
             : 'pending';
@@ -230,7 +249,7 @@ export async function runRun(
     if (elapsed >= timeoutMs) {
       const late = names.filter((n) => !said.get(n)?.startsWith('ready'));
       out(
-        `timed out after ${formatDuration(timeoutMs)}: ${late.length} not ready (${late.join(', ')}); check the snapshot controller and the CSI driver: kubectl describe volumesnapshot -n ${namespace} ${late[0] ?? ''}`,
+        `timed out after ${formatDuration(timeoutMs)}: ${late.length} not ready (${late.join(', ')}); check the snapshot controller and the CSI driver: kubectl describe ${kind.toLowerCase()} -n ${namespace} ${late[0] ?? ''}`,
       );
       return 1;
     }

@@ -52,6 +52,38 @@ export function onDemandSummary(plan: SchedulePlan, r: ExecutionResult): string 
   } existed, ${skipped} skipped, ${r.createFailures.filter((f) => mine.has(f.name)).length} failed${od.hold ? ' (held)' : ''}`;
 }
 
+/**
+ * The namespace's VolumeGroupSnapshots taken by schedules (undefined when the API does not serve
+ * them or RBAC refuses: a grouped schedule then says so) and their member VolumeSnapshots.
+ */
+export async function readGroups(
+  kube: Kube,
+  namespace: string,
+  log: Logger,
+): Promise<{ groupSnapshots: VolumeGroupSnapshot[] | undefined; members: VolumeSnapshot[] }> {
+  let groupSnapshots: VolumeGroupSnapshot[] | undefined;
+  try {
+    const l: unknown = await kube.read(() =>
+      kube.custom.listNamespacedCustomObject({
+        ...kube.groupSnapshots,
+        namespace,
+        labelSelector: LABEL_SCHEDULE,
+      }),
+    );
+    groupSnapshots = (l as { items: VolumeGroupSnapshot[] }).items;
+  } catch (err) {
+    log.warn({ namespace, err: errorMessage(err) }, 'cannot list VolumeGroupSnapshots');
+  }
+  // Members carry no labels of ours: every snapshot of the namespace, filtered.
+  const all: unknown = groupSnapshots?.length
+    ? await kube.read(() => kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace }))
+    : { items: [] };
+  return {
+    groupSnapshots,
+    members: (all as { items: VolumeSnapshot[] }).items.filter((s) => groupOfMember(s) !== undefined),
+  };
+}
+
 export async function tick(opts: TickOptions): Promise<number> {
   const { kube, log, out } = opts;
   const clock = opts.now ?? (() => new Date());
@@ -109,32 +141,8 @@ export async function tick(opts: TickOptions): Promise<number> {
     }
     return world;
   };
-  /** The namespace's VolumeGroupSnapshots (undefined when not served or not allowed) and their members. */
-  const groupsOf = async (namespace: string, world: World): Promise<NonNullable<World['groups']>> => {
-    if (world.groups) return world.groups;
-    let groupSnapshots: VolumeGroupSnapshot[] | undefined;
-    try {
-      const l: unknown = await kube.read(() =>
-        kube.custom.listNamespacedCustomObject({
-          ...kube.groupSnapshots,
-          namespace,
-          labelSelector: LABEL_SCHEDULE,
-        }),
-      );
-      groupSnapshots = (l as { items: VolumeGroupSnapshot[] }).items;
-    } catch (err) {
-      log.warn({ namespace, err: errorMessage(err) }, 'cannot list VolumeGroupSnapshots');
-    }
-    // Members carry no labels of ours: every snapshot of the namespace, filtered.
-    const all: unknown = groupSnapshots?.length
-      ? await kube.read(() => kube.custom.listNamespacedCustomObject({ ...kube.snapshots, namespace }))
-      : { items: [] };
-    world.groups = {
-      groupSnapshots,
-      members: (all as { items: VolumeSnapshot[] }).items.filter((s) => groupOfMember(s) !== undefined),
-    };
-    return world.groups;
-  };
+  const groupsOf = async (namespace: string, world: World): Promise<NonNullable<World['groups']>> =>
+    (world.groups ??= await readGroups(kube, namespace, log));
 
   let failures = 0;
   for (const schedule of schedules) {

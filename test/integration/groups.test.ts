@@ -23,7 +23,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { runKubectl } from '../env/kubectl.ts';
-import { startController } from '../env/processes.ts';
+import { runCli, startController } from '../env/processes.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -166,7 +166,11 @@ describe('consistency groups on the real CSI stack', () => {
         const m = membersOf(await listSnapshots(ns()), first.metadata.name ?? '');
         return m.length === 2 ? m.map((x) => x.metadata.name) : undefined;
       }, 30_000);
-      await runNow('second');
+      // `snapcron run --wait` takes the second run itself: a group, waited for until ready.
+      const r = await runCli(['run', 'pg-group', '-n', ns(), '--wait', '--timeout', '90s']);
+      expect(r.code, r.out + r.err).toBe(0);
+      expect(r.out).toMatch(/VolumeGroupSnapshot \S+ of group group/);
+      expect(r.out).toMatch(/all 1 snapshot\(s\) ready/);
       // maxCount 1: once the new group is ready the old one goes, whole.
       await eventually(async () => {
         const gs = await groups();
