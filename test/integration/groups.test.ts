@@ -23,7 +23,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { runKubectl } from '../env/kubectl.ts';
-import { runCli, startController } from '../env/processes.ts';
+import { runCli, runTick, startController } from '../env/processes.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -202,5 +202,37 @@ describe('consistency groups on the real CSI stack', () => {
     } finally {
       await ctl.kill().catch(() => undefined);
     }
+  });
+
+  it('snapcron tick takes a grouped run as one VolumeGroupSnapshot per label value, once', async () => {
+    await provision('data-a-0', { tier: 'db', instance: 'a' });
+    await provision('data-b-0', { tier: 'db', instance: 'b' });
+    await provision('wal-b-0', { tier: 'db', instance: 'b' });
+    await createSchedule(ns(), 'by-app', {
+      schedule: '0 0 1 1 *',
+      runOnCreate: true,
+      claimSelector: { matchLabels: { tier: 'db' } },
+      group: { by: 'Label', labelKey: 'instance', volumeGroupSnapshotClassName: GROUP_SNAPSHOT_CLASS },
+      retention: { maxCount: 3 },
+    });
+    const first = await runTick(ns());
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/runOnCreate: 2 created/);
+    const again = await runTick(ns());
+    expect(again.code, again.out).toBe(0);
+    const made = await groups();
+    expect(made.map((g) => g.metadata.labels?.['snapcron.io/group']).sort()).toEqual(['a', 'b']);
+    const b = made.find((g) => g.metadata.labels?.['snapcron.io/group'] === 'b');
+    expect(b?.spec.source.selector).toEqual({ matchLabels: { tier: 'db', instance: 'b' } });
+    // The snapshot-controller picks b's two PVCs as its members.
+    await eventually(async () => {
+      const members = membersOf(await listSnapshots(ns()), b?.metadata.name ?? '');
+      return (
+        members
+          .map((m) => m.spec.source.persistentVolumeClaimName)
+          .sort()
+          .join() === 'data-b-0,wal-b-0'
+      );
+    }, 60_000);
   });
 });
