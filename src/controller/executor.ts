@@ -200,6 +200,8 @@ export class Executor {
   private readonly metrics: Metrics | undefined;
   private readonly now: () => Date;
   private readonly view: FreshView;
+  /** Reads from the API server, for what the view (the controller's caches) may not have yet. */
+  private readonly api: FreshView;
   private readonly hooks: HookRunner;
   constructor(
     kube: Kube,
@@ -214,7 +216,8 @@ export class Executor {
     this.log = log;
     this.metrics = metrics;
     this.now = now;
-    this.view = view ?? apiView(kube);
+    this.api = apiView(kube);
+    this.view = view ?? this.api;
     this.hooks = new HookRunner(kube);
   }
 
@@ -285,9 +288,11 @@ export class Executor {
       const states = await Promise.all(
         left.map(async (n) => {
           try {
-            const v = grouped
-              ? await this.view.groupSnapshot(namespace, n)
-              : await this.view.snapshot(namespace, n);
+            const read = (view: FreshView) =>
+              grouped ? view.groupSnapshot(namespace, n) : view.snapshot(namespace, n);
+            // Not in the controller's cache may only mean its watch has not brought the create
+            // yet: ask the API server before taking it for gone (post would unfreeze too early).
+            const v = (await read(this.view)) ?? (await read(this.api));
             return v?.status?.creationTime || v?.status?.error || !v ? undefined : n;
           } catch (err) {
             rethrowIfFenced(err);
@@ -954,8 +959,13 @@ export class Executor {
         // process's own previous pass when the cache it planned from was stale, got further.
         const newer = (a: string | undefined, b: string | undefined): string | undefined =>
           a && b ? (Date.parse(a) >= Date.parse(b) ? a : b) : (a ?? b);
+        // Conditions this pass did not set (it planned from a cache without another pass's
+        // write, e.g. HookFailed) are kept as the fresh read has them, not dropped.
+        const planned = new Set((status.conditions ?? []).map((c) => c.type));
+        const kept = (current.status?.conditions ?? []).filter((c) => !planned.has(c.type));
         status = {
           ...status,
+          ...(kept.length > 0 ? { conditions: [...(status.conditions ?? []), ...kept] } : {}),
           lastScheduleTime: newer(current.status?.lastScheduleTime, status.lastScheduleTime),
           lastSuccessfulTime: newer(current.status?.lastSuccessfulTime, status.lastSuccessfulTime),
           // Another writer answered the schedule's current run-now request: never un-answer it.

@@ -49,7 +49,7 @@ interface Snapshot extends Obj {
   };
 }
 interface Content extends Obj {
-  status?: { snapshotHandle?: string; volumeGroupSnapshotHandle?: string };
+  status?: { snapshotHandle?: string; volumeGroupSnapshotHandle?: string; creationTime?: number };
 }
 interface Group extends Obj {
   status?: { readyToUse?: boolean; boundVolumeGroupSnapshotContentName?: string; creationTime?: string };
@@ -283,13 +283,15 @@ describe('volume group snapshots on a real CSI stack', () => {
   const list = async <T>(api: typeof VS): Promise<T[]> =>
     ((await k().custom.listNamespacedCustomObject({ ...api, namespace: ns })) as { items: T[] }).items;
 
-  async function readyArchive(name: string): Promise<string> {
+  async function readyContent(name: string): Promise<Content | undefined> {
     const snap = await eventually(async () => {
       const s = await get<Snapshot>(VS, name);
       return s?.status?.readyToUse && s.status.boundVolumeSnapshotContentName ? s : undefined;
     }, 60_000);
-    const content = await get<Content>(VSC, snap.status?.boundVolumeSnapshotContentName ?? '', false);
-    return stack.snapshotArchive(content?.status?.snapshotHandle ?? '');
+    return get<Content>(VSC, snap.status?.boundVolumeSnapshotContentName ?? '', false);
+  }
+  async function readyArchive(name: string): Promise<string> {
+    return stack.snapshotArchive((await readyContent(name))?.status?.snapshotHandle ?? '');
   }
 
   beforeAll(async () => {
@@ -410,8 +412,14 @@ describe('volume group snapshots on a real CSI stack', () => {
     console.log(
       `per-PVC snapshots: ${pvcs[0]} counter ${a}, ${pvcs[1]} counter ${b}, gap ${gap} (group gap ${groupGap})`,
     );
-    expect(gap).toBeGreaterThan(groupGap);
-    expect(gap).toBeGreaterThan(1);
+    // Two cuts at two instants (the driver's creation time, in ns, on each content), where a
+    // group's members share one. How far apart the counters are depends on whether the writer
+    // ran in between, which it usually does (printed above), so that is shown, not asserted.
+    const [t1, t2] = await Promise.all(
+      pvcs.map(async (p) => Number((await readyContent(`single-${p}`))?.status?.creationTime)),
+    );
+    expect(t1).toBeGreaterThan(0);
+    expect(t1).not.toBe(t2);
   }, 120_000);
 
   it('holds a member deleted alone while its group exists; deleting the group deletes members and archives', async () => {

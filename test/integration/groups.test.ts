@@ -124,8 +124,27 @@ describe('consistency groups on the real CSI stack', () => {
       // One instant: the writer had written data's n and was writing wal's n (or had).
       expect(gData - gWal).toBeGreaterThanOrEqual(0);
       expect(gData - gWal).toBeLessThanOrEqual(1);
-      // Two snapshots cut one after the other: the counter moved in between.
-      expect(Math.abs(eData - eWal)).toBeGreaterThan(1);
+      // The difference, deterministic: the driver cut the group's members at one instant (one
+      // creation time, in ns, on both contents), the per-PVC snapshots at two. How far apart their
+      // counters are depends on whether the writer ran in between (it usually does: printed above).
+      const cutAt = async (list: VolumeSnapshot[]): Promise<number[]> =>
+        Promise.all(
+          list.map(async (v) => {
+            const c = (await kube().custom.getClusterCustomObject({
+              group: 'snapshot.storage.k8s.io',
+              version: 'v1',
+              plural: 'volumesnapshotcontents',
+              name: v.status?.boundVolumeSnapshotContentName ?? '',
+            })) as { status?: { creationTime?: number } };
+            return Number(c.status?.creationTime);
+          }),
+        );
+      const [m1, m2] = await cutAt(members);
+      const [e1, e2] = await cutAt(each);
+      expect(m1).toBeGreaterThan(0);
+      expect(m1).toBe(m2);
+      expect(e1).toBeGreaterThan(0);
+      expect(e1).not.toBe(e2);
 
       // The status counts recovery points: one ready group.
       await eventually(
