@@ -4,8 +4,10 @@
  * Objects are keyed by (namespace, name); cluster-scoped objects live under namespace ''.
  * Every index is a map from an index key to the set of objects having it, updated on each
  * add, update and delete at a cost that does not depend on how many objects are stored (one
- * Set delete and one Set add per index key of the old and new object). The namespace index
- * is the primary map itself.
+ * delete and one add per index key of the old and new object). A set of up to SMALL_BUCKET
+ * objects is an array (half a Set's size; the pvc index holds one per PVC, typically of a few
+ * snapshots), a larger one a Set; both keep insertion order. The namespace index is the
+ * primary map itself.
  *
  * Stored objects are shared with every reader: treat them as read-only.
  */
@@ -50,6 +52,12 @@ export interface ReplaceResult {
   deleted: number;
 }
 
+/** The objects of one index key: an array while small (no duplicates), else a Set. */
+type Bucket<T> = T[] | Set<T>;
+/** Largest bucket kept as an array; a Set shrinks back to an array below half of it. */
+const SMALL_BUCKET = 16;
+const bucketSize = <T>(b: Bucket<T>): number => (Array.isArray(b) ? b.length : b.size);
+
 const ns = (o: Keyed): string => o.metadata?.namespace ?? '';
 const nm = (o: Keyed): string => o.metadata?.name ?? '';
 
@@ -61,7 +69,7 @@ function keysOf<T>(f: IndexFunc<T>, o: T): readonly string[] {
 export class IndexedStore<T extends Keyed> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly indexers: [string, IndexFunc<T>][];
-  private readonly indexes = new Map<string, Map<string, Set<T>>>();
+  private readonly indexes = new Map<string, Map<string, Bucket<T>>>();
   private readonly handlers: Record<StoreVerb, StoreHandler<T>[]> = { add: [], update: [], delete: [] };
   private readonly onHandlerError: ((err: unknown, verb: StoreVerb, obj: T) => void) | undefined;
   private count = 0;
@@ -111,7 +119,8 @@ export class IndexedStore<T extends Keyed> {
   /** How many objects `byIndex(index, key)` would return, without building the array. */
   countByIndex(index: string, key: string): number {
     if (index === NAMESPACE_INDEX) return this.byNamespace.get(key)?.size ?? 0;
-    return this.bucketsOf(index).get(key)?.size ?? 0;
+    const bucket = this.bucketsOf(index).get(key);
+    return bucket ? bucketSize(bucket) : 0;
   }
 
   /** The keys an index currently holds (for tests and debugging). */
@@ -156,7 +165,9 @@ export class IndexedStore<T extends Keyed> {
    */
   replace(items: Iterable<T>): ReplaceResult {
     const result: ReplaceResult = { added: 0, updated: 0, unchanged: 0, deleted: 0 };
-    const events: [StoreVerb, T, T | undefined][] = [];
+    // Flat (verb, object, old) triples: a 100,000-object first LIST would otherwise leave
+    // 100,000 small arrays (7 MB) to the old generation.
+    const events: (StoreVerb | T | undefined)[] = [];
     const keep = new Set<T>();
     for (const obj of items) {
       const existing = this.get(ns(obj), nm(obj));
@@ -170,10 +181,10 @@ export class IndexedStore<T extends Keyed> {
       keep.add(obj);
       if (existing) {
         result.updated++;
-        events.push(['update', obj, existing]);
+        events.push('update', obj, existing);
       } else {
         result.added++;
-        events.push(['add', obj, undefined]);
+        events.push('add', obj, undefined);
       }
     }
     const gone: T[] = [];
@@ -181,13 +192,14 @@ export class IndexedStore<T extends Keyed> {
     for (const o of gone) {
       this.take(ns(o), nm(o));
       result.deleted++;
-      events.push(['delete', o, o]);
+      events.push('delete', o, o);
     }
-    for (const [verb, obj, old] of events) this.emit(verb, obj, old);
+    for (let i = 0; i < events.length; i += 3)
+      this.emit(events[i] as StoreVerb, events[i + 1] as T, events[i + 2] as T | undefined);
     return result;
   }
 
-  private bucketsOf(index: string): Map<string, Set<T>> {
+  private bucketsOf(index: string): Map<string, Bucket<T>> {
     const buckets = this.indexes.get(index);
     if (!buckets) throw new Error(`no index '${index}' (have: ${this.indexNames.join(', ')})`);
     return buckets;
@@ -206,15 +218,16 @@ export class IndexedStore<T extends Keyed> {
     m.set(name, obj);
     if (!old) this.count++;
     for (const [index, f] of this.indexers) {
-      const buckets = this.indexes.get(index) as Map<string, Set<T>>;
+      const buckets = this.indexes.get(index) as Map<string, Bucket<T>>;
       if (old) for (const k of keysOf(f, old)) this.unindex(buckets, k, old);
       for (const k of keysOf(f, obj)) {
-        let set = buckets.get(k);
-        if (!set) {
-          set = new Set();
-          buckets.set(k, set);
+        const bucket = buckets.get(k);
+        if (!bucket) buckets.set(k, [obj]);
+        else if (!Array.isArray(bucket)) bucket.add(obj);
+        else if (!bucket.includes(obj)) {
+          if (bucket.length < SMALL_BUCKET) bucket.push(obj);
+          else buckets.set(k, new Set(bucket).add(obj));
         }
-        set.add(obj);
       }
     }
     return old;
@@ -228,17 +241,23 @@ export class IndexedStore<T extends Keyed> {
     if (m.size === 0) this.byNamespace.delete(namespace);
     this.count--;
     for (const [index, f] of this.indexers) {
-      const buckets = this.indexes.get(index) as Map<string, Set<T>>;
+      const buckets = this.indexes.get(index) as Map<string, Bucket<T>>;
       for (const k of keysOf(f, old)) this.unindex(buckets, k, old);
     }
     return old;
   }
 
-  private unindex(buckets: Map<string, Set<T>>, key: string, obj: T): void {
-    const set = buckets.get(key);
-    if (!set) return;
-    set.delete(obj);
-    if (set.size === 0) buckets.delete(key);
+  private unindex(buckets: Map<string, Bucket<T>>, key: string, obj: T): void {
+    const bucket = buckets.get(key);
+    if (!bucket) return;
+    if (Array.isArray(bucket)) {
+      const i = bucket.indexOf(obj);
+      if (i >= 0) bucket.splice(i, 1);
+    } else {
+      bucket.delete(obj);
+      if (bucket.size < SMALL_BUCKET / 2) buckets.set(key, [...bucket]);
+    }
+    if (bucketSize(bucket) === 0) buckets.delete(key);
   }
 
   private emit(verb: StoreVerb, obj: T, old?: T): void {

@@ -1,0 +1,573 @@
+// bench:memory — the controller's memory with many objects cached (issue #10: RSS ≤ 256 MB with
+// 10,000 PVCs and 100,000 VolumeSnapshots), measured as bench:scale's "Memory with many snapshots
+// cached" section does (RSS 5 s after /readyz) without that bench's 35 minutes of load phases,
+// with baselines from the same run: a bare Node process, the same controller watching an empty
+// namespace (Node + snapcron's modules, nothing cached), and client-node informers holding the
+// same objects. Not a test: it asserts nothing.
+//
+// The objects are bench:scale's: namespaces of pre-bound PVCs (the PV binder binds them), one
+// SnapshotSchedule per namespace (a far-off cron: nothing fires), and VolumeSnapshots with
+// snapcron's labels and kubectl's last-applied annotation, a fraction of them ready.
+//
+// The controller runs as users run it (`node dist/cli.js controller`, built by the npm script)
+// with deploy/'s NODE_OPTIONS, plus --expose-gc and SNAPCRON_MEMORY_PROBE=1: on SIGUSR2 it prints
+// its heap figures, then the same after a full GC (src/cli.ts), read after the RSS figure.
+//
+// Usage: npm run bench:memory -- [--namespaces 1000] [--pvcs 10] [--snapshots 100000]
+//          [--ready 0.2] [--no-schedules] [--settle 5] [--runs 1] [--linger 0]
+//          [--kubeconfig <path>]   (an existing cluster: only missing objects are created)
+//          [--cli dist/cli.js]... [--node-options '<flags>']... [--node-args '<flags>']...
+//          (each combination is measured; --node-args go on node's command line)
+//          [--no-naive] [--no-empty] [--out <file.json>]
+//        npm run bench:memory -- --small   (100 namespaces x 10 PVCs, 10,000 snapshots)
+//
+// One reading varies by 10 to 20 % with where the last full GC fell: compare with --runs 3 or
+// more. --linger 75 also covers the controller's first report-metrics refresh (a minute after
+// it starts). The environment passes through to the controller (e.g. MALLOC_ARENA_MAX).
+// Another build: `npx tsc -p tsconfig.build.json --outDir /tmp/x/dist`, with /tmp/x holding
+// a package.json of {"type":"module"} and a node_modules link to the repository's, then
+// --cli /tmp/x/dist/cli.js beside the default.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { Kube } from '../src/kube/client.ts';
+import { snapshotMetadata } from '../src/snapshot/naming.ts';
+import { ControlPlane, freePort } from '../dev/control-plane.ts';
+import { CONTROLLER_NODE_OPTIONS } from './scale.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const MiB = 2 ** 20;
+const EMPTY_NAMESPACE = 'memory-probe-empty';
+const WEBHOOK_CONFIG = 'memory-probe-restore';
+
+export interface MemoryOptions {
+  namespaces: number;
+  pvcsPerNamespace: number;
+  snapshots: number;
+  /** Fraction of the snapshots given a ready status (bench:scale's window leaves ~20 % ready). */
+  ready: number;
+  schedules: boolean;
+  /** Seconds between /readyz and the RSS reading (bench:scale: 5). */
+  settle: number;
+  runs: number;
+  /**
+   * Seconds to keep sampling RSS after the heap figures: does it fall when idle, what does the
+   * report-metrics refresh (every minute from the start) add?
+   */
+  linger: number;
+  kubeconfig?: string | undefined;
+  clis: string[];
+  nodeOptions: string[];
+  /** Node flags on the command line (as an image's ENTRYPOINT would give them), each a variant. */
+  nodeArgs: string[];
+  naive: boolean;
+  empty: boolean;
+  out?: string | undefined;
+}
+
+/** What one controller process measured. */
+export interface ControllerMemory {
+  label: string;
+  readyMs: number;
+  /** CPU seconds (user + system) the controller used until the RSS reading. */
+  cpu: number;
+  /** /proc/<pid>/status at `settle` seconds after ready: RSS, its anonymous and file parts, peak. */
+  rss: number;
+  rssAnon: number;
+  rssFile: number;
+  hwm: number;
+  heap?: HeapFigures | undefined;
+  heapAfterGc?: HeapFigures | undefined;
+  rssAfterGc?: number | undefined;
+  /** RSS at the end of `linger`, and the most it reached meanwhile (sampled every 0.5 s). */
+  rssLater?: number | undefined;
+  rssLaterMax?: number | undefined;
+}
+
+interface HeapFigures {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** V8 heap spaces: [committed, used] bytes. */
+  spaces: Record<string, [number, number]>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (line: string): void => void process.stderr.write(`[bench:memory] ${line}\n`);
+const mib = (b: number | undefined): string => (b === undefined ? '-' : (b / MiB).toFixed(1));
+
+/** Runs `fn` over `items` with at most `n` in flight. */
+async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i] as T, i);
+      }
+    }),
+  );
+}
+
+/** Creates, ignoring 409 AlreadyExists (a re-run on the same cluster). */
+async function create(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await retrying(fn);
+  } catch (err) {
+    if ((err as { code?: number }).code === 409) return undefined;
+    throw err;
+  }
+}
+
+/** Retries a 429 (a CRD's storage still initializing right after install). */
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 429 || attempt >= 30) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+/** User + system CPU seconds of a process (/proc/<pid>/stat, in USER_HZ ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function procStatus(pid: number): { rss: number; rssAnon: number; rssFile: number; hwm: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1]) * 1024;
+  return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), hwm: kb('VmHWM') };
+}
+
+const namespaceName = (i: number): string => `mem-${String(i).padStart(4, '0')}`;
+
+/** The bench's objects, creating only what the cluster lacks. */
+async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
+  const t0 = Date.now();
+  const namespaces = Array.from({ length: o.namespaces }, (_, i) => namespaceName(i));
+  const haveNs = new Set((await admin.core.listNamespace({})).items.map((n) => n.metadata?.name ?? ''));
+  await pool(
+    [...namespaces, EMPTY_NAMESPACE].filter((n) => !haveNs.has(n)),
+    50,
+    async (name) => {
+      await create(() => admin.core.createNamespace({ body: { metadata: { name } } }));
+    },
+  );
+  const pairs = namespaces.flatMap((ns) =>
+    Array.from({ length: o.pvcsPerNamespace }, (_, j) => ({ ns, name: `data-${j}` })),
+  );
+  const havePvc = new Set(
+    (await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 })).items.map(
+      (p) => `${p.metadata?.namespace}/${p.metadata?.name}`,
+    ),
+  );
+  const missing = pairs.filter((p) => !havePvc.has(`${p.ns}/${p.name}`));
+  log(`creating ${missing.length} PVs and bound PVCs (${pairs.length - missing.length} there)`);
+  await pool(missing, 64, async ({ ns, name }) => {
+    const pv = `pv-${ns}-${name}`;
+    await create(() =>
+      admin.core.createPersistentVolume({
+        body: {
+          metadata: { name: pv },
+          spec: {
+            capacity: { storage: '1Gi' },
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            hostPath: { path: `/tmp/${pv}` },
+            claimRef: { namespace: ns, name },
+          },
+        },
+      }),
+    );
+    await create(() =>
+      admin.core.createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: {
+          metadata: { name, labels: { app: 'bench' } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            volumeName: pv,
+            resources: { requests: { storage: '1Gi' } },
+          },
+        },
+      }),
+    );
+  });
+  for (;;) {
+    const list = await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 });
+    const bound = list.items.filter((p) => p.status?.phase === 'Bound').length;
+    if (bound >= pairs.length) break;
+    log(`waiting for the PV binder: ${bound}/${pairs.length} bound`);
+    await sleep(3000);
+  }
+  if (o.schedules) {
+    const haveSched = new Set(
+      (
+        (await retrying(() =>
+          admin.custom.listClusterCustomObject({ ...admin.schedules }),
+        )) as k8s.KubernetesListObject<k8s.KubernetesObject>
+      ).items.map((s) => s.metadata?.namespace ?? ''),
+    );
+    await pool(
+      namespaces.filter((ns) => !haveSched.has(ns)),
+      50,
+      async (ns) => {
+        await create(() =>
+          admin.custom.createNamespacedCustomObject({
+            ...admin.schedules,
+            namespace: ns,
+            body: {
+              apiVersion: 'snapcron.io/v1',
+              kind: 'SnapshotSchedule',
+              metadata: { name: 'app' },
+              // bench:scale's memory phase: far-off cron, its retention.
+              spec: {
+                schedule: '0 0 0 1 1 *',
+                claimSelector: { matchLabels: { app: 'bench' } },
+                retention: { maxCount: 2, maxPending: 1000 },
+              },
+            },
+          }),
+        );
+      },
+    );
+  }
+  // The webhook configuration the controller keeps the caBundle of.
+  await create(() =>
+    admin.kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+      body: { metadata: { name: WEBHOOK_CONFIG }, webhooks: [] },
+    }),
+  );
+  const existing = await countSnapshots(admin);
+  const readyCount = Math.round(o.snapshots * o.ready);
+  const todo = Array.from({ length: Math.max(0, o.snapshots - existing) }, (_, k) => existing + k);
+  log(`creating ${todo.length} VolumeSnapshots (${existing} there), the first ${readyCount} ready`);
+  const ts = Date.now();
+  let done = 0;
+  await pool(todo, 200, async (i) => {
+    const p = pairs[i % pairs.length] as { ns: string; name: string };
+    const when = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
+    const meta = snapshotMetadata(p.name, 'app', when);
+    const created = (await create(() =>
+      admin.custom.createNamespacedCustomObject({
+        ...admin.snapshots,
+        namespace: p.ns,
+        body: {
+          apiVersion: 'snapshot.storage.k8s.io/v1',
+          kind: 'VolumeSnapshot',
+          metadata: {
+            name: `old-${p.name}-${i}`,
+            ...meta,
+            annotations: {
+              ...meta.annotations,
+              'kubectl.kubernetes.io/last-applied-configuration': '{"padding":"as kubectl apply leaves it"}',
+            },
+          },
+          spec: { source: { persistentVolumeClaimName: p.name } },
+        },
+      }),
+    )) as Record<string, unknown> | undefined;
+    if (created && i < readyCount) {
+      await admin.custom.replaceNamespacedCustomObjectStatus({
+        ...admin.snapshots,
+        namespace: p.ns,
+        name: `old-${p.name}-${i}`,
+        body: {
+          ...created,
+          status: {
+            readyToUse: true,
+            creationTime: when.toISOString().replace('.000Z', 'Z'),
+            restoreSize: '1Gi',
+            boundVolumeSnapshotContentName: `snapcontent-${p.ns}-${p.name}-${i}`,
+          },
+        },
+      });
+    }
+    if (++done % 10_000 === 0) log(`${done}/${todo.length} snapshots`);
+  });
+  log(
+    `setup in ${((Date.now() - t0) / 1000).toFixed(0)} s (snapshots ${((Date.now() - ts) / 1000).toFixed(0)} s)`,
+  );
+}
+
+async function countSnapshots(admin: Kube): Promise<number> {
+  const list = (await retrying(() =>
+    admin.custom.listClusterCustomObject({ ...admin.snapshots, limit: 1 }),
+  )) as {
+    items: unknown[];
+    metadata: { remainingItemCount?: number };
+  };
+  return list.items.length + (list.metadata.remainingItemCount ?? 0);
+}
+
+/** Starts the controller, reads its memory `settle` s after /readyz, stops it. */
+async function measureController(
+  label: string,
+  cli: string,
+  nodeOptions: string,
+  nodeArgs: string,
+  kubeconfig: string,
+  o: MemoryOptions,
+  extra: string[] = [],
+): Promise<ControllerMemory> {
+  const port = await freePort();
+  const webhookPort = await freePort();
+  const t0 = Date.now();
+  const proc: ChildProcess = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      ...nodeArgs.split(' ').filter(Boolean),
+      cli,
+      'controller',
+      `--metrics-addr=127.0.0.1:${port}`,
+      `--webhook-addr=127.0.0.1:${webhookPort}`,
+      `--webhook-config-name=${WEBHOOK_CONFIG}`,
+      '--lease-namespace=default',
+      `--lease-name=memory-probe-${process.pid}-${port}`,
+      '--log-level=warn',
+      ...extra,
+    ],
+    {
+      env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: nodeOptions, SNAPCRON_MEMORY_PROBE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  let probe: ((line: string) => void) | undefined;
+  const onData = (d: Buffer): void => {
+    out = (out + d.toString()).slice(-200_000);
+    const m = /^snapcron-memory (.*)\n/m.exec(out);
+    if (m && probe) {
+      out = out.replace(m[0], '');
+      probe(m[1] as string);
+    }
+  };
+  proc.stdout?.on('data', onData);
+  proc.stderr?.on('data', onData);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
+  try {
+    let ready = false;
+    for (let i = 0; i < 2400 && !ready && alive(); i++) {
+      ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (!ready) await sleep(250);
+    }
+    if (!ready) throw new Error(`${label}: the controller did not become ready:\n${out.slice(-3000)}`);
+    const readyMs = Date.now() - t0;
+    await sleep(o.settle * 1000);
+    const pid = proc.pid ?? 0;
+    const at = procStatus(pid);
+    const cpu = cpuSeconds(pid);
+    const line = await new Promise<string>((resolve, reject) => {
+      probe = resolve;
+      proc.kill('SIGUSR2');
+      setTimeout(() => reject(new Error(`${label}: no heap figures on SIGUSR2`)), 30_000).unref();
+    });
+    const figures = JSON.parse(line) as { before: HeapFigures; afterGc: HeapFigures };
+    const rssAfterGc = procStatus(pid).rss;
+    let rssLater: number | undefined;
+    let rssLaterMax: number | undefined;
+    for (const end = Date.now() + o.linger * 1000; Date.now() < end;) {
+      await sleep(500);
+      rssLater = procStatus(pid).rss;
+      rssLaterMax = Math.max(rssLaterMax ?? 0, rssLater);
+    }
+    const errors = out.split('\n').filter((l) => l.includes('"level":50'));
+    if (errors.length)
+      log(`${label}: ${errors.length} error lines, the last: ${errors.slice(-3).join('\n')}`);
+    return {
+      label,
+      readyMs,
+      cpu,
+      ...at,
+      heap: figures.before,
+      heapAfterGc: figures.afterGc,
+      rssAfterGc,
+      rssLater,
+      rssLaterMax,
+    };
+  } finally {
+    if (alive()) proc.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** RSS of a bare Node process with the same flags: the floor. */
+function bareNodeRss(nodeOptions: string): Promise<number> {
+  return childNumber(
+    ['-e', 'setTimeout(() => process.stdout.write(String(process.memoryUsage().rss)), 1000)'],
+    { NODE_OPTIONS: nodeOptions },
+  );
+}
+
+/** RSS of client-node informers holding every PVC and VolumeSnapshot (bench:scale's baseline, its way). */
+function naiveInformerRss(kubeconfig: string): Promise<number> {
+  const script = `
+    import * as k8s from '@kubernetes/client-node';
+    const kc = new k8s.KubeConfig(); kc.loadFromDefault();
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi); const core = kc.makeApiClient(k8s.CoreV1Api);
+    const snaps = k8s.makeInformer(kc, '/apis/snapshot.storage.k8s.io/v1/volumesnapshots',
+      () => custom.listClusterCustomObject({ group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' }));
+    const pvcs = k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces({}));
+    await snaps.start(); await pvcs.start(); await new Promise((r) => setTimeout(r, 3000));
+    process.stdout.write(String(process.memoryUsage().rss)); process.exit(0);`;
+  return childNumber(['--input-type=module', '-e', script], { KUBECONFIG: kubeconfig });
+}
+
+function childNumber(args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`exited ${code}`))));
+  });
+}
+
+export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory[]> {
+  const cp = o.kubeconfig ? undefined : await ControlPlane.start();
+  const kubeconfig = o.kubeconfig ?? (cp as ControlPlane).kubeconfigPath;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const admin = new Kube(kc, { qps: 5000, burst: 5000 });
+  const results: ControllerMemory[] = [];
+  const baselines: string[] = [];
+  try {
+    await populate(admin, o);
+    const snapshots = await countSnapshots(admin);
+    const pvcs = o.namespaces * o.pvcsPerNamespace;
+    log(`measuring: ${pvcs} PVCs, ${snapshots} VolumeSnapshots in the cluster`);
+    for (const nodeOptions of o.nodeOptions) {
+      const bare = await bareNodeRss(nodeOptions);
+      baselines.push(`bare node [${nodeOptions}]: RSS ${mib(bare)} MiB`);
+      log(baselines.at(-1) as string);
+    }
+    if (o.empty) {
+      const empty = await measureController(
+        `empty namespace [${o.nodeOptions[0]}]`,
+        o.clis[0] as string,
+        o.nodeOptions[0] as string,
+        o.nodeArgs[0] as string,
+        kubeconfig,
+        o,
+        [`--namespace=${EMPTY_NAMESPACE}`],
+      );
+      results.push(empty);
+      log(row(empty));
+    }
+    for (let run = 0; run < o.runs; run++) {
+      for (const cli of o.clis) {
+        for (const nodeOptions of o.nodeOptions) {
+          for (const nodeArgs of o.nodeArgs) {
+            const label = `${cli === CLI ? 'dist/cli.js' : cli} [${nodeOptions}]${nodeArgs ? ` node ${nodeArgs}` : ''}${o.runs > 1 ? ` run ${run + 1}` : ''}`;
+            const r = await measureController(label, cli, nodeOptions, nodeArgs, kubeconfig, o);
+            results.push(r);
+            log(row(r));
+          }
+        }
+      }
+    }
+    const after = await countSnapshots(admin);
+    if (after !== snapshots) log(`note: the cluster held ${snapshots} snapshots before and ${after} after`);
+    if (o.naive) {
+      const naive = await naiveInformerRss(kubeconfig);
+      baselines.push(
+        `client-node informers holding the same objects (no NODE_OPTIONS): RSS ${mib(naive)} MiB`,
+      );
+      log(baselines.at(-1) as string);
+    }
+    log('');
+    log(`${pvcs} PVCs, ${snapshots} VolumeSnapshots; RSS ${o.settle} s after /readyz (MiB):`);
+    log(header());
+    for (const r of results) log(row(r));
+    for (const b of baselines) log(`baseline: ${b}`);
+    if (o.out) writeFileSync(o.out, `${JSON.stringify({ options: o, results, baselines }, null, 2)}\n`);
+    return results;
+  } finally {
+    await cp?.stop();
+  }
+}
+
+const COLUMNS =
+  'rss | anon | file | peak | heapUsed | heapTotal | new | old | code | lo | external | after GC: heapUsed, rss | later, max | ready s | cpu s';
+const header = (): string => `${COLUMNS} | label`;
+function row(r: ControllerMemory): string {
+  const sp = (name: string): string => mib(r.heap?.spaces[name]?.[0]);
+  return [
+    mib(r.rss),
+    mib(r.rssAnon),
+    mib(r.rssFile),
+    mib(r.hwm),
+    mib(r.heap?.heapUsed),
+    mib(r.heap?.heapTotal),
+    sp('new_space'),
+    sp('old_space'),
+    sp('code_space'),
+    sp('large_object_space'),
+    mib(r.heap?.external),
+    `${mib(r.heapAfterGc?.heapUsed)}, ${mib(r.rssAfterGc)}`,
+    r.rssLater === undefined ? '-' : `${mib(r.rssLater)}, ${mib(r.rssLaterMax)}`,
+    (r.readyMs / 1000).toFixed(1),
+    r.cpu.toFixed(1),
+    r.label,
+  ].join(' | ');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      small: { type: 'boolean', default: false },
+      namespaces: { type: 'string' },
+      pvcs: { type: 'string' },
+      snapshots: { type: 'string' },
+      ready: { type: 'string' },
+      'no-schedules': { type: 'boolean', default: false },
+      settle: { type: 'string' },
+      runs: { type: 'string' },
+      linger: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      cli: { type: 'string', multiple: true },
+      'node-options': { type: 'string', multiple: true },
+      'node-args': { type: 'string', multiple: true },
+      'no-naive': { type: 'boolean', default: false },
+      'no-empty': { type: 'boolean', default: false },
+      out: { type: 'string' },
+    },
+  });
+  const n = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
+  await runMemoryBench({
+    namespaces: n(values.namespaces, values.small ? 100 : 1000),
+    pvcsPerNamespace: n(values.pvcs, 10),
+    snapshots: n(values.snapshots, values.small ? 10_000 : 100_000),
+    ready: n(values.ready, 0.2),
+    schedules: !values['no-schedules'],
+    settle: n(values.settle, 5),
+    runs: n(values.runs, 1),
+    linger: n(values.linger, 0),
+    kubeconfig: values.kubeconfig,
+    clis: values.cli?.length ? values.cli : [CLI],
+    nodeOptions: values['node-options']?.length ? values['node-options'] : [CONTROLLER_NODE_OPTIONS],
+    nodeArgs: values['node-args']?.length ? values['node-args'] : [''],
+    naive: !values['no-naive'],
+    empty: !values['no-empty'],
+    out: values.out,
+  });
+}
