@@ -141,9 +141,10 @@ describe.skipIf(!enabled)('snapcron installed with kustomize, on a real node', (
     };
     dir = mkdtempSync(join(tmpdir(), 'snapcron-node-install-'));
     cp = await ControlPlane.start({ installCrds: false, podNetwork: { address: POD_GATEWAY } });
-    // The snapshot CRDs come with the CSI snapshotter, not with snapcron; the base brings its own.
+    // The snapshot and group snapshot CRDs come with the CSI snapshotter, not with snapcron (the
+    // base brings its own); the snapshot-controller, group snapshots on, needs both.
     const crds = snapshotCrdDir();
-    for (const f of readdirSync(crds).filter((f) => f.startsWith('snapshot.storage.k8s.io_')))
+    for (const f of readdirSync(crds).filter((f) => /^(group)?snapshot\.storage\.k8s\.io_/.test(f)))
       await kubectl('apply', '--server-side', '-f', join(crds, f));
     step('controlPlaneMs');
     // podman before the node: a first run that built the image while the node ran saw the
