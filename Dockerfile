@@ -38,8 +38,9 @@ RUN find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' 
 
 FROM ${BASE}
 ENV NODE_ENV=production
-# Bounded V8 heap, as deploy/base/controller.yaml sets it (BENCHMARKS.md).
+# Bounded V8 heap and two glibc malloc arenas, as deploy/base/controller.yaml sets them (BENCHMARKS.md).
 ENV NODE_OPTIONS="--max-old-space-size=384 --max-semi-space-size=4"
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 # Largest and least often changed first, so a source change rebuilds only the last layers.
 COPY --from=build /usr/local/bin/node /usr/local/bin/node

@@ -25,6 +25,8 @@ import { ControlPlane, freePort } from '../dev/control-plane.ts';
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 /** As deploy/base/controller.yaml sets them (a test checks they agree). */
 export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
+/** The controller's environment in the image and the Deployment (a test checks they agree). */
+export const CONTROLLER_ENV = { NODE_OPTIONS: CONTROLLER_NODE_OPTIONS, MALLOC_ARENA_MAX: '2' };
 
 export interface ScaleOptions {
   schedules: number;
@@ -160,7 +162,7 @@ async function startController(
     ],
     // The memory flags deploy/base/controller.yaml and the image set.
     {
-      env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: CONTROLLER_NODE_OPTIONS },
+      env: { ...process.env, KUBECONFIG: kubeconfig, ...CONTROLLER_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

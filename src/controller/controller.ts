@@ -193,8 +193,8 @@ export class Controller {
     return { snapshots: [...own, ...members], groupSnapshots: groups };
   }
 
-  /** The cached schedules, PVCs, snapshots and groups (for /report); empty until synced. */
-  cached(): {
+  /** The cached schedules, PVCs, snapshots and groups (for /report), of one namespace or all; empty until synced. */
+  cached(namespace?: string): {
     schedules: SnapshotSchedule[];
     pvcs: PersistentVolumeClaim[];
     snapshots: VolumeSnapshot[];
@@ -202,11 +202,21 @@ export class Controller {
   } {
     if (!this.ready) return { schedules: [], pvcs: [], snapshots: [], groupSnapshots: [] };
     return {
-      schedules: this.caches.schedules.store.list(),
-      pvcs: this.caches.pvcs.store.list(),
-      snapshots: this.caches.snapshots.store.list(),
-      groupSnapshots: this.caches.groupSnapshots?.store.list() ?? [],
+      schedules: this.caches.schedules.store.list(namespace),
+      pvcs: this.caches.pvcs.store.list(namespace),
+      snapshots: this.caches.snapshots.store.list(namespace),
+      groupSnapshots: this.caches.groupSnapshots?.store.list(namespace) ?? [],
     };
+  }
+
+  /** The namespaces holding a cached schedule or PVC (what a report's verdicts are about), sorted. */
+  cachedNamespaces(): string[] {
+    if (!this.ready) return [];
+    const all = new Set([
+      ...this.caches.schedules.store.namespaces(),
+      ...this.caches.pvcs.store.namespaces(),
+    ]);
+    return [...all].sort();
   }
 
   /** No pass in flight and none waiting: a good moment for work that holds the event loop. */

@@ -53,22 +53,46 @@ export class ReportMetrics {
 
   /** Replaces every series with the report's (build it for every namespace, without --schedule). */
   update(report: Report): void {
-    this.newestReady.reset();
-    this.interval.reset();
-    this.stale.reset();
-    this.stuck.reset();
-    this.unprotected.reset();
+    const batch = new SampleBatch(this);
+    batch.add(report);
+    batch.commit();
+  }
+
+  /**
+   * Replaces every series with those of reports that together cover the cluster, e.g. one per
+   * namespace: the controller builds them one at a time, so the refresh never holds a whole
+   * cluster's report (rows for 100,000 snapshots) nor the event loop for its whole build.
+   */
+  async updateFrom(reports: AsyncIterable<Report>): Promise<void> {
+    const batch = new SampleBatch(this);
+    for await (const report of reports) batch.add(report);
+    batch.commit();
+  }
+}
+
+/** Gauge values gathered first and written at once, so a scrape never sees a half-updated set. */
+class SampleBatch {
+  private readonly samples: [Gauge<string>, Record<string, string>, number][] = [];
+  private readonly unprotected = new Map<string, number>();
+
+  private readonly m: ReportMetrics;
+
+  constructor(m: ReportMetrics) {
+    this.m = m;
+  }
+
+  add(report: Report): void {
+    const { samples, m } = this;
     for (const s of report.schedules) {
       const labels = { namespace: s.namespace, schedule: s.name };
-      if (s.intervalSeconds !== null) this.interval.set(labels, s.intervalSeconds);
+      if (s.intervalSeconds !== null) samples.push([m.interval, labels, s.intervalSeconds]);
       let stale = 0;
       let stuck = 0;
       for (const p of s.pvcs) {
         if (p.stale) stale++;
         if (p.counts.stuck > 0) stuck++;
-        if (p.selected && p.newestReady) {
-          this.newestReady.set({ ...labels, pvc: p.pvc }, Date.parse(p.newestReady.time) / 1000);
-        }
+        if (p.selected && p.newestReady)
+          samples.push([m.newestReady, { ...labels, pvc: p.pvc }, Date.parse(p.newestReady.time) / 1000]);
       }
       // spec.group: a group's members share its recovery points, its staleness and its stuck ones.
       for (const g of s.groups ?? []) {
@@ -76,14 +100,23 @@ export class ReportMetrics {
         if (g.stale) stale += members;
         if (g.counts.stuck > 0) stuck += members;
         if (g.selected && g.newestReady)
-          for (const m of g.members)
-            this.newestReady.set({ ...labels, pvc: m.pvc }, Date.parse(g.newestReady.time) / 1000);
+          for (const member of g.members)
+            samples.push([
+              m.newestReady,
+              { ...labels, pvc: member.pvc },
+              Date.parse(g.newestReady.time) / 1000,
+            ]);
       }
-      this.stale.set(labels, stale);
-      this.stuck.set(labels, stuck);
+      samples.push([m.stale, labels, stale], [m.stuck, labels, stuck]);
     }
-    const byNamespace = new Map<string, number>();
-    for (const u of report.unprotected) byNamespace.set(u.namespace, (byNamespace.get(u.namespace) ?? 0) + 1);
-    for (const [namespace, n] of byNamespace) this.unprotected.set({ namespace }, n);
+    for (const u of report.unprotected)
+      this.unprotected.set(u.namespace, (this.unprotected.get(u.namespace) ?? 0) + 1);
+  }
+
+  commit(): void {
+    const { m } = this;
+    for (const g of [m.newestReady, m.interval, m.stale, m.stuck, m.unprotected]) g.reset();
+    for (const [gauge, labels, value] of this.samples) gauge.set(labels, value);
+    for (const [namespace, n] of this.unprotected) m.unprotected.set({ namespace }, n);
   }
 }

@@ -54,6 +54,32 @@ export function reasonToRenew(
   return undefined;
 }
 
+/** The longest a replica goes without re-reading the shared Secret. */
+export const RECHECK_AT_LEAST_EVERY_MS = DAY_MS;
+/** Replicas spread their renewal over this window, so one renews and the others read its pair. */
+const RENEW_SPREAD_MS = 3_600_000;
+
+/**
+ * How long until a replica serving `certPem` next reads the shared Secret: when that pair comes
+ * due for renewal (plus a spread), and at least daily, which picks up a pair another replica
+ * stored early (new DNS names) while the previous CA still vouches for ours. Reading every few
+ * minutes cost the quiet controller a request its lease renewals did not need. Pure.
+ */
+export function nextCertificateCheckMs(
+  certPem: string,
+  now: Date,
+  random: () => number = Math.random,
+): number {
+  let renewAt: number;
+  try {
+    renewAt = Date.parse(new X509Certificate(certPem).validTo) - RENEW_BEFORE_MS;
+  } catch {
+    return 0;
+  }
+  const due = renewAt + random() * RENEW_SPREAD_MS - now.getTime();
+  return Math.min(Math.max(0, due), RECHECK_AT_LEAST_EVERY_MS);
+}
+
 const decode = (secret: V1Secret | undefined): Record<string, string> | undefined =>
   secret?.data
     ? Object.fromEntries(

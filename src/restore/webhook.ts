@@ -26,7 +26,7 @@ import {
   type SnapshotLookup,
 } from './admission.ts';
 import { ANNOTATION_FROM, ANNOTATION_RESTORED_FROM_GROUP } from './select.ts';
-import { ensureSharedCertificate, type ServingPair } from './shared-certificate.ts';
+import { ensureSharedCertificate, nextCertificateCheckMs, type ServingPair } from './shared-certificate.ts';
 
 export const WEBHOOK_PATH = '/mutate-v1-pvc';
 
@@ -259,9 +259,10 @@ export async function startWebhook(o: WebhookOptions): Promise<{ server: Server;
   return { server, port: boundPort };
 }
 
-/** How often a replica re-reads the shared Secret (renewal, or another replica's renewal). */
-const SHARED_REFRESH_MS = 5 * 60_000;
+/** After a failed read or renewal, the next try. */
+const SHARED_RETRY_MS = 5 * 60_000;
 
+/** Re-reads the shared Secret when the served pair comes due (nextCertificateCheckMs), and daily. */
 function refreshShared(
   setServing: (pair: { cert: string; key: string }) => void,
   initial: ServingPair,
@@ -269,21 +270,26 @@ function refreshShared(
   o: WebhookOptions,
 ): void {
   let serving = initial;
-  setInterval(() => {
-    void (async () => {
-      try {
-        const next = await load();
-        if (next.certPem === serving.certPem && next.caBundlePem === serving.caBundlePem) return;
+  const check = async (): Promise<number> => {
+    try {
+      const next = await load();
+      if (next.certPem !== serving.certPem || next.caBundlePem !== serving.caBundlePem) {
         // Trust first, then serve: the bundle holds the old CA too, so no request fails in between.
         if (o.configName) await injectCaBundle(o.kube, o.configName, next.caBundlePem, o.log);
         setServing({ cert: next.certPem, key: next.keyPem });
         serving = next;
         o.log.info({ secret: o.secret.name }, 'webhook certificate renewed');
-      } catch (err) {
-        o.log.warn({ secret: o.secret.name, err: errorMessage(err) }, 'webhook certificate refresh failed');
       }
-    })();
-  }, SHARED_REFRESH_MS).unref();
+      return nextCertificateCheckMs(serving.certPem, new Date());
+    } catch (err) {
+      o.log.warn({ secret: o.secret.name, err: errorMessage(err) }, 'webhook certificate refresh failed');
+      return SHARED_RETRY_MS;
+    }
+  };
+  const schedule = (ms: number): void => {
+    setTimeout(() => void check().then(schedule), Math.max(ms, 1000)).unref();
+  };
+  schedule(nextCertificateCheckMs(serving.certPem, new Date()));
 }
 
 export function splitAddress(address: string): [string | undefined, number] {

@@ -5,7 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CONTROLLER_NODE_OPTIONS, runScaleBench, SMALL, type Figure } from '../../bench/scale.ts';
+import {
+  CONTROLLER_ENV,
+  CONTROLLER_NODE_OPTIONS,
+  runScaleBench,
+  SMALL,
+  type Figure,
+} from '../../bench/scale.ts';
 
 const find = (figures: Figure[], prefix: string): Figure => {
   const f = figures.find((x) => x.measure.startsWith(prefix));
@@ -14,11 +20,15 @@ const find = (figures: Figure[], prefix: string): Figure => {
 };
 
 describe('bench:scale, small', () => {
-  it('measures the controller with the memory flags the Deployment and the image ship', () => {
-    expect(readFileSync('deploy/base/controller.yaml', 'utf8')).toContain(
-      `value: ${CONTROLLER_NODE_OPTIONS}}`,
-    );
-    expect(readFileSync('Dockerfile', 'utf8')).toContain(`ENV NODE_OPTIONS="${CONTROLLER_NODE_OPTIONS}"`);
+  it('measures the controller with the memory settings the Deployment, the chart and the image ship', () => {
+    expect(CONTROLLER_ENV.NODE_OPTIONS).toBe(CONTROLLER_NODE_OPTIONS);
+    for (const [name, value] of Object.entries(CONTROLLER_ENV)) {
+      const yaml = /^\d+$/.test(value) ? `"${value}"` : value; // a number must be quoted in an env value
+      for (const file of ['deploy/base/controller.yaml', 'deploy/helm/snapcron/templates/controller.yaml'])
+        expect(readFileSync(file, 'utf8'), file).toContain(`{name: ${name}, value: ${yaml}}`);
+      const env = value.includes(' ') ? `"${value}"` : value;
+      expect(readFileSync('Dockerfile', 'utf8')).toContain(`ENV ${name}=${env}`);
+    }
   });
 
   it(

@@ -1,6 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { reasonToRenew, RENEW_BEFORE_MS } from '../../src/restore/shared-certificate.ts';
+import {
+  nextCertificateCheckMs,
+  reasonToRenew,
+  RECHECK_AT_LEAST_EVERY_MS,
+  RENEW_BEFORE_MS,
+} from '../../src/restore/shared-certificate.ts';
 import { CertificateAuthority } from '../../src/tls/authority.ts';
 
 const NAMES = ['snapcron-webhook.snapcron-system.svc', 'localhost'];
@@ -78,5 +83,24 @@ describe('reasonToRenew (the shared webhook Secret)', () => {
       'stored certificate is not signed by the stored CA',
     );
     expect(reasonToRenew({ ...a, 'tls.crt': 'not a certificate' }, NAMES, now)).toMatch(/does not parse/);
+  });
+});
+
+describe('nextCertificateCheckMs (when a replica re-reads the shared Secret)', () => {
+  it('waits a day while the pair is far from renewal: no request every few minutes', async () => {
+    const pair = await storedPair();
+    expect(nextCertificateCheckMs(pair['tls.crt'] ?? '', new Date(), () => 0.5)).toBe(
+      RECHECK_AT_LEAST_EVERY_MS,
+    );
+  });
+
+  it('comes back when the pair is due, spread over an hour between replicas, and at once past it', async () => {
+    const crt = (await storedPair())['tls.crt'] ?? '';
+    const renewAt = Date.parse(new X509Certificate(crt).validTo) - RENEW_BEFORE_MS;
+    const twoHoursBefore = new Date(renewAt - 2 * 3_600_000);
+    expect(nextCertificateCheckMs(crt, twoHoursBefore, () => 0)).toBe(2 * 3_600_000);
+    expect(nextCertificateCheckMs(crt, twoHoursBefore, () => 0.999)).toBeGreaterThan(2.99 * 3_600_000);
+    expect(nextCertificateCheckMs(crt, new Date(renewAt + DAY), () => 0.5)).toBe(0);
+    expect(nextCertificateCheckMs('not a certificate', new Date())).toBe(0);
   });
 });

@@ -574,6 +574,52 @@ describe('alert metrics', () => {
     const after = (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
     expect(after).toEqual(['snapcron_unprotected_pvcs{namespace="default"} 1']);
   });
+
+  it("reports built one namespace at a time give the whole report's series, written at once", async () => {
+    const inNamespace = <T extends { metadata?: object | undefined }>(o: T, namespace: string): T => ({
+      ...o,
+      metadata: { ...o.metadata, namespace },
+    });
+    const input = {
+      schedules: ['shop', 'blog'].map((ns) =>
+        inNamespace(created(schedule('hourly', { schedule: '0 * * * *', claimSelector: {} })), ns),
+      ),
+      pvcs: [
+        inNamespace(pvc('a-0'), 'shop'),
+        inNamespace(pvc('b-0'), 'blog'),
+        inNamespace(pvc('loose'), 'misc'),
+      ],
+      snapshots: [
+        inNamespace(snap('s', { at: hoursAgo(3), pvc: 'a-0', schedule: 'hourly' }), 'shop'),
+        inNamespace(snap('t', { at: hoursAgo(1), pvc: 'b-0', schedule: 'hourly' }), 'blog'),
+      ],
+      now: NOW,
+    };
+    const series = async (r: Registry): Promise<string[]> =>
+      (await r.metrics())
+        .split('\n')
+        .filter((l) => l.startsWith('snapcron_'))
+        .sort();
+    const whole = new Registry();
+    new ReportMetrics(whole).update(buildReport(input));
+
+    const parts = new Registry();
+    const m = new ReportMetrics(parts);
+    m.update(buildReport({ ...input, schedules: [], pvcs: [pvc('old')], snapshots: [] }));
+    const before = await series(parts);
+    const seenMidway: string[][] = [];
+    async function* byNamespace(): AsyncGenerator<Report> {
+      for (const namespace of ['blog', 'misc', 'shop']) {
+        seenMidway.push(await series(parts));
+        yield buildReport({ ...input, namespace });
+      }
+    }
+    await m.updateFrom(byNamespace());
+    expect(await series(parts)).toEqual(await series(whole));
+    expect((await series(whole)).length).toBe(9); // 2 schedules × 4 series, 1 namespace unprotected
+    // Until the last namespace is in, a scrape sees the previous set, never a mix.
+    expect(seenMidway).toEqual([before, before, before]);
+  });
 });
 
 describe('README "Retention reports"', () => {
