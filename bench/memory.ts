@@ -23,7 +23,8 @@
 //
 // One reading varies by 10 to 20 % with where the last full GC fell: compare with --runs 3 or
 // more. --linger 75 also covers the controller's first report-metrics refresh (a minute after
-// it starts). The environment passes through to the controller (e.g. MALLOC_ARENA_MAX).
+// it starts). The controller gets the image's environment (bench/scale.ts CONTROLLER_ENV, e.g.
+// MALLOC_ARENA_MAX=2), which the caller's environment overrides.
 // Another build: `npx tsc -p tsconfig.build.json --outDir /tmp/x/dist`, with /tmp/x holding
 // a package.json of {"type":"module"} and a node_modules link to the repository's, then
 // --cli /tmp/x/dist/cli.js beside the default.
@@ -33,11 +34,20 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { Kube } from '../src/kube/client.ts';
-import { snapshotMetadata } from '../src/snapshot/naming.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
-import { CONTROLLER_NODE_OPTIONS } from './scale.ts';
+import {
+  benchPvcs,
+  childNumber,
+  create,
+  createBoundPvcs,
+  createOldSnapshots,
+  naiveInformerRss,
+  pool,
+  retrying,
+  sleep,
+} from './fixtures.ts';
+import { CONTROLLER_ENV, CONTROLLER_NODE_OPTIONS } from './scale.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const MiB = 2 ** 20;
 const EMPTY_NAMESPACE = 'memory-probe-empty';
@@ -97,44 +107,8 @@ interface HeapFigures {
   spaces: Record<string, [number, number]>;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (line: string): void => void process.stderr.write(`[bench:memory] ${line}\n`);
 const mib = (b: number | undefined): string => (b === undefined ? '-' : (b / MiB).toFixed(1));
-
-/** Runs `fn` over `items` with at most `n` in flight. */
-async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i] as T, i);
-      }
-    }),
-  );
-}
-
-/** Creates, ignoring 409 AlreadyExists (a re-run on the same cluster). */
-async function create(fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    return await retrying(fn);
-  } catch (err) {
-    if ((err as { code?: number }).code === 409) return undefined;
-    throw err;
-  }
-}
-
-/** Retries a 429 (a CRD's storage still initializing right after install). */
-async function retrying<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: number }).code !== 429 || attempt >= 30) throw err;
-      await sleep(1000);
-    }
-  }
-}
 
 /** User + system CPU seconds of a process (/proc/<pid>/stat, in USER_HZ ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {
@@ -163,54 +137,8 @@ async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
       await create(() => admin.core.createNamespace({ body: { metadata: { name } } }));
     },
   );
-  const pairs = namespaces.flatMap((ns) =>
-    Array.from({ length: o.pvcsPerNamespace }, (_, j) => ({ ns, name: `data-${j}` })),
-  );
-  const havePvc = new Set(
-    (await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 })).items.map(
-      (p) => `${p.metadata?.namespace}/${p.metadata?.name}`,
-    ),
-  );
-  const missing = pairs.filter((p) => !havePvc.has(`${p.ns}/${p.name}`));
-  log(`creating ${missing.length} PVs and bound PVCs (${pairs.length - missing.length} there)`);
-  await pool(missing, 64, async ({ ns, name }) => {
-    const pv = `pv-${ns}-${name}`;
-    await create(() =>
-      admin.core.createPersistentVolume({
-        body: {
-          metadata: { name: pv },
-          spec: {
-            capacity: { storage: '1Gi' },
-            accessModes: ['ReadWriteOnce'],
-            storageClassName: 'manual',
-            hostPath: { path: `/tmp/${pv}` },
-            claimRef: { namespace: ns, name },
-          },
-        },
-      }),
-    );
-    await create(() =>
-      admin.core.createNamespacedPersistentVolumeClaim({
-        namespace: ns,
-        body: {
-          metadata: { name, labels: { app: 'bench' } },
-          spec: {
-            accessModes: ['ReadWriteOnce'],
-            storageClassName: 'manual',
-            volumeName: pv,
-            resources: { requests: { storage: '1Gi' } },
-          },
-        },
-      }),
-    );
-  });
-  for (;;) {
-    const list = await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 });
-    const bound = list.items.filter((p) => p.status?.phase === 'Bound').length;
-    if (bound >= pairs.length) break;
-    log(`waiting for the PV binder: ${bound}/${pairs.length} bound`);
-    await sleep(3000);
-  }
+  const pairs = benchPvcs(namespaces, o.pvcsPerNamespace);
+  await createBoundPvcs(admin, pairs, log);
   if (o.schedules) {
     const haveSched = new Set(
       (
@@ -254,47 +182,9 @@ async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
   const todo = Array.from({ length: Math.max(0, o.snapshots - existing) }, (_, k) => existing + k);
   log(`creating ${todo.length} VolumeSnapshots (${existing} there), the first ${readyCount} ready`);
   const ts = Date.now();
-  let done = 0;
-  await pool(todo, 200, async (i) => {
-    const p = pairs[i % pairs.length] as { ns: string; name: string };
-    const when = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
-    const meta = snapshotMetadata(p.name, 'app', when);
-    const created = (await create(() =>
-      admin.custom.createNamespacedCustomObject({
-        ...admin.snapshots,
-        namespace: p.ns,
-        body: {
-          apiVersion: 'snapshot.storage.k8s.io/v1',
-          kind: 'VolumeSnapshot',
-          metadata: {
-            name: `old-${p.name}-${i}`,
-            ...meta,
-            annotations: {
-              ...meta.annotations,
-              'kubectl.kubernetes.io/last-applied-configuration': '{"padding":"as kubectl apply leaves it"}',
-            },
-          },
-          spec: { source: { persistentVolumeClaimName: p.name } },
-        },
-      }),
-    )) as Record<string, unknown> | undefined;
-    if (created && i < readyCount) {
-      await admin.custom.replaceNamespacedCustomObjectStatus({
-        ...admin.snapshots,
-        namespace: p.ns,
-        name: `old-${p.name}-${i}`,
-        body: {
-          ...created,
-          status: {
-            readyToUse: true,
-            creationTime: when.toISOString().replace('.000Z', 'Z'),
-            restoreSize: '1Gi',
-            boundVolumeSnapshotContentName: `snapcontent-${p.ns}-${p.name}-${i}`,
-          },
-        },
-      });
-    }
-    if (++done % 10_000 === 0) log(`${done}/${todo.length} snapshots`);
+  await createOldSnapshots(admin, pairs, todo, {
+    readyBelow: readyCount,
+    onCreated: (done) => done % 10_000 === 0 && log(`${done}/${todo.length} snapshots`),
   });
   log(
     `setup in ${((Date.now() - t0) / 1000).toFixed(0)} s (snapshots ${((Date.now() - ts) / 1000).toFixed(0)} s)`,
@@ -340,7 +230,13 @@ async function measureController(
       ...extra,
     ],
     {
-      env: { ...process.env, KUBECONFIG: kubeconfig, NODE_OPTIONS: nodeOptions, SNAPCRON_MEMORY_PROBE: '1' },
+      env: {
+        ...CONTROLLER_ENV,
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        NODE_OPTIONS: nodeOptions,
+        SNAPCRON_MEMORY_PROBE: '1',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -413,33 +309,6 @@ function bareNodeRss(nodeOptions: string): Promise<number> {
     ['-e', 'setTimeout(() => process.stdout.write(String(process.memoryUsage().rss)), 1000)'],
     { NODE_OPTIONS: nodeOptions },
   );
-}
-
-/** RSS of client-node informers holding every PVC and VolumeSnapshot (bench:scale's baseline, its way). */
-function naiveInformerRss(kubeconfig: string): Promise<number> {
-  const script = `
-    import * as k8s from '@kubernetes/client-node';
-    const kc = new k8s.KubeConfig(); kc.loadFromDefault();
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi); const core = kc.makeApiClient(k8s.CoreV1Api);
-    const snaps = k8s.makeInformer(kc, '/apis/snapshot.storage.k8s.io/v1/volumesnapshots',
-      () => custom.listClusterCustomObject({ group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' }));
-    const pvcs = k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces({}));
-    await snaps.start(); await pvcs.start(); await new Promise((r) => setTimeout(r, 3000));
-    process.stdout.write(String(process.memoryUsage().rss)); process.exit(0);`;
-  return childNumber(['--input-type=module', '-e', script], { KUBECONFIG: kubeconfig });
-}
-
-function childNumber(args: string[], env: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, {
-      env: { ...process.env, ...env },
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.once('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`exited ${code}`))));
-  });
 }
 
 export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory[]> {

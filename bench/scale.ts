@@ -17,8 +17,8 @@ import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../src/api/objects.ts';
 import { Kube } from '../src/kube/client.ts';
 import { errorMessage } from '../src/kube/retry.ts';
-import { snapshotMetadata } from '../src/snapshot/naming.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
+import { benchPvcs, createBoundPvcs, createOldSnapshots, naiveInformerRss, pool, sleep } from './fixtures.ts';
 
 // The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
@@ -72,25 +72,11 @@ export interface ScaleResult {
   notes: string[];
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
 };
-
-/** Runs `fn` over `items` with at most `n` in flight. */
-async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i] as T, i);
-      }
-    }),
-  );
-}
 
 /** kube-apiserver's own request counters, by verb and resource (resource requests only). */
 async function requestCounts(kc: k8s.KubeConfig): Promise<Map<string, number>> {
@@ -380,43 +366,8 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     await pool(namespaces, 50, async (ns) => {
       await admin.core.createNamespace({ body: { metadata: { name: ns } } });
     });
-    const pairs = namespaces.flatMap((ns) =>
-      Array.from({ length: o.pvcsPerSchedule }, (_, j) => ({ ns, name: `data-${j}` })),
-    );
-    await pool(pairs, 64, async ({ ns, name }) => {
-      const pv = `pv-${ns}-${name}`;
-      await admin.core.createPersistentVolume({
-        body: {
-          metadata: { name: pv },
-          spec: {
-            capacity: { storage: '1Gi' },
-            accessModes: ['ReadWriteOnce'],
-            storageClassName: 'manual',
-            hostPath: { path: `/tmp/${pv}` },
-            claimRef: { namespace: ns, name },
-          },
-        },
-      });
-      await admin.core.createNamespacedPersistentVolumeClaim({
-        namespace: ns,
-        body: {
-          metadata: { name, labels: { app: 'bench' } },
-          spec: {
-            accessModes: ['ReadWriteOnce'],
-            storageClassName: 'manual',
-            volumeName: pv,
-            resources: { requests: { storage: '1Gi' } },
-          },
-        },
-      });
-    });
-    for (;;) {
-      const list = await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 100_000 });
-      const bound = list.items.filter((p) => p.status?.phase === 'Bound').length;
-      if (bound >= pairs.length) break;
-      log(`waiting for the PV binder: ${bound}/${pairs.length} bound`);
-      await sleep(2000);
-    }
+    const pairs = benchPvcs(namespaces, o.pvcsPerSchedule);
+    await createBoundPvcs(admin, pairs, log);
     log(
       `setup: ${o.schedules} namespaces, ${pairs.length} bound PVCs in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
     );
@@ -739,32 +690,10 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const more = Math.max(0, o.snapshots - existing);
     log(`creating ${more} more VolumeSnapshots (to ${o.snapshots})`);
     const tm = Date.now();
-    await pool(
+    await createOldSnapshots(
+      admin,
+      pairs,
       Array.from({ length: more }, (_, i) => i),
-      200,
-      async (i) => {
-        const p = pairs[i % pairs.length] as { ns: string; name: string };
-        const when = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
-        const meta = snapshotMetadata(p.name, 'app', when);
-        await admin.custom.createNamespacedCustomObject({
-          ...admin.snapshots,
-          namespace: p.ns,
-          body: {
-            apiVersion: 'snapshot.storage.k8s.io/v1',
-            kind: 'VolumeSnapshot',
-            metadata: {
-              name: `old-${p.name}-${i}`,
-              ...meta,
-              annotations: {
-                ...meta.annotations,
-                'kubectl.kubernetes.io/last-applied-configuration':
-                  '{"padding":"as kubectl apply leaves it"}',
-              },
-            },
-            spec: { source: { persistentVolumeClaimName: p.name } },
-          },
-        });
-      },
     );
     log(`created in ${((Date.now() - tm) / 1000).toFixed(0)} s`);
     const ctl2 = await startController(controllerKubeconfig, o, [], log);
@@ -819,30 +748,6 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
   if (o.out) writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);
   printTable(result, log);
   return result;
-}
-
-/** RSS of a process that holds every PVC and VolumeSnapshot in client-node informers (the old controller's way). */
-async function naiveInformerRss(kubeconfig: string): Promise<number> {
-  const script = `
-    import * as k8s from '@kubernetes/client-node';
-    const kc = new k8s.KubeConfig(); kc.loadFromDefault();
-    const custom = kc.makeApiClient(k8s.CustomObjectsApi); const core = kc.makeApiClient(k8s.CoreV1Api);
-    const a = k8s.makeInformer(kc, '/apis/snapshot.storage.k8s.io/v1/volumesnapshots', () => custom.listClusterCustomObject({ group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' }));
-    const b = k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces({}));
-    await a.start(); await b.start(); await new Promise((r) => setTimeout(r, 3000)); globalThis.gc?.();
-    process.stdout.write(String(process.memoryUsage().rss)); process.exit(0);`;
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, KUBECONFIG: kubeconfig },
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.once('exit', (code) =>
-      code === 0 ? resolve(Number(out)) : reject(new Error(`naive informer exited ${code}`)),
-    );
-  });
 }
 
 /** p99 (a bucket's upper bound) of the observations a Prometheus histogram gained between two scrapes. */

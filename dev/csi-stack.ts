@@ -3,8 +3,8 @@
  * real snapshot-controller, csi-snapshotter and csi-provisioner (built from Go modules
  * by hack/build-csi.sh), a StorageClass, and a VolumeSnapshotClass and a
  * VolumeGroupSnapshotClass with deletionPolicy Delete. Volume group snapshots are on: the
- * snapshot-controller and csi-snapshotter run with the CSIVolumeGroupSnapshot gate, and the
- * groupsnapshot.storage.k8s.io CRDs are installed if the control plane has not.
+ * snapshot-controller and csi-snapshotter run with the CSIVolumeGroupSnapshot gate, on the
+ * groupsnapshot.storage.k8s.io CRDs the control plane installs (a clear error without them).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
@@ -79,7 +79,19 @@ export class CsiStack {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     // The group snapshot CRDs come with the control plane (dev/control-plane.ts installCrds): with
-    // the group gate on, the snapshot-controller exits at start-up without them.
+    // the group gate on, the snapshot-controller exits at start-up without them, and the class
+    // below would fail with a bare 404. Say so first.
+    const groupCrd = 'volumegroupsnapshots.groupsnapshot.storage.k8s.io';
+    await kc
+      .makeApiClient(k8s.ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: groupCrd })
+      .catch((err: unknown) => {
+        throw new Error(
+          `the CSI stack needs the CRD ${groupCrd} (volume group snapshots are on): start the ` +
+            'ControlPlane with installCrds (the default), or call its installCrds() first',
+          { cause: err },
+        );
+      });
     const common = [`--kubeconfig=${kubeconfig}`, '--leader-election=false'];
     stack.spawn('snapshot-controller', join(bin, 'snapshot-controller'), [
       ...common,

@@ -1,0 +1,200 @@
+// The objects bench:scale and bench:memory create on their local control plane, and the
+// client-node informer baseline both measure against: one definition, so the two benches
+// measure the same thing.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Kube } from '../src/kube/client.ts';
+import { snapshotMetadata } from '../src/snapshot/naming.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `fn` over `items` with at most `n` in flight. */
+export async function pool<T>(
+  items: T[],
+  n: number,
+  fn: (item: T, i: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i] as T, i);
+      }
+    }),
+  );
+}
+
+/** Retries a 429 (a CRD's storage still initializing right after install). */
+export async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: number }).code !== 429 || attempt >= 30) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+/** Creates, taking 409 AlreadyExists for done (a re-run on the same cluster): undefined then. */
+export async function create(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await retrying(fn);
+  } catch (err) {
+    if ((err as { code?: number }).code === 409) return undefined;
+    throw err;
+  }
+}
+
+export interface PvcRef {
+  ns: string;
+  name: string;
+}
+
+/** PVCs `data-0..n-1` labelled app=bench in each namespace. */
+export const benchPvcs = (namespaces: string[], perNamespace: number): PvcRef[] =>
+  namespaces.flatMap((ns) => Array.from({ length: perNamespace }, (_, j) => ({ ns, name: `data-${j}` })));
+
+/**
+ * A PV pre-bound to each PVC (no provisioner needed: the PV binder binds them), then waits until
+ * every PVC is Bound. PVCs already there are left alone.
+ */
+export async function createBoundPvcs(
+  admin: Kube,
+  pvcs: PvcRef[],
+  log: (line: string) => void,
+): Promise<void> {
+  const have = new Set(
+    (await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 })).items.map(
+      (p) => `${p.metadata?.namespace}/${p.metadata?.name}`,
+    ),
+  );
+  const missing = pvcs.filter((p) => !have.has(`${p.ns}/${p.name}`));
+  log(`creating ${missing.length} PVs and pre-bound PVCs (${pvcs.length - missing.length} there)`);
+  await pool(missing, 64, async ({ ns, name }) => {
+    const pv = `pv-${ns}-${name}`;
+    await create(() =>
+      admin.core.createPersistentVolume({
+        body: {
+          metadata: { name: pv },
+          spec: {
+            capacity: { storage: '1Gi' },
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            hostPath: { path: `/tmp/${pv}` },
+            claimRef: { namespace: ns, name },
+          },
+        },
+      }),
+    );
+    await create(() =>
+      admin.core.createNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        body: {
+          metadata: { name, labels: { app: 'bench' } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'manual',
+            volumeName: pv,
+            resources: { requests: { storage: '1Gi' } },
+          },
+        },
+      }),
+    );
+  });
+  for (;;) {
+    const list = await admin.core.listPersistentVolumeClaimForAllNamespaces({ limit: 1_000_000 });
+    const bound = list.items.filter((p) => p.status?.phase === 'Bound').length;
+    if (bound >= pvcs.length) break;
+    log(`waiting for the PV binder: ${bound}/${pvcs.length} bound`);
+    await sleep(2000);
+  }
+}
+
+/**
+ * Old VolumeSnapshots of schedule `app`, `old-<pvc>-<i>` for each index, spread round-robin over
+ * the PVCs a minute apart, with kubectl's last-applied annotation (as `kubectl apply` leaves
+ * objects). Those with an index below `readyBelow` are marked ready through the status
+ * subresource, as a snapshot controller would.
+ */
+export async function createOldSnapshots(
+  admin: Kube,
+  pvcs: PvcRef[],
+  indices: number[],
+  o: { readyBelow?: number; onCreated?: (done: number) => void } = {},
+): Promise<void> {
+  let done = 0;
+  await pool(indices, 200, async (i) => {
+    const p = pvcs[i % pvcs.length] as PvcRef;
+    const when = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
+    const meta = snapshotMetadata(p.name, 'app', when);
+    const name = `old-${p.name}-${i}`;
+    const created = (await create(() =>
+      admin.custom.createNamespacedCustomObject({
+        ...admin.snapshots,
+        namespace: p.ns,
+        body: {
+          apiVersion: 'snapshot.storage.k8s.io/v1',
+          kind: 'VolumeSnapshot',
+          metadata: {
+            name,
+            ...meta,
+            annotations: {
+              ...meta.annotations,
+              'kubectl.kubernetes.io/last-applied-configuration': '{"padding":"as kubectl apply leaves it"}',
+            },
+          },
+          spec: { source: { persistentVolumeClaimName: p.name } },
+        },
+      }),
+    )) as Record<string, unknown> | undefined;
+    if (created && i < (o.readyBelow ?? 0)) {
+      await admin.custom.replaceNamespacedCustomObjectStatus({
+        ...admin.snapshots,
+        namespace: p.ns,
+        name,
+        body: {
+          ...created,
+          status: {
+            readyToUse: true,
+            creationTime: when.toISOString().replace('.000Z', 'Z'),
+            restoreSize: '1Gi',
+            boundVolumeSnapshotContentName: `snapcontent-${p.ns}-${p.name}-${i}`,
+          },
+        },
+      });
+    }
+    o.onCreated?.(++done);
+  });
+}
+
+/** RSS of a process holding every PVC and VolumeSnapshot in client-node informers (the old controller's way). */
+export function naiveInformerRss(kubeconfig: string): Promise<number> {
+  const script = `
+    import * as k8s from '@kubernetes/client-node';
+    const kc = new k8s.KubeConfig(); kc.loadFromDefault();
+    const custom = kc.makeApiClient(k8s.CustomObjectsApi); const core = kc.makeApiClient(k8s.CoreV1Api);
+    const snaps = k8s.makeInformer(kc, '/apis/snapshot.storage.k8s.io/v1/volumesnapshots',
+      () => custom.listClusterCustomObject({ group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshots' }));
+    const pvcs = k8s.makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces({}));
+    await snaps.start(); await pvcs.start(); await new Promise((r) => setTimeout(r, 3000)); globalThis.gc?.();
+    process.stdout.write(String(process.memoryUsage().rss)); process.exit(0);`;
+  return childNumber(['--input-type=module', '-e', script], { KUBECONFIG: kubeconfig });
+}
+
+/** Runs node with `args` and reads the number it prints. */
+export function childNumber(args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.once('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`exited ${code}`))));
+  });
+}
