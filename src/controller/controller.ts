@@ -406,6 +406,10 @@ export class Controller {
       postDoneInMemory: this.postDone.get(key),
       snapshotClass: this.caches.classes && snapshotClassOf(schedule.spec, this.caches.classes.store.list()),
     });
+    // While this pass runs, the fire to watch for is the one after it (queue.onBusy): the fire
+    // it is taking must not promote it over the schedules still waiting for their first snapshot.
+    if (plan.wakeAt) this.fireAt.set(key, plan.wakeAt.getTime());
+    else this.fireAt.delete(key);
     const result = await this.executor.execute(schedule, plan, this.queue.failuresOf(key) > 0);
     if (result.postCleared !== undefined && result.statusWritten) this.postDone.set(key, result.postCleared);
     const failed = [...result.createFailures.map((f) => `create ${f.name}: ${f.error}`), ...result.errors];

@@ -16,6 +16,7 @@ import {
   getSchedule,
   kubeConfig,
   listSnapshots,
+  updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
 
@@ -68,6 +69,62 @@ describe('the Controller in-process with a controlled clock', () => {
       await eventually(async () => (await listSnapshots(ns())).length === 2, 10_000);
       await sleep(1500);
       expect((await listSnapshots(ns())).length).toBe(2);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it("promotes a pass's writes when its next fire comes due during it, not for the fire it is taking", async () => {
+    // Two fires a minute apart within one hour of the test clock (two hours ahead of the wall clock).
+    let start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
+    if (new Date(start).getUTCMinutes() > 55) start += 5 * 60_000;
+    const fire = start + 60_000;
+    const next = fire + 60_000;
+    const at = (t: number): Date => new Date(t);
+    for (let i = 0; i < 8; i++) await boundPvc(ns(), `data-${i}`);
+    await createSchedule(ns(), 'twice', {
+      schedule: `${at(fire).getUTCMinutes()},${at(next).getUTCMinutes()} ${at(fire).getUTCHours()} * * *`,
+      timeZone: 'UTC',
+      retention: { maxCount: 10 },
+    });
+    const clock = new ManualClock(start);
+    // One write a second: the fire's pass (8 creates, then status and events) outlasts the steps below.
+    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
+    const promoted: string[] = [];
+    const promote = kube.writes.promote.bind(kube.writes);
+    kube.writes.promote = (key: string) => {
+      promoted.push(key);
+      promote(key);
+    };
+    const controller = new Controller({
+      kube,
+      log: pino({ level: 'silent' }),
+      metrics: new Metrics(),
+      namespace: ns(),
+      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
+      clock,
+    });
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'twice')).status?.nextScheduleTime, 10_000);
+      clock.advanceTo(fire);
+      await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
+      // Its own snapshots' watch events re-add the schedule while the pass runs (after the
+      // coalescing delay, on the test clock): the fire it is taking is no reason to go first.
+      await sleep(1200);
+      clock.advanceTo(fire + 5_000);
+      await sleep(1200);
+      expect(promoted).toEqual([]);
+      // The next fire comes due while the pass still waits for writes: the next re-add (here an
+      // edit of the schedule, looked at a coalescing second later) promotes it.
+      clock.advanceTo(next + 5_000);
+      await updateScheduleSpec(ns(), 'twice', { retention: { maxCount: 11 } });
+      await eventually(async () => {
+        clock.advance(2_000);
+        return promoted.includes(`${ns()}/twice`);
+      }, 5_000);
+      expect((await listSnapshots(ns())).length).toBeLessThan(8); // the first pass was still running
+      await eventually(async () => (await listSnapshots(ns())).length === 16, 60_000);
     } finally {
       await controller.stop();
     }
