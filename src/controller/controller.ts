@@ -41,7 +41,7 @@ import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts
 import { RESTORE_LABEL } from '../restore/select.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
-import { realClock, WorkQueue, type Clock } from './work-queue.ts';
+import { MAX_TIMER_MS, realClock, WorkQueue, type Clock } from './work-queue.ts';
 
 export interface ControllerOptions {
   kube: Kube;
@@ -94,8 +94,8 @@ export class Controller {
   private workers: Promise<void> | undefined;
   private resync: ScheduledTask | undefined;
   private stopping = false;
-  /** Each schedule's next fire time (ms), as its last pass returned it. */
-  private readonly fireAt = new Map<string, number>();
+  /** Per pass in flight: a timer at its schedule's next fire (see promoteAtNextFire). */
+  private readonly promotions = new Map<string, unknown>();
   /** The scheduled time each schedule's last run took, until its status write is in the cache. */
   private readonly lastTaken = new Map<string, Date>();
   /** The same for each schedule's last run on demand (its onDemandId). */
@@ -108,11 +108,6 @@ export class Controller {
     this.clock = o.clock ?? realClock;
     this.log = o.log;
     this.queue = new WorkQueue(this.clock);
-    // A fire came due while the schedule's previous pass still waits for its writes (after a
-    // burst, a status write behind thousands): those writes go first, so the fire is not late.
-    this.queue.onBusy = (key) => {
-      if ((this.fireAt.get(key) ?? Infinity) <= this.clock.now()) o.kube.writes.promote(key);
-    };
     this.caches = new SnapcronCaches({
       kube: o.kube,
       log: o.log,
@@ -314,6 +309,8 @@ export class Controller {
       if (key === undefined) return;
       const run = this.run(key).finally(() => {
         this.inFlight.delete(run);
+        this.clock.clearTimeout(this.promotions.get(key));
+        this.promotions.delete(key);
         this.o.kube.writes.release(key);
         this.queue.done(key);
       });
@@ -328,10 +325,7 @@ export class Controller {
     try {
       const wakeAt = await this.reconcile(key);
       this.queue.forget(key);
-      if (wakeAt) {
-        this.fireAt.set(key, wakeAt.getTime());
-        this.queue.addAfter(key, wakeAt.getTime());
-      } else this.fireAt.delete(key);
+      if (wakeAt) this.queue.addAfter(key, wakeAt.getTime());
     } catch (err) {
       if (err instanceof NotLeaderError) {
         this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
@@ -367,7 +361,6 @@ export class Controller {
     const schedule = schedules.store.get(namespace, name);
     if (!schedule) {
       this.lastTaken.delete(key);
-      this.fireAt.delete(key);
       this.lastOnDemand.delete(key);
       this.postDone.delete(key);
       this.queue.cancel(key);
@@ -406,10 +399,7 @@ export class Controller {
       postDoneInMemory: this.postDone.get(key),
       snapshotClass: this.caches.classes && snapshotClassOf(schedule.spec, this.caches.classes.store.list()),
     });
-    // While this pass runs, the fire to watch for is the one after it (queue.onBusy): the fire
-    // it is taking must not promote it over the schedules still waiting for their first snapshot.
-    if (plan.wakeAt) this.fireAt.set(key, plan.wakeAt.getTime());
-    else this.fireAt.delete(key);
+    if (plan.wakeAt) this.promoteAtNextFire(key, plan.wakeAt.getTime());
     const result = await this.executor.execute(schedule, plan, this.queue.failuresOf(key) > 0);
     if (result.postCleared !== undefined && result.statusWritten) this.postDone.set(key, result.postCleared);
     const failed = [...result.createFailures.map((f) => `create ${f.name}: ${f.error}`), ...result.errors];
@@ -427,6 +417,21 @@ export class Controller {
     )
       this.lastOnDemand.set(key, plan.onDemand.id);
     return plan.wakeAt;
+  }
+
+  /**
+   * If this pass still waits for writes when the schedule's next fire comes due (after a burst,
+   * a status write behind thousands), its writes go first, so that fire starts on time. Only
+   * the next fire: the one a pass is taking must not put it before the schedules still waiting
+   * for their first snapshot. The timer ends with the pass.
+   */
+  private promoteAtNextFire(key: string, at: number): void {
+    const delay = at - this.clock.now();
+    if (delay > MAX_TIMER_MS) return; // Node fires longer timers at once; no pass lasts that long
+    this.promotions.set(
+      key,
+      this.clock.setTimeout(() => this.o.kube.writes.promote(key), Math.max(0, delay)),
+    );
   }
 
   /** SIGTERM: stop taking work, let passes in flight finish, hand the lease back, stop watching. */

@@ -100,8 +100,6 @@ export class WorkQueue {
   private timerAt = Infinity;
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shut = false;
-  /** Called when `key` is added while a worker has it (it is handed out again once done). */
-  onBusy: ((key: string) => void) | undefined;
 
   constructor(clock: Clock = realClock, backoff = DEFAULT_QUEUE_BACKOFF, random: () => number = Math.random) {
     this.clock = clock;
@@ -122,7 +120,6 @@ export class WorkQueue {
     if (this.shut) return;
     if (this.processing.has(key)) {
       this.dirty.add(key);
-      this.onBusy?.(key);
       return;
     }
     if (this.queued.has(key)) return;

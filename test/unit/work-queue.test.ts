@@ -125,23 +125,4 @@ describe('the work queue', () => {
     q.add('x');
     expect(q.length).toBe(0);
   });
-
-  it('says when a key comes due while a worker has it (the controller then hurries that pass)', async () => {
-    const clock = new ManualClock();
-    const q = new WorkQueue(clock);
-    const busy: string[] = [];
-    q.onBusy = (key) => busy.push(key);
-    q.add('a');
-    q.addAfter('b', clock.now() + 1000);
-    expect(await q.get()).toBe('a');
-    q.add('a'); // an event for a while it is processed
-    clock.advance(1000); // b's time: b is not being processed
-    expect(busy).toEqual(['a']);
-    expect(await q.get()).toBe('b');
-    q.addAfter('b', clock.now() + 500);
-    clock.advance(500); // b's next time while a worker still has it
-    expect(busy).toEqual(['a', 'b']);
-    q.done('a');
-    expect(await q.get()).toBe('a'); // handed out again
-  });
 });
