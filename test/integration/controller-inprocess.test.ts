@@ -23,6 +23,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('the Controller in-process with a controlled clock', () => {
   const ns = useNamespace('inproc');
+  /** A controller of the test's namespace on the test's clock. */
+  const inProcess = (kube: Kube, clock: ManualClock): Controller =>
+    new Controller({
+      kube,
+      log: pino({ level: 'silent' }),
+      metrics: new Metrics(),
+      namespace: ns(),
+      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
+      clock,
+    });
 
   it('fires at the fire times of its clock, a day apart in minutes of real time, and not before', async () => {
     // The test clock starts two hours ahead of the wall clock, a minute before the daily fire:
@@ -37,14 +47,7 @@ describe('the Controller in-process with a controlled clock', () => {
       retention: { maxCount: 10 },
     });
     const clock = new ManualClock(start.getTime());
-    const controller = new Controller({
-      kube: new Kube(kubeConfig(), { qps: 100, burst: 100 }),
-      log: pino({ level: 'silent' }),
-      metrics: new Metrics(),
-      namespace: ns(),
-      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
-      clock,
-    });
+    const controller = inProcess(new Kube(kubeConfig(), { qps: 100, burst: 100 }), clock);
     await controller.start();
     try {
       await eventually(async () => controller.isLeader, 10_000);
@@ -95,14 +98,7 @@ describe('the Controller in-process with a controlled clock', () => {
       promoted.push(key);
       promote(key);
     };
-    const controller = new Controller({
-      kube,
-      log: pino({ level: 'silent' }),
-      metrics: new Metrics(),
-      namespace: ns(),
-      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
-      clock,
-    });
+    const controller = inProcess(kube, clock);
     await controller.start();
     try {
       await eventually(async () => (await getSchedule(ns(), 'twice')).status?.nextScheduleTime, 10_000);
