@@ -564,9 +564,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       await setCron(admin, ns, cron);
     });
     // A new cron's fire times between the burst and this edit count as missed (as a CronJob
-    // counts them) and are caught up at once: at full size about 4,400 snapshots, which held
-    // the first minute's fires for up to 45 s. The window starts once they are in, so it
-    // measures the sustained load, not this transition; the transition is reported on its own.
+    // counts them) and are caught up at once (380 to 4,400 snapshots at full size, by where the
+    // burst fell in the 5-minute cycle). The window starts once they are in, so it measures the
+    // sustained load, not this transition; the transition is reported on its own.
     const edited = Date.now();
     const catchUps = (): number =>
       [...observer.arrivals.values()].filter((a) => a.scheduledAt > T && a.scheduledAt <= edited).length;
