@@ -114,6 +114,26 @@ export async function createBoundPvcs(
   }
 }
 
+/** The bench's SnapshotSchedule `app` in `namespace`: every PVC labelled app=bench, keeping 2. */
+export function createBenchSchedule(admin: Kube, namespace: string, cron: string): Promise<unknown> {
+  return create(() =>
+    admin.custom.createNamespacedCustomObject({
+      ...admin.schedules,
+      namespace,
+      body: {
+        apiVersion: 'snapcron.io/v1',
+        kind: 'SnapshotSchedule',
+        metadata: { name: 'app' },
+        spec: {
+          schedule: cron,
+          claimSelector: { matchLabels: { app: 'bench' } },
+          retention: { maxCount: 2, maxPending: 1000 },
+        },
+      },
+    }),
+  );
+}
+
 /**
  * Old VolumeSnapshots of schedule `app`, `old-<pvc>-<i>` for each index, spread round-robin over
  * the PVCs a minute apart, with kubectl's last-applied annotation (as `kubectl apply` leaves

@@ -39,6 +39,7 @@ import {
   benchPvcs,
   childNumber,
   create,
+  createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
   naiveInformerRss,
@@ -151,23 +152,8 @@ async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
       namespaces.filter((ns) => !haveSched.has(ns)),
       50,
       async (ns) => {
-        await create(() =>
-          admin.custom.createNamespacedCustomObject({
-            ...admin.schedules,
-            namespace: ns,
-            body: {
-              apiVersion: 'snapcron.io/v1',
-              kind: 'SnapshotSchedule',
-              metadata: { name: 'app' },
-              // bench:scale's memory phase: far-off cron, its retention.
-              spec: {
-                schedule: '0 0 0 1 1 *',
-                claimSelector: { matchLabels: { app: 'bench' } },
-                retention: { maxCount: 2, maxPending: 1000 },
-              },
-            },
-          }),
-        );
+        // bench:scale's memory phase: a far-off cron.
+        await createBenchSchedule(admin, ns, '0 0 0 1 1 *');
       },
     );
   }

@@ -18,7 +18,15 @@ import type { VolumeSnapshot } from '../src/api/objects.ts';
 import { Kube } from '../src/kube/client.ts';
 import { errorMessage } from '../src/kube/retry.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
-import { benchPvcs, createBoundPvcs, createOldSnapshots, naiveInformerRss, pool, sleep } from './fixtures.ts';
+import {
+  benchPvcs,
+  createBenchSchedule,
+  createBoundPvcs,
+  createOldSnapshots,
+  naiveInformerRss,
+  pool,
+  sleep,
+} from './fixtures.ts';
 
 // The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
@@ -484,22 +492,8 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const T = Math.ceil((Date.now() + 45_000) / 60_000) * 60_000 + 30_000; // hh:mm:30, at least 45 s away
     const at = new Date(T);
     const burstCron = `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *`;
-    const custom = admin.custom;
     await pool(namespaces, 50, async (ns) => {
-      await custom.createNamespacedCustomObject({
-        ...admin.schedules,
-        namespace: ns,
-        body: {
-          apiVersion: 'snapcron.io/v1',
-          kind: 'SnapshotSchedule',
-          metadata: { name: 'app' },
-          spec: {
-            schedule: burstCron,
-            claimSelector: { matchLabels: { app: 'bench' } },
-            retention: { maxCount: 2, maxPending: 1000 },
-          },
-        },
-      });
+      await createBenchSchedule(admin, ns, burstCron);
     });
     const rv = (await admin.custom.listClusterCustomObject({ ...admin.snapshots, limit: 1 })) as {
       metadata: { resourceVersion: string };
