@@ -281,9 +281,81 @@ const rssOf = (pid: number): number => {
   return m ? Number(m[1]) * 1024 : NaN;
 };
 
+/** A histogram's cumulative bucket counts (`le` → count) from a Prometheus text page. */
+const buckets = (text: string, name: string): Map<number, number> => {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\S+)$`, 'gm'))) {
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  return out;
+};
+
+/** The smallest bucket bound holding `p` % of the observations between two readings of a histogram. */
+const bucketPct = (before: Map<number, number>, after: Map<number, number>, p: number): number => {
+  const les = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total === 0) return 0;
+  for (const le of les) if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= (total * p) / 100) return le;
+  return Infinity;
+};
+
+/** The controller's write queue and create lag, read every 5 s: where a lag tail comes from. */
+interface Sample {
+  t: number;
+  queued: Record<string, number>;
+  createLag: Map<number, number>;
+}
+
+class Sampler {
+  readonly samples: Sample[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly metrics: () => Promise<string>;
+  constructor(metrics: () => Promise<string>) {
+    this.metrics = metrics;
+  }
+  start(): void {
+    const tick = async (): Promise<void> => {
+      const text = await this.metrics().catch(() => '');
+      if (text) {
+        const queued: Record<string, number> = {};
+        for (const m of text.matchAll(/^snapcron_writes_waiting\{lane="(\w+)"\} (\S+)$/gm))
+          queued[m[1] as string] = Number(m[2]);
+        this.samples.push({
+          t: Date.now(),
+          queued,
+          createLag: buckets(text, 'snapcron_snapshot_create_lag_seconds'),
+        });
+      }
+      this.timer = setTimeout(() => void tick(), 5000);
+    };
+    void tick();
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+  /** Between t0 and t1: the create lag p99 by the controller's histogram, and the longest queue per lane. */
+  between(t0: number, t1: number): { createLagP99: number; maxQueued: Record<string, number> } {
+    const inside = this.samples.filter((s) => s.t >= t0 && s.t <= t1);
+    const maxQueued: Record<string, number> = {};
+    for (const s of inside)
+      for (const [lane, n] of Object.entries(s.queued)) maxQueued[lane] = Math.max(maxQueued[lane] ?? 0, n);
+    const first = inside[0];
+    const last = inside.at(-1);
+    return {
+      createLagP99: first && last ? bucketPct(first.createLag, last.createLag, 99) : NaN,
+      maxQueued,
+    };
+  }
+}
+
 /** Watches every VolumeSnapshot: arrival times, and (optionally) marks new ones ready like a snapshot controller. */
 class SnapshotObserver {
-  readonly arrivals = new Map<string, { at: number; scheduledAt: number; schedule: string; pvc: string }>();
+  /** `at`: when the watch delivered it; `created`: the API server's creationTimestamp (whole seconds). */
+  readonly arrivals = new Map<
+    string,
+    { at: number; created: number; scheduledAt: number; schedule: string; pvc: string }
+  >();
   private req: { abort: () => void } | undefined;
   markReady = false;
   private readonly marking: Promise<void>[] = [];
@@ -312,6 +384,7 @@ class SnapshotObserver {
         if (!scheduled || this.arrivals.has(key)) return;
         this.arrivals.set(key, {
           at: Date.now(),
+          created: Date.parse(String(obj.metadata.creationTimestamp)),
           scheduledAt: Date.parse(scheduled),
           schedule: obj.metadata.labels?.['snapcron.io/schedule'] ?? '',
           pvc: obj.spec.source.persistentVolumeClaimName ?? '',
@@ -501,6 +574,8 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const observer = new SnapshotObserver(kc);
     await observer.start(rv.metadata.resourceVersion);
     const ctl = await startController(controllerKubeconfig, o, [], log);
+    const sampler = new Sampler(ctl.metrics);
+    sampler.start();
     const startedAt = Date.now();
     const requestsAtStart = await requestCounts(kc);
     await ctl.metrics(); // resets the event-loop delay window
@@ -608,11 +683,25 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     for (let t = windowStart; t < windowEnd; t += sliceMs) {
       const inSlice = windowArrivals.filter((a) => a.scheduledAt >= t && a.scheduledAt < t + sliceMs);
       const l = inSlice.map((a) => a.at - a.scheduledAt);
+      // The API server's creationTimestamp (whole seconds) against the watch's arrival: a lag in
+      // creating the object, or in delivering its event; and the controller's own view of it.
+      const server = inSlice.map((a) => a.created - Math.floor(a.scheduledAt / 1000) * 1000);
+      const c = sampler.between(t, t + sliceMs);
       slices.push(
-        `${Math.round((t - windowStart) / 60_000)}m: n=${l.length} p99=${(pct(l, 99) / 1000).toFixed(2)}s max=${(Math.max(0, ...l) / 1000).toFixed(2)}s`,
+        `${Math.round((t - windowStart) / 60_000)}m: n=${l.length} p99=${(pct(l, 99) / 1000).toFixed(2)}s max=${(Math.max(0, ...l) / 1000).toFixed(2)}s, by creationTimestamp p99=${(pct(server, 99) / 1000).toFixed(0)}s max=${(Math.max(0, ...server) / 1000).toFixed(0)}s, controller's create lag p99 ≤ ${c.createLagP99}s, writes waiting at most ${JSON.stringify(c.maxQueued)}`,
       );
     }
     notes.push(`fire lag by ${o.period}-minute slice of the window: ${slices.join('; ')}`);
+    // From the burst to the window's first slice, minute by minute: the queue the budget held.
+    const timeline: string[] = [];
+    for (let t = T; t < Math.min(windowEnd, windowStart + sliceMs); t += 60_000) {
+      const c = sampler.between(t, t + 60_000);
+      timeline.push(`${Math.round((t - T) / 60_000)}m ${JSON.stringify(c.maxQueued)} lag≤${c.createLagP99}s`);
+    }
+    notes.push(
+      `writes waiting by lane, minute by minute from the burst (window starts at minute ${Math.round((windowStart - T) / 60_000)}): ${timeline.join('; ')}`,
+    );
+    sampler.stop();
     add({ measure: 'fire lag p50 (watch-observed)', value: pct(allLags, 50) / 1000, unit: 's' });
     add({
       measure: 'fire lag p99 (watch-observed)',

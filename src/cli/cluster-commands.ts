@@ -270,6 +270,7 @@ export async function runController(args: string[]): Promise<number> {
   const log = makeLogger(logLevel(values['log-level'], 'info'));
   const kube = connect(number('qps', values.qps), number('burst', values.burst));
   const metrics = new Metrics();
+  metrics.observeWrites(kube.writes);
   const ownNamespace = values['lease-namespace'] ?? kube.defaultNamespace();
   const controller = new Controller({
     kube,

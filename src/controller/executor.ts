@@ -464,6 +464,8 @@ export class Executor {
           );
           result.created.push(c.name);
           this.metrics?.created.inc(labels);
+          if (c.trigger === 'Schedule')
+            this.metrics?.createLag.observe((this.now().getTime() - c.scheduledTime.getTime()) / 1000);
           if (c.members)
             slog.info(
               { scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger, members: c.members },

@@ -1,5 +1,8 @@
 /** Prometheus metrics (prom-client: the maintained Node client; its text format is exact). */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LANES, type FairLimiter } from '../kube/fair-limiter.ts';
+
+const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -50,9 +53,38 @@ export class Metrics {
     name: 'snapcron_fire_lag_seconds',
     help: 'Delay between a scheduled time and the pass that took it.',
     labelNames: ['namespace', 'schedule'],
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+    buckets: LAG_BUCKETS,
     registers: [this.registry],
   });
+  /** Unlabelled: per schedule, fire lag says when the pass started; this says what the budget added. */
+  readonly createLag = new Histogram({
+    name: 'snapcron_snapshot_create_lag_seconds',
+    help: 'Delay between a scheduled time and the API server answering the create of its VolumeSnapshot: the fire lag plus the wait for the write budget (--qps/--burst).',
+    buckets: LAG_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly writeWait = new Histogram({
+    name: 'snapcron_write_wait_seconds',
+    help: 'Time a write waited for the client write budget (--qps/--burst), by lane (urgent, create, delete, other).',
+    labelNames: ['lane'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  private writes: FairLimiter | undefined;
+  readonly writeQueue = new Gauge({
+    name: 'snapcron_writes_waiting',
+    help: 'Writes waiting for the client write budget now, by lane; a queue that stays long means --qps is too low for the load.',
+    labelNames: ['lane'],
+    registers: [this.registry],
+    collect: () => {
+      for (const lane of LANES) this.writeQueue.set({ lane }, this.writes?.queued[lane] ?? 0);
+    },
+  });
+  /** Reports `limiter`'s queue and wait times as snapcron_writes_waiting and snapcron_write_wait_seconds. */
+  observeWrites(limiter: FairLimiter): void {
+    this.writes = limiter;
+    limiter.onGrant = (lane, waitedMs) => this.writeWait.observe({ lane }, waitedMs / 1000);
+  }
   readonly nextFire = new Gauge({
     name: 'snapcron_next_fire_timestamp_seconds',
     help: 'Unix time of the next scheduled fire, by schedule.',

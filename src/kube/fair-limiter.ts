@@ -16,6 +16,8 @@ export type Lane = (typeof LANES)[number];
 
 interface Waiter {
   resolve: () => void;
+  /** When the write asked (the limiter's clock), for the wait-time metric. */
+  at: number;
 }
 
 /** Round-robin over keys, each with a FIFO of waiters. */
@@ -71,6 +73,10 @@ export class FairLimiter {
   private pumpSoon: NodeJS.Immediate | undefined;
   /** Writes asked for so far, by lane (for metrics and benchmarks). */
   readonly requested: Record<Lane, number> = { urgent: 0, create: 0, delete: 0, other: 0 };
+  /** Writes waiting for a token now, by lane: a budget too small for the load shows here first. */
+  readonly queued: Record<Lane, number> = { urgent: 0, create: 0, delete: 0, other: 0 };
+  /** Told of every token handed out: its lane and how long the write waited, in ms. */
+  onGrant: ((lane: Lane, waitedMs: number) => void) | undefined;
   /** Keys whose writes go in the urgent lane (see promote). */
   private readonly promoted = new Set<string>();
 
@@ -90,8 +96,9 @@ export class FairLimiter {
   take(key = '', lane: Lane = 'other'): Promise<void> {
     const l = this.promoted.has(key) ? 'urgent' : lane;
     return new Promise((resolve) => {
-      (this.lanes.get(l) as FairLane).push(key, { resolve });
+      (this.lanes.get(l) as FairLane).push(key, { resolve, at: this.now() });
       this.requested[l]++;
+      this.queued[l]++;
       this.pumpSoon ??= setImmediate(() => {
         this.pumpSoon = undefined;
         this.pump();
@@ -106,7 +113,11 @@ export class FairLimiter {
     const urgent = this.lanes.get('urgent') as FairLane;
     for (const lane of LANES)
       if (lane !== 'urgent')
-        for (const w of (this.lanes.get(lane) as FairLane).remove(key)) urgent.push(key, w);
+        for (const w of (this.lanes.get(lane) as FairLane).remove(key)) {
+          urgent.push(key, w);
+          this.queued[lane]--;
+          this.queued.urgent++;
+        }
   }
 
   release(key: string): void {
@@ -127,7 +138,11 @@ export class FairLimiter {
   private next(): Waiter | undefined {
     for (const lane of LANES) {
       const w = (this.lanes.get(lane) as FairLane).shift();
-      if (w) return w;
+      if (w) {
+        this.queued[lane]--;
+        this.onGrant?.(lane, this.now() - w.at);
+        return w;
+      }
     }
     return undefined;
   }

@@ -112,6 +112,36 @@ describe('client-side rate limit and retry', () => {
     expect(order).toEqual(['a-create-3', 'b-status-2']);
   });
 
+  it('counts the writes waiting by lane, promotion included, and tells how long each waited', async () => {
+    // One token per 100 ms, and each grant moves the injected clock 100 ms on.
+    let clock = 0;
+    const limiter = new FairLimiter(10, 1, () => clock);
+    const grants: [string, number][] = [];
+    limiter.onGrant = (lane, waited) => {
+      grants.push([lane, waited]);
+      clock += 100;
+    };
+    const asked = [
+      limiter.take('a', 'create'),
+      limiter.take('a', 'create'),
+      limiter.take('b', 'delete'),
+      limiter.take('b', 'other'),
+    ];
+    expect(limiter.queued).toEqual({ urgent: 0, create: 2, delete: 1, other: 1 });
+    limiter.promote('b');
+    expect(limiter.queued).toEqual({ urgent: 2, create: 2, delete: 0, other: 0 });
+    await asked[3];
+    expect(limiter.queued).toEqual({ urgent: 0, create: 2, delete: 0, other: 0 });
+    await Promise.all(asked);
+    expect(limiter.queued).toEqual({ urgent: 0, create: 0, delete: 0, other: 0 });
+    expect(grants).toEqual([
+      ['urgent', 0],
+      ['urgent', 100],
+      ['create', 200],
+      ['create', 300],
+    ]);
+  });
+
   it('retries 429, 5xx and lost connections, not answers like 409 or 422', async () => {
     expect([429, 500, 503].map((code) => isTransient({ code }))).toEqual([true, true, true]);
     expect([404, 409, 422, 403].map((code) => isTransient({ code }))).toEqual([false, false, false, false]);
