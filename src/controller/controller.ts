@@ -34,7 +34,7 @@ import {
   snapshotsOfPvc,
   snapshotsOfSchedule,
 } from '../kube/index-cache.ts';
-import { decide, scheduleKey } from './decide.ts';
+import { decide, nextFireOf, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
 import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
 import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
@@ -95,7 +95,7 @@ export class Controller {
   private resync: ScheduledTask | undefined;
   private stopping = false;
   /** Per pass in flight: a timer at its schedule's next fire (see promoteAtNextFire). */
-  private readonly promotions = new Map<string, unknown>();
+  private readonly promotions = new Map<string, { at: number; timer: unknown }>();
   /** The scheduled time each schedule's last run took, until its status write is in the cache. */
   private readonly lastTaken = new Map<string, Date>();
   /** The same for each schedule's last run on demand (its onDemandId). */
@@ -249,7 +249,10 @@ export class Controller {
     // Every change is looked at a moment later, coalesced: a burst of events makes one pass, and
     // a restore PVC created right after its schedule is already seen by the first pass.
     for (const verb of ['add', 'update', 'delete'] as const) {
-      schedules.store.on(verb, (s) => this.enqueueSoon(scheduleKey(s)));
+      schedules.store.on(verb, (s) => {
+        this.enqueueSoon(scheduleKey(s));
+        if (verb === 'update') this.rearmPromotion(s);
+      });
       pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
       snapshots.store.on(verb, (s) => {
         for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));
@@ -309,7 +312,7 @@ export class Controller {
       if (key === undefined) return;
       const run = this.run(key).finally(() => {
         this.inFlight.delete(run);
-        this.clock.clearTimeout(this.promotions.get(key));
+        this.clock.clearTimeout(this.promotions.get(key)?.timer);
         this.promotions.delete(key);
         this.o.kube.writes.release(key);
         this.queue.done(key);
@@ -428,10 +431,24 @@ export class Controller {
   private promoteAtNextFire(key: string, at: number): void {
     const delay = at - this.clock.now();
     if (delay > MAX_TIMER_MS) return; // Node fires longer timers at once; no pass lasts that long
-    this.promotions.set(
-      key,
-      this.clock.setTimeout(() => this.o.kube.writes.promote(key), Math.max(0, delay)),
-    );
+    this.clock.clearTimeout(this.promotions.get(key)?.timer);
+    this.promotions.set(key, {
+      at,
+      timer: this.clock.setTimeout(() => this.o.kube.writes.promote(key), Math.max(0, delay)),
+    });
+  }
+
+  /**
+   * A schedule edited while its pass waits for writes: that pass aimed its promotion at the old
+   * timetable's next fire (a daily cron moved to every 5 minutes: tomorrow), so the new
+   * timetable's first fire would wait behind it. Aim at the new one's next fire if sooner.
+   */
+  private rearmPromotion(schedule: SnapshotSchedule): void {
+    const key = scheduleKey(schedule);
+    if (!this.queue.isProcessing(key)) return;
+    const next = nextFireOf(schedule.spec, new Date(this.clock.now()));
+    if (next && next.getTime() < (this.promotions.get(key)?.at ?? Infinity))
+      this.promoteAtNextFire(key, next.getTime());
   }
 
   /** SIGTERM: stop taking work, let passes in flight finish, hand the lease back, stop watching. */

@@ -151,6 +151,19 @@ const takenAt = (s: VolumeSnapshot): number => (scheduledAt(s) ?? snapshotTime(s
 export const scheduleKey = (s: SnapshotSchedule): string =>
   `${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`;
 
+/**
+ * The schedule's next fire after `now` by its spec: none while suspended, or if the spec does
+ * not parse (decide reports that as InvalidSpec).
+ */
+export function nextFireOf(spec: SnapshotSchedule['spec'], now: Date): Date | undefined {
+  if (spec.suspend === true) return undefined;
+  try {
+    return nextFireTime(parseSchedule(spec.schedule, spec.timeZone), now);
+  } catch {
+    return undefined;
+  }
+}
+
 export function decide(obs: ScheduleObservation): SchedulePlan {
   const { schedule, now } = obs;
   const key = scheduleKey(schedule);

@@ -189,6 +189,11 @@ export class WorkQueue {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** A worker holds `key` now. */
+  isProcessing(key: string): boolean {
+    return this.processing.has(key);
+  }
+
   /** The worker finished `key`; a key added meanwhile is handed out again. */
   done(key: string): void {
     this.processing.delete(key);

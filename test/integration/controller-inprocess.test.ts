@@ -16,6 +16,7 @@ import {
   getSchedule,
   kubeConfig,
   listSnapshots,
+  updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
 
@@ -114,6 +115,48 @@ describe('the Controller in-process with a controlled clock', () => {
       // event needed to notice (the pass queued its next fire when it decided).
       clock.advanceTo(next);
       expect(promoted).toEqual([`${ns()}/twice`]);
+      expect((await listSnapshots(ns())).length).toBeLessThan(8); // the first pass was still running
+      await eventually(async () => (await listSnapshots(ns())).length === 16, 60_000);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it("re-aims a running pass's promotion when an edit brings the schedule's next fire sooner", async () => {
+    let start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
+    if (new Date(start).getUTCMinutes() > 55) start += 5 * 60_000;
+    const fire = start + 60_000;
+    const sooner = fire + 60_000;
+    const at = (t: number): Date => new Date(t);
+    for (let i = 0; i < 8; i++) await boundPvc(ns(), `data-${i}`);
+    // Daily: the fire's pass aims its promotion at tomorrow.
+    await createSchedule(ns(), 'edited', {
+      schedule: `${at(fire).getUTCMinutes()} ${at(fire).getUTCHours()} * * *`,
+      timeZone: 'UTC',
+      retention: { maxCount: 10 },
+    });
+    const clock = new ManualClock(start);
+    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
+    const promoted: string[] = [];
+    const promote = kube.writes.promote.bind(kube.writes);
+    kube.writes.promote = (key: string) => {
+      promoted.push(key);
+      promote(key);
+    };
+    const controller = inProcess(kube, clock);
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'edited')).status?.nextScheduleTime, 10_000);
+      clock.advanceTo(fire);
+      await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
+      // While that pass waits for the budget, the timetable moves to a fire a minute away.
+      await updateScheduleSpec(ns(), 'edited', {
+        schedule: `${at(sooner).getUTCMinutes()} ${at(sooner).getUTCHours()} * * *`,
+      });
+      await sleep(1500); // the watch brings the edit
+      expect(promoted).toEqual([]);
+      clock.advanceTo(sooner);
+      expect(promoted).toEqual([`${ns()}/edited`]);
       expect((await listSnapshots(ns())).length).toBeLessThan(8); // the first pass was still running
       await eventually(async () => (await listSnapshots(ns())).length === 16, 60_000);
     } finally {
