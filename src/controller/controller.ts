@@ -361,14 +361,16 @@ export class Controller {
   async reconcile(key: string): Promise<Date | undefined> {
     const [namespace = '', name = ''] = key.split('/');
     const { schedules, pvcs } = this.caches;
-    const schedule = schedules.store.get(namespace, name);
-    if (!schedule) {
+    const cached = schedules.store.get(namespace, name);
+    if (!cached) {
+      this.executor.forget(key);
       this.lastTaken.delete(key);
       this.lastOnDemand.delete(key);
       this.postDone.delete(key);
       this.queue.cancel(key);
       return undefined;
     }
+    const schedule = this.executor.fresher(cached);
     if (schedule.metadata?.deletionTimestamp) {
       if (!needsFinalizing(schedule)) return undefined;
       const view = this.snapshotView(schedule);

@@ -203,6 +203,12 @@ export class Executor {
   /** Reads from the API server, for what the view (the controller's caches) may not have yet. */
   private readonly api: FreshView;
   private readonly hooks: HookRunner;
+  /**
+   * Each schedule's last status write, until the cache shows it: a pass that follows its own
+   * write (re-queued by its snapshots' events) before the watch brings that write would plan
+   * from the version it replaced, write again what is already there, and meet a conflict.
+   */
+  private readonly written = new Map<string, { replaced: Set<string>; object: SnapshotSchedule }>();
   constructor(
     kube: Kube,
     events: EventRecorder,
@@ -927,6 +933,44 @@ export class Executor {
     }
   }
 
+  /**
+   * `cached`, or this process's own later status write of it while the cache still holds a
+   * version one of its writes in a row replaced (the spec is then the same: an edit makes a
+   * version none of them replaced).
+   */
+  fresher(cached: SnapshotSchedule): SnapshotSchedule {
+    const key = `${cached.metadata?.namespace ?? ''}/${cached.metadata?.name ?? ''}`;
+    const w = this.written.get(key);
+    if (!w) return cached;
+    if (w.replaced.has(cached.metadata?.resourceVersion ?? ''))
+      return {
+        ...cached,
+        metadata: { ...cached.metadata, resourceVersion: w.object.metadata?.resourceVersion },
+        status: w.object.status,
+      };
+    this.written.delete(key); // the cache caught up, or someone else wrote since
+    return cached;
+  }
+
+  /** Records a status write `out` that replaced version `replaced` (see fresher). */
+  private remember(key: string, replaced: string | undefined, out: SnapshotSchedule | undefined): void {
+    const rv = out?.metadata?.resourceVersion;
+    if (!replaced || !rv) return;
+    const w = this.written.get(key);
+    // Written over our own last write: the cache may still hold any version of the chain.
+    const chain = w && w.object.metadata?.resourceVersion === replaced ? w.replaced : new Set<string>();
+    chain.add(replaced);
+    this.written.set(key, {
+      replaced: chain,
+      object: { metadata: { resourceVersion: rv }, status: out.status } as SnapshotSchedule,
+    });
+  }
+
+  /** Forgets a deleted schedule's last write. */
+  forget(key: string): void {
+    this.written.delete(key);
+  }
+
   /** Writes the status subresource when it changed, re-reading and retrying on conflict. */
   async writeStatus(
     schedule: SnapshotSchedule,
@@ -939,7 +983,7 @@ export class Executor {
     let current = schedule;
     for (let attempt = 1; attempt <= 5; attempt++) {
       try {
-        await this.kube.write(
+        const out = (await this.kube.write(
           () =>
             this.kube.custom.replaceNamespacedCustomObjectStatus({
               ...this.kube.schedules,
@@ -948,7 +992,8 @@ export class Executor {
               body: { ...current, status: normalize(status) },
             }),
           { key: `${namespace}/${name}`, lane: 'other' },
-        );
+        )) as SnapshotSchedule;
+        this.remember(`${namespace}/${name}`, current.metadata?.resourceVersion, out);
         return true;
       } catch (err) {
         if (statusOf(err) === 404) return false;
