@@ -35,6 +35,23 @@ describe('the Controller in-process with a controlled clock', () => {
       clock,
     });
 
+  /** A start on the test clock two hours ahead of the wall clock, with two fire minutes left in its hour. */
+  const startOfTwoFires = (): number => {
+    const start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
+    return new Date(start).getUTCMinutes() > 55 ? start + 5 * 60_000 : start;
+  };
+  /** One write a second, so a pass over 8 PVCs outlasts the test's steps; records promotions. */
+  const slowKube = (): { kube: Kube; promoted: string[] } => {
+    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
+    const promoted: string[] = [];
+    const promote = kube.writes.promote.bind(kube.writes);
+    kube.writes.promote = (key: string) => {
+      promoted.push(key);
+      promote(key);
+    };
+    return { kube, promoted };
+  };
+
   it('fires at the fire times of its clock, a day apart in minutes of real time, and not before', async () => {
     // The test clock starts two hours ahead of the wall clock, a minute before the daily fire:
     // no fire falls between the schedule's creation and that start (a fixed 02:00 would make
@@ -78,9 +95,8 @@ describe('the Controller in-process with a controlled clock', () => {
   });
 
   it("promotes a pass's writes when its next fire comes due during it, not for the fire it is taking", async () => {
-    // Two fires a minute apart within one hour of the test clock (two hours ahead of the wall clock).
-    let start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
-    if (new Date(start).getUTCMinutes() > 55) start += 5 * 60_000;
+    // Two fires a minute apart within one hour of the test clock.
+    const start = startOfTwoFires();
     const fire = start + 60_000;
     const next = fire + 60_000;
     const at = (t: number): Date => new Date(t);
@@ -91,14 +107,8 @@ describe('the Controller in-process with a controlled clock', () => {
       retention: { maxCount: 10 },
     });
     const clock = new ManualClock(start);
-    // One write a second: the fire's pass (8 creates, then status and events) outlasts the steps below.
-    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
-    const promoted: string[] = [];
-    const promote = kube.writes.promote.bind(kube.writes);
-    kube.writes.promote = (key: string) => {
-      promoted.push(key);
-      promote(key);
-    };
+    // The fire's pass (8 creates, then status and events) outlasts the steps below.
+    const { kube, promoted } = slowKube();
     const controller = inProcess(kube, clock);
     await controller.start();
     try {
@@ -123,8 +133,7 @@ describe('the Controller in-process with a controlled clock', () => {
   });
 
   it("re-aims a running pass's promotion when an edit brings the schedule's next fire sooner", async () => {
-    let start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
-    if (new Date(start).getUTCMinutes() > 55) start += 5 * 60_000;
+    const start = startOfTwoFires();
     const fire = start + 60_000;
     const sooner = fire + 60_000;
     const at = (t: number): Date => new Date(t);
@@ -136,13 +145,7 @@ describe('the Controller in-process with a controlled clock', () => {
       retention: { maxCount: 10 },
     });
     const clock = new ManualClock(start);
-    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
-    const promoted: string[] = [];
-    const promote = kube.writes.promote.bind(kube.writes);
-    kube.writes.promote = (key: string) => {
-      promoted.push(key);
-      promote(key);
-    };
+    const { kube, promoted } = slowKube();
     const controller = inProcess(kube, clock);
     await controller.start();
     try {

@@ -273,7 +273,7 @@ describe("the controller's real /metrics", () => {
       'snapcron_pvcs_skipped_total{',
       'snapcron_fire_lag_seconds_bucket{',
       'snapcron_snapshot_create_lag_seconds_bucket{',
-      'snapcron_write_wait_seconds_bucket{lane="create"',
+      'snapcron_write_wait_seconds_bucket{',
       'snapcron_writes_waiting{lane="create"}',
       'snapcron_next_fire_timestamp_seconds{',
       'snapcron_snapshots{',
