@@ -31,7 +31,7 @@ import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
 import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
 import { ANNOTATION_RUN_NOW, labelValue, runNowKey } from '../snapshot/naming.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
-import type { PvcSkip, RunTrigger, SchedulePlan } from './decide.ts';
+import { scheduleKey, type PvcSkip, type RunTrigger, type SchedulePlan } from './decide.ts';
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
 import { describeFailure, HOOK_TIMEOUT_SECONDS, HookRunner } from './hooks.ts';
 import type { Metrics } from './metrics.ts';
@@ -939,7 +939,7 @@ export class Executor {
    * version none of them replaced).
    */
   fresher(cached: SnapshotSchedule): SnapshotSchedule {
-    const key = `${cached.metadata?.namespace ?? ''}/${cached.metadata?.name ?? ''}`;
+    const key = scheduleKey(cached);
     const w = this.written.get(key);
     if (!w) return cached;
     if (w.replaced.has(cached.metadata?.resourceVersion ?? ''))

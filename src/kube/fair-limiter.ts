@@ -25,6 +25,8 @@ class FairLane {
   private readonly byKey = new Map<string, Waiter[]>();
   /** Keys with waiters, in turn order; a Map keeps insertion order and O(1) delete. */
   private readonly ring = new Map<string, true>();
+  /** Waiters in this lane. */
+  size = 0;
 
   push(key: string, w: Waiter): void {
     let q = this.byKey.get(key);
@@ -34,6 +36,7 @@ class FairLane {
     }
     q.push(w);
     this.ring.set(key, true);
+    this.size++;
   }
 
   /** Takes every waiter of `key` out of this lane. */
@@ -41,6 +44,7 @@ class FairLane {
     const q = this.byKey.get(key) ?? [];
     this.byKey.delete(key);
     this.ring.delete(key);
+    this.size -= q.length;
     return q;
   }
 
@@ -51,6 +55,7 @@ class FairLane {
     const key = first.value;
     const q = this.byKey.get(key) as Waiter[];
     const w = q.shift();
+    this.size--;
     this.ring.delete(key);
     if (q.length > 0) this.ring.set(key, true);
     else this.byKey.delete(key);
@@ -73,8 +78,6 @@ export class FairLimiter {
   private pumpSoon: NodeJS.Immediate | undefined;
   /** Writes asked for so far, by lane (for metrics and benchmarks). */
   readonly requested: Record<Lane, number> = { urgent: 0, create: 0, delete: 0, other: 0 };
-  /** Writes waiting for a token now, by lane: a budget too small for the load shows here first. */
-  readonly queued: Record<Lane, number> = { urgent: 0, create: 0, delete: 0, other: 0 };
   /** Told of every token handed out: its lane and how long the write waited, in ms. */
   onGrant: ((lane: Lane, waitedMs: number) => void) | undefined;
   /** Keys whose writes go in the urgent lane (see promote). */
@@ -98,7 +101,6 @@ export class FairLimiter {
     return new Promise((resolve) => {
       (this.lanes.get(l) as FairLane).push(key, { resolve, at: this.now() });
       this.requested[l]++;
-      this.queued[l]++;
       this.pumpSoon ??= setImmediate(() => {
         this.pumpSoon = undefined;
         this.pump();
@@ -113,15 +115,17 @@ export class FairLimiter {
     const urgent = this.lanes.get('urgent') as FairLane;
     for (const lane of LANES)
       if (lane !== 'urgent')
-        for (const w of (this.lanes.get(lane) as FairLane).remove(key)) {
-          urgent.push(key, w);
-          this.queued[lane]--;
-          this.queued.urgent++;
-        }
+        for (const w of (this.lanes.get(lane) as FairLane).remove(key)) urgent.push(key, w);
   }
 
   release(key: string): void {
     this.promoted.delete(key);
+  }
+
+  /** Writes waiting for a token now, by lane: a budget too small for the load shows here first. */
+  get queued(): Record<Lane, number> {
+    const size = (l: Lane): number => (this.lanes.get(l) as FairLane).size;
+    return { urgent: size('urgent'), create: size('create'), delete: size('delete'), other: size('other') };
   }
 
   /** Writes waiting for a token. */
@@ -139,7 +143,6 @@ export class FairLimiter {
     for (const lane of LANES) {
       const w = (this.lanes.get(lane) as FairLane).shift();
       if (w) {
-        this.queued[lane]--;
         this.onGrant?.(lane, this.now() - w.at);
         return w;
       }
