@@ -7,8 +7,30 @@
  * leaves no series behind. The members of a consistency group (spec.group) count as PVCs,
  * with their group's newest ready recovery point.
  */
+import { setImmediate } from 'node:timers/promises';
 import { Gauge, type Registry } from 'prom-client';
+import { buildReport, type ReportInput } from './build.ts';
 import type { Report } from './model.ts';
+
+/** Where the refresh reads the cluster from: the controller's informer caches. */
+export interface CachedObjects {
+  /** The namespaces holding a schedule or a PVC. */
+  cachedNamespaces(): Iterable<string>;
+  cached(namespace: string): Omit<ReportInput, 'now' | 'namespace'>;
+}
+
+/**
+ * The cluster's reports for {@link ReportMetrics.updateFrom}: one namespace at a time, with a
+ * turn of the event loop before each, and only what the gauges read (`gaugesOnly`: no
+ * next-deletion prediction). A whole-cluster full build at 100,000 snapshots held the loop
+ * for 0.4 s and raised RSS by 70-90 MiB until the next GC.
+ */
+export async function* gaugeReports(source: CachedObjects, now: Date): AsyncGenerator<Report> {
+  for (const namespace of source.cachedNamespaces()) {
+    await setImmediate();
+    yield buildReport({ ...source.cached(namespace), now, namespace, gaugesOnly: true });
+  }
+}
 
 export class ReportMetrics {
   readonly newestReady: Gauge<'namespace' | 'schedule' | 'pvc'>;

@@ -106,6 +106,24 @@ describe('alert metrics with spec.group', () => {
     expect(series).toContain(newest('data-my-0', 30));
     expect(series).toContain('snapcron_stale_pvcs{namespace="default",schedule="db"} 1');
   });
+
+  it('a gauges-only report (the refresh builds these) gives the same series as the full one', async () => {
+    const seriesOf = async (r: Report): Promise<string[]> => {
+      const registry = new Registry();
+      new ReportMetrics(registry).update(r);
+      return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
+    };
+    // pg fresh, my stale and with a recovery point stuck pending.
+    const input = flat([
+      ...pg,
+      point('my', 30, ['data-my-0']),
+      point('my', 20, ['data-my-0'], { state: 'pending' }),
+    ]);
+    const full = await seriesOf(report(input));
+    expect(full).toContain('snapcron_stale_pvcs{namespace="default",schedule="db"} 1');
+    expect(full).toContain('snapcron_stuck_pvcs{namespace="default",schedule="db"} 1');
+    expect(await seriesOf(report({ ...input, gaugesOnly: true }))).toEqual(full);
+  });
 });
 
 describe('buildReport with spec.group', () => {

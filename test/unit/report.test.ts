@@ -10,10 +10,11 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { LabelSelector, SnapshotSchedule } from '../../src/api/types.generated.ts';
+import { readObjects } from '../../src/cli/manifests.ts';
 import { matchesSelector } from '../../src/kube/selector.ts';
 import { buildReport, type ReportInput } from '../../src/report/build.ts';
 import { reportResponse } from '../../src/report/http.ts';
-import { ReportMetrics } from '../../src/report/metrics.ts';
+import { gaugeReports, ReportMetrics, type CachedObjects } from '../../src/report/metrics.ts';
 import { FINDING_KINDS, type Report } from '../../src/report/model.ts';
 import { renderReport } from '../../src/report/render.ts';
 import { restoringPvc, schedule, snap } from '../support/builders.ts';
@@ -619,6 +620,74 @@ describe('alert metrics', () => {
     expect((await series(whole)).length).toBe(9); // 2 schedules × 4 series, 1 namespace unprotected
     // Until the last namespace is in, a scrape sees the previous set, never a mix.
     expect(seenMidway).toEqual([before, before, before]);
+  });
+
+  it("a gauges-only report (the refresh builds these) gives the full report's series, without predicting", async () => {
+    const input: ReportInput = {
+      schedules: readObjects('test/fixtures/report/schedules.yaml') as SnapshotSchedule[],
+      pvcs: readObjects('test/fixtures/report/pvcs.json') as PersistentVolumeClaim[],
+      snapshots: readObjects('test/fixtures/report/snapshots.json') as VolumeSnapshot[],
+      now: NOW,
+    };
+    const seriesOf = async (r: Report): Promise<string[]> => {
+      const registry = new Registry();
+      new ReportMetrics(registry).update(r);
+      return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
+    };
+    const full = buildReport(input);
+    const lean = buildReport({ ...input, gaugesOnly: true });
+    // The fixture has what every gauge reads: fresh, stale and stuck PVCs, an unprotected one.
+    const fullSeries = await seriesOf(full);
+    expect(fullSeries.some((l) => /^snapcron_stale_pvcs\{.*\} [1-9]/.test(l))).toBe(true);
+    expect(fullSeries.some((l) => /^snapcron_stuck_pvcs\{.*\} [1-9]/.test(l))).toBe(true);
+    expect(fullSeries.some((l) => l.startsWith('snapcron_unprotected_pvcs{'))).toBe(true);
+    expect(await seriesOf(lean)).toEqual(fullSeries);
+    const rows = (r: Report) => r.schedules.flatMap((s) => s.pvcs);
+    expect(rows(full).some((p) => p.nextDeletion !== null && p.protected.length > 0)).toBe(true);
+    expect(rows(lean).every((p) => p.nextDeletion === null && p.protected.length === 0)).toBe(true);
+  });
+
+  it("gaugeReports (the controller's refresh) yields one gauges-only report per namespace, giving the full report's series", async () => {
+    // The fixture's namespace, and a copy of it in another.
+    const both = <T extends { metadata?: object | undefined }>(file: string): T[] =>
+      (readObjects(file) as T[]).flatMap((o) => [
+        o,
+        { ...o, metadata: { ...o.metadata, namespace: 'copy' } },
+      ]);
+    const schedules = both<SnapshotSchedule>('test/fixtures/report/schedules.yaml');
+    const pvcs = both<PersistentVolumeClaim>('test/fixtures/report/pvcs.json');
+    const snapshots = both<VolumeSnapshot>('test/fixtures/report/snapshots.json');
+    const nsOf = (o: { metadata?: { namespace?: string | undefined } | undefined }) =>
+      o.metadata?.namespace ?? 'default';
+    const namespaces = [...new Set([...schedules, ...pvcs].map(nsOf))].sort();
+    expect(namespaces.length).toBeGreaterThan(1);
+    const asked: string[] = [];
+    const source: CachedObjects = {
+      cachedNamespaces: () => namespaces,
+      cached: (namespace) => {
+        asked.push(namespace);
+        const here = <T extends { metadata?: { namespace?: string | undefined } | undefined }>(l: T[]) =>
+          l.filter((o) => nsOf(o) === namespace);
+        return { schedules: here(schedules), pvcs: here(pvcs), snapshots: here(snapshots) };
+      },
+    };
+    const seen: Report[] = [];
+    async function* recorded(): AsyncGenerator<Report> {
+      for await (const r of gaugeReports(source, NOW)) {
+        expect(asked).toEqual(namespaces.slice(0, seen.length + 1)); // built when pulled, not before
+        seen.push(r);
+        yield r;
+      }
+    }
+    const parts = new Registry();
+    await new ReportMetrics(parts).updateFrom(recorded());
+    expect(seen.map((r) => r.scope.namespace)).toEqual(namespaces);
+    const rows = seen.flatMap((r) => r.schedules.flatMap((sc) => sc.pvcs));
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((p) => p.nextDeletion === null)).toBe(true);
+    const whole = new Registry();
+    new ReportMetrics(whole).update(buildReport({ schedules, pvcs, snapshots, now: NOW }));
+    expect(await parts.metrics()).toEqual(await whole.metrics());
   });
 });
 
