@@ -111,6 +111,8 @@ function measure(label: string, objects: ReturnType<typeof world>): void {
   const cases: [string, () => void][] = [
     ['build', () => void (report = buildReport({ ...objects, now }))],
     ['build --plan', () => void (planned = buildReport({ ...objects, now, plan: true }))],
+    // What the controller's minutely /metrics refresh builds (report/metrics.ts gaugeReports).
+    ['build gauges-only (/metrics refresh)', () => void buildReport({ ...objects, now, gaugesOnly: true })],
     ['render json', () => void renderReport(report, 'json')],
     ['render table', () => void renderReport(report, 'table')],
     ['render markdown', () => void renderReport(report, 'markdown')],
