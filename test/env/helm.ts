@@ -17,8 +17,18 @@ export interface Ran {
   err: string;
 }
 
-/** Runs a program from the repository root with KUBECONFIG set; never rejects on a non-zero exit. */
-export function runTool(bin: string, args: string[], kubeconfig: string, input?: string): Promise<Ran> {
+/**
+ * Runs a program from the repository root with KUBECONFIG set; never rejects on a non-zero exit.
+ * A program still running after `timeoutMs` is killed and answers code null with the reason in
+ * `err`, so a stalled step fails as that step, not as the whole test's timeout.
+ */
+export function runTool(
+  bin: string,
+  args: string[],
+  kubeconfig: string,
+  input?: string,
+  timeoutMs?: number,
+): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const proc = spawn(bin, args, {
       cwd: ROOT,
@@ -27,11 +37,23 @@ export function runTool(bin: string, args: string[], kubeconfig: string, input?:
     });
     let out = '';
     let err = '';
+    let timedOut = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            proc.kill('SIGKILL');
+          }, timeoutMs);
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     proc.once('error', reject);
     // 'close', not 'exit': stdout may still hold data when the process has exited.
-    proc.once('close', (code) => resolve({ code, out, err }));
+    proc.once('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) err += `\n${args.slice(0, 2).join(' ')}: killed, still running after ${timeoutMs} ms`;
+      resolve({ code: timedOut ? null : code, out, err });
+    });
     proc.stdin.end(input ?? '');
   });
 }

@@ -137,10 +137,21 @@ export async function boundPvc(
       },
     },
   });
-  return eventually(async () => {
-    const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name, namespace });
-    return pvc.status?.phase === 'Bound' ? (pvc as unknown as PersistentVolumeClaim) : undefined;
-  });
+  // The binder binds on the claim's event, or on its 15 s resync if it saw the claim before the
+  // volume; a loaded 2-core CI machine has needed more than 30 s. The error tells both phases.
+  let phases = '';
+  try {
+    return await eventually(async () => {
+      const pvc = await k.core.readNamespacedPersistentVolumeClaim({ name, namespace });
+      const vol = await k.core.readPersistentVolume({ name: pv });
+      phases = `PVC ${namespace}/${name} ${pvc.status?.phase}, PV ${pv} ${vol.status?.phase}`;
+      return pvc.status?.phase === 'Bound' ? (pvc as unknown as PersistentVolumeClaim) : undefined;
+    }, 60_000);
+  } catch (e) {
+    throw new Error(`the PV binder (kube-controller-manager) did not bind: ${phases}: ${String(e)}`, {
+      cause: e,
+    });
+  }
 }
 
 export async function createSchedule(

@@ -7,12 +7,20 @@
  * objects. Its own control plane, because these installs create and delete the CRD that the
  * other test files' control plane needs.
  */
-import { lstatSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ControlPlane, snapshotCrdDir } from '../../dev/control-plane.ts';
 import { subcommands } from '../../src/cli/main.ts';
 import { parseCommand } from '../../src/cli/options.ts';
@@ -85,8 +93,39 @@ describe('install: kustomize and Helm renders on a real API server', () => {
   let kubectlBin: string;
   let helmBin: string;
   let dir: string;
-  const kubectl = (...args: string[]): Promise<Ran> => runTool(kubectlBin, args, cp.kubeconfigPath);
-  const helm = (...args: string[]): Promise<Ran> => runTool(helmBin, args, cp.kubeconfigPath);
+  // Each call is bounded (the deletes' own --timeout=90s comes first), so a stall fails as its
+  // step, with what the cluster looked like (diagnoseOnFailure), not as the test's timeout.
+  const STEP_MS = 100_000;
+  /** A test of several bounded steps: past the longest step, so the step's failure is the one told. */
+  const STEPS_MS = 5 * STEP_MS;
+  const kubectl = (...args: string[]): Promise<Ran> =>
+    runTool(kubectlBin, args, cp.kubeconfigPath, undefined, STEP_MS);
+  const helm = (...args: string[]): Promise<Ran> =>
+    runTool(helmBin, args, cp.kubeconfigPath, undefined, STEP_MS);
+  let failed = false;
+  /** On failure: the namespace's state (its conditions name what is left), what it holds, and the controller manager's log. */
+  const diagnoseOnFailure = (): void =>
+    onTestFailed(async () => {
+      failed = true;
+      const text = async (...args: string[]): Promise<string> => {
+        const r = await runTool(kubectlBin, args, cp.kubeconfigPath, undefined, 15_000);
+        return `$ kubectl ${args.join(' ')}\n${r.out}${r.err}`;
+      };
+      let kcm: string;
+      try {
+        kcm = readFileSync(join(cp.dir, 'kube-controller-manager.log'), 'utf8').slice(-8_000);
+      } catch (e) {
+        kcm = String(e);
+      }
+      console.error(
+        [
+          await text('get', 'namespace', NS, '-o', 'yaml', '--ignore-not-found'),
+          await text('get', 'all,events', '-n', NS, '--ignore-not-found'),
+          await text('get', 'crd', CRD, '-o', 'jsonpath={.status.conditions}', '--ignore-not-found'),
+          `--- kube-controller-manager.log (tail) ---\n${kcm}`,
+        ].join('\n'),
+      );
+    });
   const ok = (r: Ran, what: string): string => {
     expect(r.code, `${what} failed:\n${r.err}${r.out}`).toBe(0);
     return r.out;
@@ -128,6 +167,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     objects: Obj[],
     before?: () => Promise<void>,
   ): Promise<void> => {
+    diagnoseOnFailure();
     await before?.();
     const applied = ok(
       await kubectl('apply', '--server-side', '--field-manager=install-test', ...source),
@@ -172,7 +212,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
   }, 600_000);
 
   afterAll(async () => {
-    await cp?.stop();
+    await cp?.stop({ keepLogs: failed });
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -415,6 +455,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
       const objects = await kustomize(path);
       await applyAndDelete(['-k', path], objects);
     },
+    STEPS_MS,
   );
 
   it.each([[], ...PAIRS.slice(1).map(([, s]) => s), ...CHART_ONLY].map((sets) => ({ sets })))(
@@ -427,6 +468,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
         ok(await kubectl('create', 'namespace', NS), 'create namespace');
       });
     },
+    STEPS_MS,
   );
 
   it.each(
@@ -435,22 +477,27 @@ describe('install: kustomize and Helm renders on a real API server', () => {
         sets,
       }),
     ),
-  )('helm install and uninstall with --set $sets', async ({ sets }) => {
-    // One --set with commas, as the README's line has it.
-    const setArgs = sets.length > 0 ? ['--set', sets.join(',')] : [];
-    const install = ok(
-      await helm('install', 'snapcron', CHART, '-n', NS, '--create-namespace', ...setArgs),
-      'helm install',
-    );
-    expect(install).toMatch(/STATUS: deployed/);
-    const { text, objects } = await template(sets);
-    const file = join(dir, 'installed.yaml');
-    writeFileSync(file, text);
-    expect((await existing('-f', file)).length).toBe(objects.length);
-    ok(await helm('uninstall', 'snapcron', '-n', NS, '--wait', '--timeout=90s'), 'helm uninstall');
-    // Helm never deletes CRDs (README says so): everything else is gone.
-    expect(await existing('-f', file)).toEqual([`customresourcedefinition.apiextensions.k8s.io/${CRD}`]);
-    ok(await kubectl('delete', 'crd', CRD, '--wait=true'), 'delete CRD');
-    ok(await kubectl('delete', 'namespace', NS, '--wait=true', '--timeout=90s'), 'delete namespace');
-  });
+  )(
+    'helm install and uninstall with --set $sets',
+    async ({ sets }) => {
+      diagnoseOnFailure();
+      // One --set with commas, as the README's line has it.
+      const setArgs = sets.length > 0 ? ['--set', sets.join(',')] : [];
+      const install = ok(
+        await helm('install', 'snapcron', CHART, '-n', NS, '--create-namespace', ...setArgs),
+        'helm install',
+      );
+      expect(install).toMatch(/STATUS: deployed/);
+      const { text, objects } = await template(sets);
+      const file = join(dir, 'installed.yaml');
+      writeFileSync(file, text);
+      expect((await existing('-f', file)).length).toBe(objects.length);
+      ok(await helm('uninstall', 'snapcron', '-n', NS, '--wait', '--timeout=90s'), 'helm uninstall');
+      // Helm never deletes CRDs (README says so): everything else is gone.
+      expect(await existing('-f', file)).toEqual([`customresourcedefinition.apiextensions.k8s.io/${CRD}`]);
+      ok(await kubectl('delete', 'crd', CRD, '--wait=true', '--timeout=90s'), 'delete CRD');
+      ok(await kubectl('delete', 'namespace', NS, '--wait=true', '--timeout=90s'), 'delete namespace');
+    },
+    STEPS_MS,
+  );
 });
