@@ -3,6 +3,7 @@
 // measure the same thing.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { AdminKube } from '../dev/admin-kube.ts';
 import type { Kube } from '../src/kube/client.ts';
 import { snapshotMetadata } from '../src/snapshot/naming.ts';
 
@@ -63,7 +64,7 @@ export const benchPvcs = (namespaces: string[], perNamespace: number): PvcRef[] 
  * every PVC is Bound. PVCs already there are left alone.
  */
 export async function createBoundPvcs(
-  admin: Kube,
+  admin: AdminKube,
   pvcs: PvcRef[],
   log: (line: string) => void,
 ): Promise<void> {
@@ -141,7 +142,7 @@ export function createBenchSchedule(admin: Kube, namespace: string, cron: string
  * subresource, as a snapshot controller would.
  */
 export async function createOldSnapshots(
-  admin: Kube,
+  admin: AdminKube,
   pvcs: PvcRef[],
   indices: number[],
   o: { readyBelow?: number; onCreated?: (done: number) => void } = {},

@@ -33,7 +33,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { Kube } from '../src/kube/client.ts';
+import { AdminKube } from '../dev/admin-kube.ts';
+import type { Kube } from '../src/kube/client.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
 import {
   benchPvcs,
@@ -127,10 +128,10 @@ function procStatus(pid: number): { rss: number; rssAnon: number; rssFile: numbe
 const namespaceName = (i: number): string => `mem-${String(i).padStart(4, '0')}`;
 
 /** The bench's objects, creating only what the cluster lacks. */
-async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
+async function populate(admin: AdminKube, kc: k8s.KubeConfig, o: MemoryOptions): Promise<void> {
   const t0 = Date.now();
   const namespaces = Array.from({ length: o.namespaces }, (_, i) => namespaceName(i));
-  const haveNs = new Set((await admin.core.listNamespace({})).items.map((n) => n.metadata?.name ?? ''));
+  const haveNs = new Set((await admin.core.listNamespace()).items.map((n) => n.metadata?.name ?? ''));
   await pool(
     [...namespaces, EMPTY_NAMESPACE].filter((n) => !haveNs.has(n)),
     50,
@@ -159,7 +160,7 @@ async function populate(admin: Kube, o: MemoryOptions): Promise<void> {
   }
   // The webhook configuration the controller keeps the caBundle of.
   await create(() =>
-    admin.kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+    kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: { metadata: { name: WEBHOOK_CONFIG }, webhooks: [] },
     }),
   );
@@ -302,11 +303,11 @@ export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory
   const kubeconfig = o.kubeconfig ?? (cp as ControlPlane).kubeconfigPath;
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfig);
-  const admin = new Kube(kc, { qps: 5000, burst: 5000 });
+  const admin = AdminKube.fromFile(kubeconfig, { qps: 5000, burst: 5000 });
   const results: ControllerMemory[] = [];
   const baselines: string[] = [];
   try {
-    await populate(admin, o);
+    await populate(admin, kc, o);
     const snapshots = await countSnapshots(admin);
     const pvcs = o.namespaces * o.pvcsPerNamespace;
     log(`measuring: ${pvcs} PVCs, ${snapshots} VolumeSnapshots in the cluster`);

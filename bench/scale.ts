@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { VolumeSnapshot } from '../src/api/objects.ts';
+import { AdminKube } from '../dev/admin-kube.ts';
 import { Kube } from '../src/kube/client.ts';
 import { errorMessage } from '../src/kube/retry.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
@@ -247,7 +248,7 @@ const readdirSafe = (p: string): string[] => {
 const readlinkSafe = (p: string): string => readlinkSync(p);
 
 /** Changes the bench schedule's cron in `namespace`, re-reading on conflict (the controller writes status). */
-async function setCron(admin: Kube, namespace: string, cron: string): Promise<void> {
+async function setCron(admin: AdminKube, namespace: string, cron: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const s = (await admin.custom.getNamespacedCustomObject({
       ...admin.schedules,
@@ -361,9 +362,9 @@ class SnapshotObserver {
   private readonly marking: Promise<void>[] = [];
   private readonly kube: Kube;
   private readonly kc: k8s.KubeConfig;
-  constructor(kc: k8s.KubeConfig) {
+  constructor(kc: k8s.KubeConfig, kubeconfigPath: string) {
     this.kc = kc;
-    this.kube = new Kube(kc, { qps: 2000, burst: 2000 });
+    this.kube = Kube.fromFile(kubeconfigPath, { qps: 2000, burst: 2000 });
   }
   private lastRv = '';
   private stopped = false;
@@ -442,7 +443,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
   const cp = await ControlPlane.start();
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(cp.kubeconfigPath);
-  const admin = new Kube(kc, { qps: 5000, burst: 5000 });
+  const admin = AdminKube.fromFile(cp.kubeconfigPath, { qps: 5000, burst: 5000 });
   const namespaces = Array.from({ length: o.schedules }, (_, i) => `bench-${String(i).padStart(4, '0')}`);
   const brokenSet = new Set(namespaces.slice(0, o.broken));
   try {
@@ -527,8 +528,6 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       },
     );
     const controllerKubeconfig = await cp.kubeconfigFor('bench-controller');
-    const ckc = new k8s.KubeConfig();
-    ckc.loadFromFile(controllerKubeconfig);
     // The webhook configuration the controller keeps the caBundle of (for the admission figure).
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: { metadata: { name: 'bench-restore' }, webhooks: [] },
@@ -536,7 +535,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
 
     // --- Baseline: a bare client creating the burst's VolumeSnapshots with the same budget.
     const burstSize = o.schedules * o.pvcsPerSchedule;
-    const bare = new Kube(ckc, { qps: o.qps, burst: o.burst });
+    const bare = Kube.fromFile(controllerKubeconfig, { qps: o.qps, burst: o.burst });
     const healthyPairs = pairs.filter((p) => !brokenSet.has(p.ns));
     const tb = performance.now();
     await pool(healthyPairs, 1000, async ({ ns, name }, i) => {
@@ -571,7 +570,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const rv = (await admin.custom.listClusterCustomObject({ ...admin.snapshots, limit: 1 })) as {
       metadata: { resourceVersion: string };
     };
-    const observer = new SnapshotObserver(kc);
+    const observer = new SnapshotObserver(kc, cp.kubeconfigPath);
     await observer.start(rv.metadata.resourceVersion);
     const ctl = await startController(controllerKubeconfig, o, [], log);
     const sampler = new Sampler(ctl.metrics);

@@ -2,7 +2,6 @@
  * `snapcron report` (and `kubectl snapcron report`): the retention report, from a cluster
  * (one paged LIST per kind) or offline from files, as a table, JSON, Markdown or one HTML page.
  */
-import * as k8s from '@kubernetes/client-node';
 import { GROUP_SNAPSHOT_KIND } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
@@ -215,15 +214,7 @@ export async function readCluster(
 
 function connect(kubeconfig: string | undefined, context: string | undefined): Kube {
   try {
-    if (kubeconfig === undefined && context === undefined) return Kube.fromDefault();
-    const kc = new k8s.KubeConfig();
-    if (kubeconfig) kc.loadFromFile(kubeconfig);
-    else kc.loadFromDefault();
-    if (context) {
-      if (!kc.getContextObject(context)) throw new Error(`no context "${context}" in the kubeconfig`);
-      kc.setCurrentContext(context);
-    }
-    return new Kube(kc);
+    return kubeconfig ? Kube.fromFile(kubeconfig, { context }) : Kube.fromDefault({ context });
   } catch (err) {
     throw new UserError(`cannot load a kubeconfig (set KUBECONFIG or --kubeconfig): ${errorMessage(err)}`);
   }

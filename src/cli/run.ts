@@ -10,7 +10,6 @@
  * AlreadyExists: never a duplicate. Acting directly, rather than waiting for a controller, keeps
  * `run` the same whether a controller is up, leading, or watching this namespace at all.
  */
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
@@ -114,22 +113,19 @@ export async function runRun(
   let schedule: SnapshotSchedule;
   try {
     schedule = (await kube.write(() =>
-      kube.custom.patchNamespacedCustomObject(
-        {
-          ...kube.schedules,
-          namespace,
-          name,
-          body: {
-            metadata: {
-              annotations: {
-                [ANNOTATION_RUN_NOW]: value,
-                [ANNOTATION_RUN_NOW_HOLD]: values.hold ? value : null,
-              },
+      kube.custom.patchNamespacedCustomObject({
+        ...kube.schedules,
+        namespace,
+        name,
+        body: {
+          metadata: {
+            annotations: {
+              [ANNOTATION_RUN_NOW]: value,
+              [ANNOTATION_RUN_NOW_HOLD]: values.hold ? value : null,
             },
           },
         },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      ),
+      }),
     )) as SnapshotSchedule;
   } catch (err) {
     if (statusOf(err) === 404)

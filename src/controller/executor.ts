@@ -5,7 +5,6 @@
  * controller's caches, or API reads in `tick`) and carries its resourceVersion, so a
  * snapshot that became held or a restore source since the plan was made is never deleted.
  */
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   FINALIZER,
@@ -918,15 +917,12 @@ export class Executor {
     // last-applied annotation.
     try {
       await this.kube.write(() =>
-        this.kube.custom.patchNamespacedCustomObject(
-          {
-            ...this.kube.schedules,
-            namespace: schedule.metadata?.namespace ?? 'default',
-            name: schedule.metadata?.name ?? '',
-            body: { metadata: { resourceVersion: schedule.metadata?.resourceVersion, finalizers } },
-          },
-          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-        ),
+        this.kube.custom.patchNamespacedCustomObject({
+          ...this.kube.schedules,
+          namespace: schedule.metadata?.namespace ?? 'default',
+          name: schedule.metadata?.name ?? '',
+          body: { metadata: { resourceVersion: schedule.metadata?.resourceVersion, finalizers } },
+        }),
       );
     } catch (err) {
       if (statusOf(err) !== 409 && statusOf(err) !== 404) throw err;

@@ -1,10 +1,10 @@
 /**
  * Exec of a schedule's pre and post hooks (spec.hooks) in its pods: pods/exec through the API
- * server to the kubelet (client-node's Exec, a websocket), stdout and stderr captured, the exit
+ * server to the kubelet (client-node's Exec, a websocket, loaded on first use), stdout and stderr captured, the exit
  * status read from the status channel. The executor decides when; this only runs commands.
  */
 import { Writable } from 'node:stream';
-import * as k8s from '@kubernetes/client-node';
+import type * as k8s from '@kubernetes/client-node';
 import type { Hook, LabelSelector } from '../api/types.generated.ts';
 import type { Kube } from '../kube/client.ts';
 import { errorMessage, statusOf } from '../kube/retry.ts';
@@ -63,10 +63,25 @@ interface Socket {
 
 export class HookRunner {
   private readonly kube: Kube;
-  private readonly exec: k8s.Exec;
+  private exec: Promise<k8s.Exec> | undefined;
   constructor(kube: Kube) {
     this.kube = kube;
-    this.exec = new k8s.Exec(kube.kc);
+  }
+
+  /**
+   * client-node's Exec, loaded on the first hook: importing client-node costs about 75 MiB of
+   * RSS, which only schedules with hooks pay. Same kubeconfig (file, context) as `kube`.
+   */
+  private execClient(): Promise<k8s.Exec> {
+    this.exec ??= import('@kubernetes/client-node').then((lib) => {
+      const kc = new lib.KubeConfig();
+      const { file, context } = this.kube.origin;
+      if (file) kc.loadFromFile(file);
+      else kc.loadFromDefault();
+      if (context) kc.setCurrentContext(context);
+      return new lib.Exec(kc);
+    });
+    return this.exec;
   }
 
   /** The Running pods of the namespace that the selector selects, by name. */
@@ -131,15 +146,17 @@ export class HookRunner {
       // A timeout closes the stream; Kubernetes has no way to kill an exec'd process, so the
       // command may run on in the container until it ends by itself (README: Hooks).
       const timer = setTimeout(() => finish({ ok: false, timedOut: true }), timeoutMs);
-      this.exec
-        .exec(namespace, pod, container, hook.command, output, output, null, false, (status) => {
-          const exitCode = exitCodeOf(status);
-          finish(
-            exitCode === undefined
-              ? { ok: false, error: status.message ?? status.reason ?? 'exec failed' }
-              : { ok: exitCode === 0, exitCode },
-          );
-        })
+      this.execClient()
+        .then((client) =>
+          client.exec(namespace, pod, container, hook.command, output, output, null, false, (status) => {
+            const exitCode = exitCodeOf(status);
+            finish(
+              exitCode === undefined
+                ? { ok: false, error: status.message ?? status.reason ?? 'exec failed' }
+                : { ok: exitCode === 0, exitCode },
+            );
+          }),
+        )
         .then((opened: unknown) => {
           // isomorphic-ws's types do not resolve here; the two methods used are plain ws ones.
           const ws = opened as Socket;

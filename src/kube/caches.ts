@@ -9,7 +9,6 @@
  * - `pvcsForSchedule(pvcs.store, ns, spec.claimSelector)` (selected PVCs plus restores in
  *   progress: decide/planRetention/planDeletion answer as with every PVC of the namespace).
  */
-import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   GROUP_SNAPSHOT_GROUP,
@@ -69,7 +68,7 @@ export class SnapcronCaches {
     const { kube, namespace } = o;
     const common = (this.common = (kind: CacheKind) => ({
       ...o.reflector,
-      kc: kube.kc,
+      rest: kube.rest,
       log: o.log,
       name: kind,
       onResynced: () => o.onResynced?.(kind),
@@ -134,9 +133,10 @@ export class SnapcronCaches {
   private async groupsAvailable(): Promise<boolean> {
     const o = this.options;
     try {
-      const resources = await o.kube.kc
-        .makeApiClient(k8s.CustomObjectsApi)
-        .getAPIResources({ group: GROUP_SNAPSHOT_GROUP, version: GROUP_SNAPSHOT_VERSION });
+      const resources = await o.kube.custom.getAPIResources({
+        group: GROUP_SNAPSHOT_GROUP,
+        version: GROUP_SNAPSHOT_VERSION,
+      });
       if (!resources.resources.some((r) => r.name === 'volumegroupsnapshots')) return false;
     } catch {
       o.log.info(
@@ -145,7 +145,7 @@ export class SnapcronCaches {
       );
       return false;
     }
-    const authz = o.kube.kc.makeApiClient(k8s.AuthorizationV1Api);
+    const authz = o.kube.authorization;
     try {
       for (const verb of ['list', 'watch']) {
         const review = await authz.createSelfSubjectAccessReview({
@@ -182,7 +182,7 @@ export class SnapcronCaches {
    */
   async startClasses(): Promise<boolean> {
     const o = this.options;
-    const authz = o.kube.kc.makeApiClient(k8s.AuthorizationV1Api);
+    const authz = o.kube.authorization;
     const allowed = async (verb: string): Promise<boolean> => {
       const review = await authz.createSelfSubjectAccessReview({
         body: {
@@ -208,7 +208,7 @@ export class SnapcronCaches {
     }
     this.classes ??= new Reflector<SnapshotClassLike>({
       ...o.reflector,
-      kc: o.kube.kc,
+      rest: o.kube.rest,
       log: o.log,
       name: 'volumesnapshotclasses',
       path: collectionPath({

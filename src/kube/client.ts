@@ -1,7 +1,5 @@
-/** The Kubernetes clients snapcron uses, built once from a KubeConfig, with write throttling. */
-import { createHash } from 'node:crypto';
+/** The Kubernetes clients snapcron uses (api.ts over rest.ts), built once from a ClusterAccess, with write throttling. */
 import { readFileSync } from 'node:fs';
-import * as k8s from '@kubernetes/client-node';
 import {
   GROUP,
   GROUP_SNAPSHOT_GROUP,
@@ -11,7 +9,16 @@ import {
   SNAPSHOT_VERSION,
   VERSION,
 } from '../api/constants.ts';
+import {
+  AdmissionregistrationV1Api,
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+} from './api.ts';
 import { FairLimiter, type Lane } from './fair-limiter.ts';
+import { loadDefault, loadFile, type ClusterAccess } from './kubeconfig.ts';
+import { Rest } from './rest.ts';
 import { NotLeaderError, withRetry, type RetryOptions } from './retry.ts';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -26,69 +33,51 @@ export interface KubeOptions {
   retry?: RetryOptions;
 }
 
-/**
- * client-node 2.0 builds a new undici Agent for every request (KubeConfig.createDispatcher),
- * so no connection is ever reused: each call pays a TLS handshake and leaves a socket to idle
- * out — under bench:scale's load, 500 open sockets and most of the controller's CPU. One
- * Agent per (API server, TLS identity) brings back keep-alive. Tokens travel in headers, not
- * in the Agent, so a rotated token still applies; a changed client certificate gets a new Agent.
- */
-const identity = (v: unknown): string =>
-  Buffer.isBuffer(v) ? v.toString('base64') : typeof v === 'string' ? v : (JSON.stringify(v) ?? '');
-
-function shareDispatcher(kc: k8s.KubeConfig): void {
-  type Create = (cluster: k8s.Cluster | null, options: Record<string, unknown>) => unknown;
-  const target = kc as unknown as { createDispatcher: Create; snapcronShared?: true };
-  if (target.snapcronShared) return;
-  const original = target.createDispatcher.bind(kc);
-  const agents = new Map<string, unknown>();
-  target.createDispatcher = (cluster, options) => {
-    const key = createHash('sha256')
-      .update(
-        JSON.stringify([
-          cluster?.server,
-          cluster?.proxyUrl,
-          ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) =>
-            identity(options[k]),
-          ),
-        ]),
-      )
-      .digest('hex');
-    let agent = agents.get(key);
-    if (agent === undefined) {
-      agent = original(cluster, options);
-      agents.set(key, agent);
-    }
-    return agent;
-  };
-  target.snapcronShared = true;
+/** Where the connection settings came from, so a lazily loaded client (hook exec) uses the same. */
+export interface KubeOrigin {
+  /** A kubeconfig file; else the default search (loadDefault). */
+  file?: string | undefined;
+  context?: string | undefined;
 }
 
 export class Kube {
-  readonly kc: k8s.KubeConfig;
-  readonly custom: k8s.CustomObjectsApi;
-  readonly core: k8s.CoreV1Api;
-  readonly coordination: k8s.CoordinationV1Api;
-  readonly admission: k8s.AdmissionregistrationV1Api;
+  readonly rest: Rest;
+  readonly origin: KubeOrigin;
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly coordination: CoordinationV1Api;
+  readonly admission: AdmissionregistrationV1Api;
+  readonly authorization: AuthorizationV1Api;
   readonly writes: FairLimiter;
   private readonly retry: RetryOptions;
   private fence: (() => boolean) | undefined;
 
-  constructor(kc: k8s.KubeConfig, opts: KubeOptions = {}) {
-    shareDispatcher(kc);
-    this.kc = kc;
-    this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
-    this.admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  constructor(access: ClusterAccess, opts: KubeOptions & { origin?: KubeOrigin } = {}) {
+    this.rest = new Rest(access);
+    this.origin = opts.origin ?? {};
+    this.custom = new CustomObjectsApi(this.rest);
+    this.core = new CoreV1Api(this.rest);
+    this.coordination = new CoordinationV1Api(this.rest);
+    this.admission = new AdmissionregistrationV1Api(this.rest);
+    this.authorization = new AuthorizationV1Api(this.rest);
     this.writes = new FairLimiter(opts.qps ?? DEFAULT_QPS, opts.burst ?? DEFAULT_BURST);
     this.retry = opts.retry ?? {};
   }
 
-  static fromDefault(opts: KubeOptions = {}): Kube {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromDefault();
-    return new Kube(kc, opts);
+  /** As kubectl: $KUBECONFIG, ~/.kube/config, else the pod's service account. */
+  static fromDefault(opts: KubeOptions & { context?: string | undefined } = {}): Kube {
+    return new Kube(loadDefault({ ...(opts.context ? { context: opts.context } : {}) }), {
+      ...opts,
+      origin: { context: opts.context },
+    });
+  }
+
+  /** One kubeconfig file (its current context unless `context`). */
+  static fromFile(file: string, opts: KubeOptions & { context?: string | undefined } = {}): Kube {
+    return new Kube(loadFile(file, { ...(opts.context ? { context: opts.context } : {}) }), {
+      ...opts,
+      origin: { file, context: opts.context },
+    });
   }
 
   /** The namespace for our own objects (the Lease): in-cluster, else the context's, else default. */
@@ -96,8 +85,7 @@ export class Kube {
     try {
       return readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim();
     } catch {
-      const ctx = this.kc.getContextObject(this.kc.getCurrentContext());
-      return ctx?.namespace || 'default';
+      return this.rest.access.namespace || 'default';
     }
   }
 

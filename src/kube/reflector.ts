@@ -30,34 +30,14 @@
  * has delivered an event or stayed open `resumeConfirmMs` without an error, so a resume the
  * server answers with 410 right away never flips `synced` to true on a stale cache.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { IndexedStore, type IndexFunc, type Keyed } from './index-cache.ts';
 import { errorMessage } from './retry.ts';
 import { DEFAULT_BACKOFF, restartDelay, type BackoffOptions } from './backoff.ts';
+import { ApiError, readAll, statusError, type Query, type Rest } from './rest.ts';
 
-/** `/api/v1/...` or `/apis/<group>/<version>/...`, namespaced when `namespace` is given. */
-export function collectionPath(
-  r: { group?: string | undefined; version: string; plural: string },
-  namespace?: string,
-): string {
-  const base = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
-  return `${base}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${r.plural}`;
-}
-
-/** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it). */
-export class ApiError extends Error {
-  readonly code: number;
-  readonly reason: string | undefined;
-  constructor(code: number, message: string, reason?: string) {
-    super(message);
-    this.name = 'ApiError';
-    this.code = code;
-    this.reason = reason;
-  }
-}
+export { collectionPath } from './paths.ts';
 
 class StoppedError extends Error {
   constructor() {
@@ -84,7 +64,7 @@ export interface ReflectorStats {
 }
 
 export interface ReflectorOptions<T extends Keyed> {
-  kc: KubeConfig;
+  rest: Rest;
   /** The collection's path (collectionPath), e.g. `/api/v1/persistentvolumeclaims`. */
   path: string;
   /** For logs (`informer` field); default the path. */
@@ -133,8 +113,6 @@ type WatchEnd =
   | { kind: 'gone'; err: unknown; events: number }
   | { kind: 'error'; err: unknown; confirmed: boolean }
   | { kind: 'closed'; idle: boolean; events: number; ms: number; confirmed: boolean };
-
-type Query = Record<string, string | number | undefined>;
 
 export class Reflector<T extends Keyed> {
   readonly store: IndexedStore<T>;
@@ -542,54 +520,17 @@ export class Reflector<T extends Keyed> {
   /** Sends a GET for the collection with `query`; resolves with the response (any status). */
   private async open(query: Query): Promise<IncomingMessage> {
     if (this.stopped) throw new StoppedError();
-    const cluster = this.o.kc.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    const url = new URL(cluster.server.replace(/\/+$/, '') + this.o.path);
-    for (const [k, v] of Object.entries(query))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const opts: RequestOptions = {};
-    // Auth (tokens, exec plugins, client certificates) and TLS, as client-node's own requests.
-    await this.o.kc.applyToHTTPSOptions(opts);
-    if (this.stopped) throw new StoppedError();
-    const headers = { ...(opts.headers as Record<string, string> | undefined), accept: 'application/json' };
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-    const timeout = this.o.requestTimeoutMs ?? 60_000;
-    return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(url, { ...opts, method: 'GET', headers }, (res) => {
-        req.removeListener('error', reject);
-        // From here errors surface on the response (aborted/close), read by the caller.
-        req.on('error', ignore);
-        res.on('error', ignore);
-        req.setTimeout(0);
-        resolve(res);
-      });
-      this.inflight = req;
-      req.setTimeout(timeout, () =>
-        req.destroy(new Error(`GET ${this.o.path}: no answer within ${timeout} ms`)),
-      );
-      req.once('error', reject);
-      req.end();
+    const res = await this.o.rest.open('GET', this.o.path, {
+      query,
+      timeoutMs: this.o.requestTimeoutMs ?? 60_000,
+      onRequest: (req) => (this.inflight = req),
     });
-  }
-}
-
-const ignore = (): void => undefined;
-
-function readAll(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.once('error', reject);
-  });
-}
-
-/** An ApiError from a non-200 answer, with the Status message when the body is one. */
-function statusError(code: number, body: string): ApiError {
-  try {
-    const s = JSON.parse(body) as { message?: string; reason?: string; code?: number };
-    return new ApiError(typeof s.code === 'number' ? s.code : code, s.message ?? `HTTP ${code}`, s.reason);
-  } catch {
-    return new ApiError(code, `HTTP ${code}: ${body.slice(0, 200)}`);
+    // An expired exec token or rotated token file: fresh credentials for the restart.
+    if (res.statusCode === 401) this.o.rest.access.invalidate();
+    if (this.stopped) {
+      res.destroy();
+      throw new StoppedError();
+    }
+    return res;
   }
 }

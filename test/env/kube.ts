@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, inject } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { SnapshotSchedule, SnapshotScheduleSpec } from '../../src/api/types.generated.ts';
-import { Kube } from '../../src/kube/client.ts';
+import { AdminKube } from '../../dev/admin-kube.ts';
 
 export const kubeconfigPath = (): string => inject('kubeconfig');
 
@@ -15,8 +15,9 @@ export function kubeConfig(path = kubeconfigPath()): k8s.KubeConfig {
   return kc;
 }
 
-export const kube = (): Kube =>
-  new Kube(kubeConfig(), { qps: 200, burst: 200, retry: { attempts: 8, baseMs: 100 } });
+/** The admin's client: snapcron's own (src/kube/api.ts) plus the verbs tests need (dev/admin-kube.ts). */
+export const kube = (): AdminKube =>
+  AdminKube.fromFile(kubeconfigPath(), { qps: 200, burst: 200, retry: { attempts: 8, baseMs: 100 } });
 
 /** A raw GET as the admin (for what the typed clients do not expose: Tables, /metrics). */
 export function apiGet(path: string, accept = 'application/json'): Promise<string> {
@@ -323,15 +324,12 @@ export async function deleteNamespaceAndWait(name: string, timeoutMs = 30_000): 
     .catch(() => ({ items: [] }))) as { items: SnapshotSchedule[] };
   for (const s of schedules.items) {
     await k.custom
-      .patchNamespacedCustomObject(
-        {
-          ...k.schedules,
-          namespace: name,
-          name: s.metadata?.name ?? '',
-          body: { metadata: { finalizers: null } },
-        },
-        k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-      )
+      .patchNamespacedCustomObject({
+        ...k.schedules,
+        namespace: name,
+        name: s.metadata?.name ?? '',
+        body: { metadata: { finalizers: null } },
+      })
       .catch(() => undefined);
   }
   for (const s of await listSnapshots(name).catch(() => [])) {

@@ -8,7 +8,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Controller } from '../../src/controller/controller.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
 import { Kube } from '../../src/kube/client.ts';
-import { createSchedule, eventually, getSchedule, kubeConfig, useNamespace } from '../env/kube.ts';
+import {
+  createSchedule,
+  eventually,
+  getSchedule,
+  kubeConfig,
+  kubeconfigPath,
+  useNamespace,
+} from '../env/kube.ts';
 import { runTick } from '../env/processes.ts';
 
 const CLASS = { group: 'snapshot.storage.k8s.io', version: 'v1', plural: 'volumesnapshotclasses' };
@@ -44,7 +51,7 @@ describe('AckWarnings: ACK limits in the schedule status', () => {
       retention: { expires: '30d', maxPending: 3 },
     });
     const controller = new Controller({
-      kube: new Kube(kubeConfig(), { qps: 100, burst: 100 }),
+      kube: Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }),
       log: pino({ level: process.env.TEST_LOG ?? 'silent' }),
       metrics: new Metrics(),
       namespace: ns(),

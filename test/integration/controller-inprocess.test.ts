@@ -14,7 +14,7 @@ import {
   createSchedule,
   eventually,
   getSchedule,
-  kubeConfig,
+  kubeconfigPath,
   listSnapshots,
   updateScheduleSpec,
   useNamespace,
@@ -42,7 +42,7 @@ describe('the Controller in-process with a controlled clock', () => {
   };
   /** One write a second, so a pass over 8 PVCs outlasts the test's steps; records promotions. */
   const slowKube = (): { kube: Kube; promoted: string[] } => {
-    const kube = new Kube(kubeConfig(), { qps: 1, burst: 1 });
+    const kube = Kube.fromFile(kubeconfigPath(), { qps: 1, burst: 1 });
     const promoted: string[] = [];
     const promote = kube.writes.promote.bind(kube.writes);
     kube.writes.promote = (key: string) => {
@@ -65,7 +65,7 @@ describe('the Controller in-process with a controlled clock', () => {
       retention: { maxCount: 10 },
     });
     const clock = new ManualClock(start.getTime());
-    const controller = inProcess(new Kube(kubeConfig(), { qps: 100, burst: 100 }), clock);
+    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock);
     await controller.start();
     try {
       await eventually(async () => controller.isLeader, 10_000);

@@ -240,7 +240,7 @@ describe('issue 9 on a real API server', () => {
       { apiGroups: [''], resources: ['events'], verbs: ALL },
       { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ['get', 'list'] },
     ]);
-    const k = new Kube(kubeConfig(config), { retry: { attempts: 1 } });
+    const k = Kube.fromFile(config, { retry: { attempts: 1 } });
     const now = new Date(Date.now() + 24 * 3600_000);
     now.setUTCMinutes(0, 30, 0); // 30 s after an hourly fire time, tomorrow
     const lines: string[] = [];

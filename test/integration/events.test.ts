@@ -6,14 +6,14 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { EventRecorder, eventName } from '../../src/kube/events.ts';
 import { Kube } from '../../src/kube/client.ts';
-import { kube, kubeConfig, useNamespace } from '../env/kube.ts';
+import { kube, kubeconfigPath, useNamespace } from '../env/kube.ts';
 
 describe('EventRecorder', () => {
   const ns = useNamespace('events');
 
   it('folds 50 quick repeats of one Event into a few writes with the whole count, and the latest message', async () => {
     // A small write budget, as when snapshot writes hold most of it.
-    const client = new Kube(kubeConfig(), { qps: 5, burst: 1 });
+    const client = Kube.fromFile(kubeconfigPath(), { qps: 5, burst: 1 });
     const events = new EventRecorder(client, pino({ level: 'silent' }));
     const target = {
       apiVersion: 'snapcron.io/v1',
@@ -47,7 +47,7 @@ describe('EventRecorder', () => {
   });
 
   it('keeps different Events apart', async () => {
-    const client = new Kube(kubeConfig(), { qps: 50, burst: 50 });
+    const client = Kube.fromFile(kubeconfigPath(), { qps: 50, burst: 50 });
     const events = new EventRecorder(client, pino({ level: 'silent' }));
     const target = (name: string) => ({
       apiVersion: 'snapcron.io/v1',

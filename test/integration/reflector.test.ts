@@ -73,9 +73,9 @@ afterEach(async () => {
 });
 
 function start<T extends { metadata?: { name?: string; namespace?: string } }>(
-  o: Omit<ReflectorOptions<T>, 'kc' | 'log'> & { log?: Logger },
+  o: Omit<ReflectorOptions<T>, 'rest' | 'log'> & { log?: Logger },
 ): Reflector<T> {
-  const r = new Reflector<T>({ kc: kube().kc, log: o.log ?? capture().log, ...o });
+  const r = new Reflector<T>({ rest: kube().rest, log: o.log ?? capture().log, ...o });
   running.push(r as unknown as Reflector<never>);
   return r;
 }

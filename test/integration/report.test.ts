@@ -533,7 +533,7 @@ describe('snapcron report on a real control plane with the CSI stack', () => {
         missing,
       );
       expect(wrong.code).toBe(1);
-      expect(wrong.err).toMatch(/no context "nope" in the kubeconfig/);
+      expect(wrong.err).toMatch(/context "nope" is not defined in kubeconfig/);
       const all = await runCli(['report', '-A', '-o', 'json', '--now', iso(now)]);
       const everything = JSON.parse(all.out) as Report;
       expect(everything.scope.namespace).toBeNull();

@@ -9,14 +9,20 @@ import { describe, expect, it } from 'vitest';
 import { Executor } from '../../src/controller/executor.ts';
 import { Kube } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
-import { createSchedule, getSchedule, kubeConfig, updateScheduleSpec, useNamespace } from '../env/kube.ts';
+import {
+  createSchedule,
+  getSchedule,
+  kubeconfigPath,
+  updateScheduleSpec,
+  useNamespace,
+} from '../env/kube.ts';
 
 describe('status writes', () => {
   const ns = useNamespace('status');
   const log = pino({ level: 'silent' });
 
   it('a pass planned from the version its own last write replaced writes under the new one, without a conflict', async () => {
-    const client = new Kube(kubeConfig());
+    const client = Kube.fromFile(kubeconfigPath());
     let rereads = 0;
     const get = client.custom.getNamespacedCustomObject.bind(client.custom);
     client.custom.getNamespacedCustomObject = ((...args: Parameters<typeof get>) => {

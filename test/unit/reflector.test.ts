@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
+import { Rest } from '../../src/kube/rest.ts';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { labelIndexKey, pvcIndexers } from '../../src/kube/index-cache.ts';
@@ -53,15 +53,15 @@ class FakeApi {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
-  kubeConfig(): k8s.KubeConfig {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.url, skipTLSVerify: true }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'u' }],
-      currentContext: 'fake',
+  rest(): Rest {
+    return new Rest({
+      server: this.url,
+      namespace: 'default',
+      source: 'fake API server',
+      insecure: true,
+      credentials: async () => ({}),
+      invalidate: () => undefined,
     });
-    return kc;
   }
 
   count(verb: Verb): number {
@@ -263,7 +263,7 @@ async function reflector(
   const sync: boolean[] = [];
   let resyncs = 0;
   const r = new Reflector<Obj>({
-    kc: api.kubeConfig(),
+    rest: api.rest(),
     path: PATH,
     name: 'configmaps',
     log: logs.log,

@@ -1,5 +1,3 @@
-import * as k8s from '@kubernetes/client-node';
-import { Kube } from '../../src/kube/client.ts';
 import { describe, expect, it } from 'vitest';
 import { matchesSelector, selectorString } from '../../src/kube/selector.ts';
 import { FairLimiter } from '../../src/kube/fair-limiter.ts';
@@ -159,28 +157,5 @@ describe('client-side rate limit and retry', () => {
     await expect(
       withRetry(async () => Promise.reject(Object.assign(new Error('x'), { code: 409 })), { baseMs: 1 }),
     ).rejects.toThrow('x');
-  });
-});
-
-describe('connections to the API server', () => {
-  it('reuse one dispatcher per server and TLS identity (client-node makes a new one per request)', async () => {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: 'https://127.0.0.1:6443', skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'secret-token' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    const dispatcherOf = async (k: k8s.KubeConfig): Promise<unknown> => {
-      const ctx = new k8s.RequestContext('https://127.0.0.1:6443/api', k8s.HttpMethod.GET);
-      await k.applySecurityAuthentication(ctx);
-      return ctx.getDispatcher();
-    };
-    const raw = [await dispatcherOf(kc), await dispatcherOf(kc)];
-    expect(raw[0]).not.toBe(raw[1]); // what client-node does on its own
-    new Kube(kc);
-    const shared = [await dispatcherOf(kc), await dispatcherOf(kc)];
-    expect(shared[0]).toBeDefined();
-    expect(shared[0]).toBe(shared[1]);
   });
 });

@@ -1,0 +1,170 @@
+/**
+ * snapcron's own HTTP transport to the API server: node:https with one keep-alive Agent per TLS
+ * identity, the credentials of a ClusterAccess (kubeconfig.ts) on every request, JSON in and out.
+ *
+ * Why not @kubernetes/client-node: importing it costs about 75 MiB of RSS (its generated models
+ * and serializer) and its serializer walks every object of every answer; the controller needs a
+ * few verbs on a handful of resources (api.ts). The CLI's hook exec still loads it, lazily.
+ */
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingMessage,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createHash } from 'node:crypto';
+import type { ClusterAccess } from './kubeconfig.ts';
+
+/** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` its Status. */
+export class ApiError extends Error {
+  readonly code: number;
+  readonly reason: string | undefined;
+  readonly body: unknown;
+  constructor(code: number, message: string, reason?: string, body?: unknown) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.reason = reason;
+    this.body = body;
+  }
+}
+
+/** An ApiError from a non-2xx answer, with the Status message when the body is one. */
+export function statusError(code: number, body: string, what = ''): ApiError {
+  const prefix = what ? `${what}: ` : '';
+  try {
+    const s = JSON.parse(body) as { message?: string; reason?: string; code?: number };
+    const status = typeof s.code === 'number' ? s.code : code;
+    return new ApiError(status, s.message ?? `${prefix}HTTP ${code}`, s.reason, s);
+  } catch {
+    return new ApiError(code, `${prefix}HTTP ${code}: ${body.slice(0, 200)}`, undefined, body);
+  }
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface SendOptions {
+  query?: Query | undefined;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Default application/json; merge patches say application/merge-patch+json. */
+  contentType?: string | undefined;
+  /** No answer (headers) within this: the request is destroyed. Default 60 s. */
+  timeoutMs?: number | undefined;
+}
+
+export function readAll(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.once('error', reject);
+  });
+}
+
+const ignore = (): void => undefined;
+
+export class Rest {
+  readonly access: ClusterAccess;
+  private readonly timeoutMs: number;
+  private agent: { key: string; agent: HttpAgent } | undefined;
+
+  constructor(access: ClusterAccess, opts: { timeoutMs?: number } = {}) {
+    this.access = access;
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+  }
+
+  /**
+   * One keep-alive Agent for the server's TLS settings and the client certificate in use: an
+   * exec plugin that hands out a new certificate gets a new Agent (sockets of the old one idle out).
+   */
+  private agentFor(cert: Buffer | undefined, key: Buffer | undefined, secure: boolean): HttpAgent {
+    const id = createHash('sha256')
+      .update(cert ?? '')
+      .update('\0')
+      .update(key ?? '')
+      .digest('hex');
+    if (this.agent?.key !== id) {
+      const a = this.access;
+      this.agent = {
+        key: id,
+        agent: secure
+          ? new HttpsAgent({
+              keepAlive: true,
+              ...(a.ca ? { ca: a.ca } : {}),
+              ...(cert ? { cert } : {}),
+              ...(key ? { key } : {}),
+              ...(a.servername ? { servername: a.servername } : {}),
+              rejectUnauthorized: !a.insecure,
+            })
+          : new HttpAgent({ keepAlive: true }),
+      };
+    }
+    return this.agent.agent;
+  }
+
+  /**
+   * Sends a request; resolves with the answer of any status, its body unread (watches stream
+   * it). `signal` of the returned request lets a caller abort it.
+   */
+  async open(
+    method: string,
+    path: string,
+    opts: SendOptions & { accept?: string; onRequest?: (req: ClientRequest) => void } = {},
+  ): Promise<IncomingMessage> {
+    const url = new URL(this.access.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const creds = await this.access.credentials();
+    const secure = url.protocol === 'https:';
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    if (creds.authorization) headers.authorization = creds.authorization;
+    let payload: string | undefined;
+    if (opts.body !== undefined) {
+      payload = JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
+    const timeout = opts.timeoutMs ?? this.timeoutMs;
+    const send = secure ? httpsRequest : httpRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(
+        url,
+        { method, headers, agent: this.agentFor(creds.cert, creds.key, secure) },
+        (res) => {
+          req.removeListener('error', reject);
+          // From here errors surface on the response (aborted/close), read by the caller.
+          req.on('error', ignore);
+          res.on('error', ignore);
+          req.setTimeout(0);
+          resolve(res);
+        },
+      );
+      opts.onRequest?.(req);
+      req.setTimeout(timeout, () =>
+        req.destroy(new Error(`${method} ${path}: no answer within ${timeout} ms`)),
+      );
+      req.once('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /**
+   * A request whose answer is JSON: resolves with it on 2xx, rejects with ApiError otherwise.
+   * A 401 is tried once more with fresh credentials (an expired exec token or rotated file).
+   */
+  async send<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.open(method, path, opts);
+      const text = await readAll(res);
+      const code = res.statusCode ?? 0;
+      if (code >= 200 && code < 300) return (text === '' ? {} : JSON.parse(text)) as T;
+      if (code === 401 && attempt === 1) {
+        this.access.invalidate();
+        continue;
+      }
+      throw statusError(code, text, `${method} ${path}`);
+    }
+  }
+}
