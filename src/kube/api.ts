@@ -66,13 +66,18 @@ export class CustomObjectsApi extends Verbs {
   getNamespacedCustomObject(p: CustomResource & { namespace: string; name: string }): Promise<any> {
     return this.rest.send('GET', one(collectionPath(p, p.namespace), p.name));
   }
-  /** `dryRun: 'All'`: validated and admitted, not stored. */
+  /** `dryRun: 'All'`: validated and admitted, not stored; `fieldValidation: 'Strict'`: unknown fields refused. */
   createNamespacedCustomObject(
-    p: CustomResource & { namespace: string; body: object; dryRun?: string | undefined },
+    p: CustomResource & {
+      namespace: string;
+      body: object;
+      dryRun?: string | undefined;
+      fieldValidation?: string | undefined;
+    },
   ): Promise<any> {
     return this.rest.send('POST', collectionPath(p, p.namespace), {
       body: p.body,
-      query: { dryRun: p.dryRun },
+      query: { dryRun: p.dryRun, fieldValidation: p.fieldValidation },
     });
   }
   /** `body` is DeleteOptions (preconditions, propagationPolicy). */

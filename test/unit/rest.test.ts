@@ -123,7 +123,7 @@ describe('Rest: snapcron’s transport to the API server', () => {
         () => undefined,
         (e: unknown) => e,
       );
-    expect(err).toMatchObject({ code: 409, reason: 'AlreadyExists', body: status });
+    expect(err).toMatchObject({ code: 409, reason: 'AlreadyExists', body: JSON.stringify(status) });
     expect(errorMessage(err)).toBe(status.message);
     expect(isTransient(err)).toBe(false);
   });
