@@ -523,6 +523,7 @@ export class Reflector<T extends Keyed> {
     const res = await this.o.rest.open('GET', this.o.path, {
       query,
       timeoutMs: this.o.requestTimeoutMs ?? 60_000,
+      stream: query.watch === 'true',
       onRequest: (req) => (this.inflight = req),
     });
     // An expired exec token or rotated token file: fresh credentials for the restart.

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreV1Api, CustomObjectsApi } from '../../src/kube/api.ts';
 import type { ClusterAccess } from '../../src/kube/kubeconfig.ts';
-import { ApiError, Rest } from '../../src/kube/rest.ts';
+import { ApiError, MAX_CONNECTIONS, Rest } from '../../src/kube/rest.ts';
 import { errorMessage, isTransient, statusOf } from '../../src/kube/retry.ts';
 
 interface Seen {
@@ -82,6 +82,27 @@ describe('Rest: snapcron’s transport to the API server', () => {
     for (let i = 0; i < 20; i++) await rest.send('GET', '/api/v1/namespaces/a/persistentvolumeclaims');
     expect(api.seen).toHaveLength(20);
     expect(api.connections()).toBe(1);
+  });
+
+  it('a burst of requests shares MAX_CONNECTIONS connections; watches have their own', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const api = await serve((s) => {
+      if (s.url.includes('watch=true')) return undefined; // a watch: held open
+      most = Math.max(most, ++inFlight);
+      return { status: 200, body: {} };
+    });
+    server?.on('request', (_req, res: ServerResponse) => res.once('finish', () => inFlight--));
+    const rest = new Rest(access(api.url));
+    // Watches the server holds open (open() resolves only on an answer's headers: not awaited).
+    for (let i = 0; i < MAX_CONNECTIONS + 8; i++)
+      void rest
+        .open('GET', '/api/v1/pods', { query: { watch: 'true' }, stream: true })
+        .catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(Array.from({ length: 200 }, () => rest.send('GET', '/api/v1/namespaces')));
+    expect(most).toBeLessThanOrEqual(MAX_CONNECTIONS);
+    expect(api.connections()).toBe(MAX_CONNECTIONS + 8 + MAX_CONNECTIONS);
   });
 
   it('sends the credentials with every request, and fresh ones once after a 401', async () => {
