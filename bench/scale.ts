@@ -49,6 +49,12 @@ export interface ScaleOptions {
   broken: number;
   qps: number;
   burst: number;
+  /**
+   * Mark new snapshots ready in the sustained window (default true), so retention prunes as on a
+   * cluster with a CSI driver. False (`--no-ready`): nothing becomes ready and nothing is pruned,
+   * as in the run the issue measured snapscheduler with.
+   */
+  ready?: boolean | undefined;
   out?: string | undefined;
   log?: (line: string) => void;
 }
@@ -427,7 +433,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
   const log = o.log ?? ((l: string) => void process.stderr.write(`[bench:scale] ${l}\n`));
   const figures: Figure[] = [];
   const notes: string[] = [
-    'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
+    o.ready === false
+      ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
+      : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
     `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200).`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
@@ -631,7 +639,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     });
 
     // --- Sustained: every `period` minutes, spread over the period; snapshots made ready, retention prunes.
-    observer.markReady = true;
+    observer.markReady = o.ready !== false;
     await sleep(5000);
     const spreadSeconds = o.period * 60;
     await pool(namespaces, 50, async (ns, i) => {
@@ -1002,6 +1010,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       broken: { type: 'string' },
       qps: { type: 'string' },
       burst: { type: 'string' },
+      'no-ready': { type: 'boolean', default: false },
       out: { type: 'string', default: 'bench/scale-results.json' },
     },
   });
@@ -1029,6 +1038,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     broken: n(values.broken, base.broken),
     qps: n(values.qps, base.qps),
     burst: n(values.burst, base.burst),
+    ready: !values['no-ready'],
     out: values.out,
   });
 }
