@@ -19,13 +19,8 @@ import {
   patchType,
   type CustomResource,
 } from '../src/kube/api.ts';
-import { Kube, type KubeOptions } from '../src/kube/client.ts';
-import { loadFile } from '../src/kube/kubeconfig.ts';
-import { collectionPath } from '../src/kube/paths.ts';
-
-const core = (plural: string, namespace?: string): string =>
-  collectionPath({ version: 'v1', plural }, namespace);
-const one = (collection: string, name: string): string => `${collection}/${encodeURIComponent(name)}`;
+import { Kube } from '../src/kube/client.ts';
+import { collectionPath, coreCollection as core, LEASES, objectPath as one } from '../src/kube/paths.ts';
 
 export class AdminCoreV1Api extends CoreV1Api {
   createNamespace(p: { body: V1Namespace }): Promise<V1Namespace> {
@@ -108,13 +103,7 @@ export class AdminCustomObjectsApi extends CustomObjectsApi {
 
 export class AdminCoordinationV1Api extends CoordinationV1Api {
   deleteNamespacedLease(p: { namespace: string; name: string }): Promise<V1Status> {
-    return this.rest.send(
-      'DELETE',
-      one(
-        collectionPath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases' }, p.namespace),
-        p.name,
-      ),
-    );
+    return this.rest.send('DELETE', one(collectionPath(LEASES, p.namespace), p.name));
   }
 }
 
@@ -129,13 +118,6 @@ export class AdminKube extends Kube {
       core: new AdminCoreV1Api(this.rest),
       custom: new AdminCustomObjectsApi(this.rest),
       coordination: new AdminCoordinationV1Api(this.rest),
-    });
-  }
-
-  static override fromFile(file: string, opts: KubeOptions & { context?: string } = {}): AdminKube {
-    return new AdminKube(loadFile(file, opts.context ? { context: opts.context } : {}), {
-      ...opts,
-      origin: { file, context: opts.context },
     });
   }
 }

@@ -69,8 +69,8 @@ export class HookRunner {
   }
 
   /**
-   * client-node's Exec, loaded on the first hook: importing client-node costs about 75 MiB of
-   * RSS, which only schedules with hooks pay. Same kubeconfig (file, context) as `kube`.
+   * client-node's Exec, loaded on the first hook: importing client-node adds about 90 MiB of
+   * RSS (BENCHMARKS.md), which only schedules with hooks pay. Same kubeconfig (file, context) as `kube`.
    */
   private execClient(): Promise<k8s.Exec> {
     this.exec ??= import('@kubernetes/client-node').then((lib) => {

@@ -16,7 +16,7 @@ import type {
   V1Secret,
   V1SelfSubjectAccessReview,
 } from '@kubernetes/client-node';
-import { collectionPath } from './paths.ts';
+import { collectionPath, coreCollection as core, LEASES, objectPath as one } from './paths.ts';
 import type { Query, Rest } from './rest.ts';
 
 export interface ListParams {
@@ -52,8 +52,6 @@ class Verbs {
 /** A JSON patch (RFC 6902) is an array of operations; an object is a merge patch (RFC 7386). */
 export const patchType = (body: unknown): string =>
   Array.isArray(body) ? 'application/json-patch+json' : 'application/merge-patch+json';
-
-const one = (collection: string, name: string): string => `${collection}/${encodeURIComponent(name)}`;
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- custom objects are typed by the caller, as client-node's are */
 export class CustomObjectsApi extends Verbs {
@@ -106,9 +104,6 @@ export class CustomObjectsApi extends Verbs {
   }
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
-
-const core = (plural: string, namespace?: string): string =>
-  collectionPath({ version: 'v1', plural }, namespace);
 
 export class CoreV1Api extends Verbs {
   listNamespacedPersistentVolumeClaim(
@@ -164,8 +159,7 @@ export class CoreV1Api extends Verbs {
   }
 }
 
-const leases = (namespace: string): string =>
-  collectionPath({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases' }, namespace);
+const leases = (namespace: string): string => collectionPath(LEASES, namespace);
 
 export class CoordinationV1Api extends Verbs {
   readNamespacedLease(p: { namespace: string; name: string }): Promise<V1Lease> {

@@ -40,6 +40,8 @@ export interface KubeOrigin {
   context?: string | undefined;
 }
 
+type KubeClass<K> = new (access: ClusterAccess, opts?: KubeOptions & { origin?: KubeOrigin }) => K;
+
 export class Kube {
   readonly rest: Rest;
   readonly origin: KubeOrigin;
@@ -64,17 +66,24 @@ export class Kube {
     this.retry = opts.retry ?? {};
   }
 
-  /** As kubectl: $KUBECONFIG, ~/.kube/config, else the pod's service account. */
-  static fromDefault(opts: KubeOptions & { context?: string | undefined } = {}): Kube {
-    return new Kube(loadDefault({ ...(opts.context ? { context: opts.context } : {}) }), {
+  /** As kubectl: $KUBECONFIG, ~/.kube/config, else the pod's service account. A subclass builds its own kind. */
+  static fromDefault<K extends Kube>(
+    this: KubeClass<K>,
+    opts: KubeOptions & { context?: string | undefined } = {},
+  ): K {
+    return new this(loadDefault({ ...(opts.context ? { context: opts.context } : {}) }), {
       ...opts,
       origin: { context: opts.context },
     });
   }
 
-  /** One kubeconfig file (its current context unless `context`). */
-  static fromFile(file: string, opts: KubeOptions & { context?: string | undefined } = {}): Kube {
-    return new Kube(loadFile(file, { ...(opts.context ? { context: opts.context } : {}) }), {
+  /** One kubeconfig file (its current context unless `context`). A subclass builds its own kind. */
+  static fromFile<K extends Kube>(
+    this: KubeClass<K>,
+    file: string,
+    opts: KubeOptions & { context?: string | undefined } = {},
+  ): K {
+    return new this(loadFile(file, { ...(opts.context ? { context: opts.context } : {}) }), {
       ...opts,
       origin: { file, context: opts.context },
     });

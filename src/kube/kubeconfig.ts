@@ -1,7 +1,7 @@
 /**
  * Where the API server is and how to authenticate to it: kubeconfig files ($KUBECONFIG,
  * ~/.kube/config) and the pod's service account, as kubectl finds them. Our own loader so the
- * controller need not import @kubernetes/client-node (~75 MiB RSS) just to read its config.
+ * controller need not import @kubernetes/client-node (~90 MiB RSS) just to read its config.
  *
  * Everything that can be checked is checked at load time, so a bad kubeconfig fails at startup
  * with a message naming the object and the fix, not on the first request.

@@ -6,3 +6,13 @@ export function collectionPath(
   const base = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
   return `${base}${namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${r.plural}`;
 }
+
+/** A core (`/api/v1`) collection. */
+export const coreCollection = (plural: string, namespace?: string): string =>
+  collectionPath({ version: 'v1', plural }, namespace);
+
+/** One object of a collection. */
+export const objectPath = (collection: string, name: string): string =>
+  `${collection}/${encodeURIComponent(name)}`;
+
+export const LEASES = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' } as const;

@@ -2,9 +2,10 @@
  * snapcron's own HTTP transport to the API server: node:https with one keep-alive Agent per TLS
  * identity, the credentials of a ClusterAccess (kubeconfig.ts) on every request, JSON in and out.
  *
- * Why not @kubernetes/client-node: importing it costs about 75 MiB of RSS (its generated models
- * and serializer) and its serializer walks every object of every answer; the controller needs a
- * few verbs on a handful of resources (api.ts). The CLI's hook exec still loads it, lazily.
+ * Why not @kubernetes/client-node: importing it takes a bare Node 24 from 42 to 134 MiB of RSS
+ * (its generated models and serializer) and its serializer walks every object of every answer;
+ * the controller needs a few verbs on a handful of resources (api.ts). Hook exec still loads it,
+ * on the first hook (controller/hooks.ts).
  */
 import {
   Agent as HttpAgent,
@@ -76,6 +77,9 @@ export const MAX_CONNECTIONS = 32;
 
 interface Agents {
   key: string;
+  /** The credential objects the key was computed from: the same objects skip the hash. */
+  cert: Buffer | undefined;
+  clientKey: Buffer | undefined;
   /** Short requests, MAX_CONNECTIONS at most. */
   requests: HttpAgent;
   /** Watches: each holds its connection for minutes, so they never take the requests' slots. */
@@ -102,12 +106,14 @@ export class Rest {
     secure: boolean,
     stream: boolean,
   ): HttpAgent {
-    const id = createHash('sha256')
-      .update(cert ?? '')
-      .update('\0')
-      .update(key ?? '')
-      .digest('hex');
-    if (this.agents?.key !== id) {
+    // Static credentials come back as the same Buffers on every request: no hash on the hot path.
+    let agents = this.agents;
+    if (!agents || agents.cert !== cert || agents.clientKey !== key) {
+      const id = createHash('sha256')
+        .update(cert ?? '')
+        .update('\0')
+        .update(key ?? '')
+        .digest('hex');
       const a = this.access;
       const make = (maxSockets: number): HttpAgent =>
         secure
@@ -121,14 +127,18 @@ export class Rest {
               rejectUnauthorized: !a.insecure,
             })
           : new HttpAgent({ keepAlive: true, maxSockets });
-      this.agents = { key: id, requests: make(MAX_CONNECTIONS), streams: make(Infinity) };
+      agents =
+        agents?.key === id
+          ? { ...agents, cert, clientKey: key } // the same identity in new Buffers: keep the connections
+          : { key: id, cert, clientKey: key, requests: make(MAX_CONNECTIONS), streams: make(Infinity) };
+      this.agents = agents;
     }
-    return stream ? this.agents.streams : this.agents.requests;
+    return stream ? agents.streams : agents.requests;
   }
 
   /**
    * Sends a request; resolves with the answer of any status, its body unread (watches stream
-   * it). `signal` of the returned request lets a caller abort it.
+   * it). `onRequest` hands the caller the request, to destroy it (a stopped watch).
    */
   async open(
     method: string,
