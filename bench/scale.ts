@@ -6,6 +6,8 @@
 //
 // Usage: npm run bench:scale -- [--schedules 1000] [--pvcs 10] [--minutes 30] [--quiet-minutes 10]
 //          [--snapshots 100000] [--broken 100] [--qps 100] [--burst 200] [--out BENCHMARKS.json]
+//          [--no-ready] [--cpu-prof <dir>]   (the controller's CPU profile, written when it stops)
+//          [--node-options '<flags>']        (the controller's NODE_OPTIONS instead of the image's)
 //        npm run bench:scale -- --small        (50 schedules x 4 PVCs, --qps 20, short windows: CI's size)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -55,6 +57,10 @@ export interface ScaleOptions {
    * as in the run the issue measured snapscheduler with.
    */
   ready?: boolean | undefined;
+  /** Write the controller's V8 CPU profile (whole run) into this directory (`--cpu-prof <dir>`). */
+  cpuProfDir?: string | undefined;
+  /** The controller's NODE_OPTIONS in place of the image's (`--node-options '<flags>'`). */
+  nodeOptions?: string | undefined;
   out?: string | undefined;
   log?: (line: string) => void;
 }
@@ -167,7 +173,15 @@ async function startController(
     ],
     // The memory flags deploy/base/controller.yaml and the image set.
     {
-      env: { ...process.env, KUBECONFIG: kubeconfig, ...CONTROLLER_ENV },
+      env: {
+        ...process.env,
+        KUBECONFIG: kubeconfig,
+        ...CONTROLLER_ENV,
+        NODE_OPTIONS: [
+          o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
+          ...(o.cpuProfDir ? [`--cpu-prof --cpu-prof-dir=${o.cpuProfDir}`] : []),
+        ].join(' '),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -287,6 +301,25 @@ const rssOf = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : NaN;
 };
+
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+
+/** RSS in anonymous memory (heaps, buffers) and in file-backed pages (the node binary's code and ICU data, shared and reclaimable). */
+const rssSplit = (pid: number): { anon: number; file: number } => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number =>
+    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+};
+
+/** A bare node's RSS split, the floor under any Node controller (no module loaded, nothing cached). */
+async function bareNodeSplit(): Promise<{ anon: number; file: number }> {
+  const proc = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+  await sleep(1000);
+  const split = rssSplit(proc.pid ?? 0);
+  proc.kill();
+  return split;
+}
 
 /** A histogram's cumulative bucket counts (`le` → count) from a Prometheus text page. */
 const buckets = (text: string, name: string): Map<number, number> => {
@@ -436,7 +469,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     o.ready === false
       ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
       : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
-    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200).`,
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}.`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
   const add = (f: Figure): void => {
@@ -740,9 +773,18 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     });
     add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
     add({ measure: 'controller RSS peak over the window', value: peakRss / 2 ** 20, unit: 'MiB' });
+    // The bench's own writes are the readiness marks (PUT volumesnapshots/status); the rest is
+    // the controller's (and the control plane's, a few). The count runs to the end of the tail.
+    const controllerReqs = total(reqs, (k) => k !== 'PUT volumesnapshots/status');
+    const creates = reqs.get('POST volumesnapshots') ?? 0;
     add({
-      measure: 'API requests over the window (all clients but the bench)',
-      value: total(reqs) - windowArrivals.length,
+      measure: "API requests over the window and its tail (the bench's readiness writes left out)",
+      value: controllerReqs,
+      unit: 'requests',
+    });
+    add({
+      measure: 'of which not snapshot creates, per 1,000 creates',
+      value: creates ? ((controllerReqs - creates) / creates) * 1000 : 0,
       unit: 'requests',
     });
     notes.push(`requests in the window by verb and resource: ${JSON.stringify(Object.fromEntries(reqs))}`);
@@ -823,7 +865,12 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     await sleep(5000);
     global.gc?.();
     const rss = rssOf(ctl2.proc.pid ?? 0);
+    const split = rssSplit(ctl2.proc.pid ?? 0);
+    const bareSplit = await bareNodeSplit();
     const naive = await naiveInformerRss(controllerKubeconfig);
+    notes.push(
+      `controller RSS split: ${mib(split.anon)} MiB anonymous (heaps, buffers), ${mib(split.file)} MiB file-backed (the node binary's pages, shared and reclaimable); a bare node in the same run: ${mib(bareSplit.anon)} + ${mib(bareSplit.file)} MiB`,
+    );
     add({
       measure: `controller RSS with ${pairs.length} PVCs and ${o.snapshots} VolumeSnapshots cached`,
       value: rss / 2 ** 20,
@@ -1011,6 +1058,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       qps: { type: 'string' },
       burst: { type: 'string' },
       'no-ready': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      'node-options': { type: 'string' },
       out: { type: 'string', default: 'bench/scale-results.json' },
     },
   });
@@ -1039,6 +1088,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     qps: n(values.qps, base.qps),
     burst: n(values.burst, base.burst),
     ready: !values['no-ready'],
+    cpuProfDir: values['cpu-prof'],
+    nodeOptions: values['node-options'],
     out: values.out,
   });
 }

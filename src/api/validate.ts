@@ -243,8 +243,28 @@ export function objectRef(obj: unknown): string {
   return `${meta?.namespace ?? 'default'}/${meta?.name ?? '<no name>'}`;
 }
 
+/**
+ * validateStoredSpec's answers by the spec object they were computed from. Cached objects are
+ * replaced on every change, never edited in place, so an unchanged spec is the same object:
+ * every pass and report refresh of an unchanged schedule skips the copy and the schema walk.
+ */
+const storedSpecResults = new WeakMap<
+  object,
+  { version: unknown; result: ReturnType<typeof validateSchedule> }
+>();
+
 /** Validates a schedule's spec as stored (the object's metadata and status are not the user's to fix here). */
 export function validateStoredSpec(s: SnapshotSchedule): ReturnType<typeof validateSchedule> {
+  const spec = s.spec as object | undefined;
+  const version = `${s.apiVersion}\0${s.kind}`;
+  const hit = spec && typeof spec === 'object' ? storedSpecResults.get(spec) : undefined;
+  if (hit && hit.version === version) return hit.result;
+  const result = validateStoredSpecUncached(s);
+  if (spec && typeof spec === 'object') storedSpecResults.set(spec, { version, result });
+  return result;
+}
+
+function validateStoredSpecUncached(s: SnapshotSchedule): ReturnType<typeof validateSchedule> {
   return validateSchedule({
     ...s,
     apiVersion: s.apiVersion ?? 'snapcron.io/v1',

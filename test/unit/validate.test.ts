@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { validateSchedule } from '../../src/api/validate.ts';
+import type { SnapshotSchedule } from '../../src/api/types.generated.ts';
+import { validateSchedule, validateStoredSpec } from '../../src/api/validate.ts';
 
 const good = {
   apiVersion: 'snapcron.io/v1',
@@ -178,5 +179,22 @@ describe('validateSchedule against the CRD schema and its rules', () => {
     expect(validateSchedule({ ...good, kind: 'CronJob' }).errors[0]?.message).toMatch(
       /expected apiVersion snapcron.io\/v1/,
     );
+  });
+});
+
+describe('validateStoredSpec', () => {
+  it('answers an unchanged spec object from its cache, and a replaced spec afresh', () => {
+    const stored = structuredClone(good) as unknown as SnapshotSchedule;
+    const first = validateStoredSpec(stored);
+    expect(first.errors).toEqual([]);
+    // The same cached object (a pass and a report refresh of an unchanged schedule): no new work.
+    expect(validateStoredSpec({ ...stored, status: {} })).toBe(first);
+    // An edit arrives as a new object with a new spec: validated again, its error found.
+    const edited = { ...stored, spec: { ...stored.spec, schedule: '61 * * * *' } };
+    const again = validateStoredSpec(edited);
+    expect(again).not.toBe(first);
+    expect(again.errors.map((e) => e.path)).toEqual(['spec.schedule']);
+    // Another kind on the same spec object is not answered from the cache.
+    expect(validateStoredSpec({ ...stored, kind: 'Other' }).errors[0]?.path).toBe('kind');
   });
 });
