@@ -161,6 +161,22 @@ describe('install: kustomize and Helm renders on a real API server', () => {
       .split('\n')
       .filter(Boolean);
 
+  /**
+   * Waits until the API server lists the schedules as the CRD's deletion finalizer does (no
+   * limit, no resourceVersion). Deleting a CRD whose storage is still initializing leaves it
+   * Terminating: its finalizer fails with "could not list instances: storage is (re)initializing"
+   * and retries with an exponential backoff, past the 90 s delete (CI saw it on a loaded machine).
+   */
+  const crdServed = async (): Promise<void> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await kubectl('get', '--raw', '/apis/snapcron.io/v1/snapshotschedules');
+      if (r.code === 0) return;
+      if (Date.now() > deadline) ok(r, 'list snapshotschedules (the new CRD served)');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+
   /** Applies server-side, checks every object was accepted and exists, deletes, checks none is left. */
   const applyAndDelete = async (
     source: string[],
@@ -178,6 +194,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
     expect(applied).toHaveLength(objects.length);
     for (const line of applied) expect(line).toMatch(/ serverside-applied$/);
     expect(await existing(...source)).toHaveLength(objects.length);
+    if (objects.some((o) => o.kind === 'CustomResourceDefinition')) await crdServed();
     ok(await kubectl('delete', ...source, '--wait=true', '--timeout=90s'), 'delete');
     // The chart renders no Namespace (helm's --create-namespace makes it): remove it here.
     ok(
@@ -495,6 +512,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
       ok(await helm('uninstall', 'snapcron', '-n', NS, '--wait', '--timeout=90s'), 'helm uninstall');
       // Helm never deletes CRDs (README says so): everything else is gone.
       expect(await existing('-f', file)).toEqual([`customresourcedefinition.apiextensions.k8s.io/${CRD}`]);
+      await crdServed();
       ok(await kubectl('delete', 'crd', CRD, '--wait=true', '--timeout=90s'), 'delete CRD');
       ok(await kubectl('delete', 'namespace', NS, '--wait=true', '--timeout=90s'), 'delete namespace');
     },
