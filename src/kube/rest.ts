@@ -1,8 +1,6 @@
 /**
- * snapcron's own HTTP transport to the API server: requests over one HTTP/2 session (http2.ts)
- * when the server offers h2, else, and for watches and LIST pages read as streams, node:https
- * with one keep-alive Agent per TLS identity; the credentials of a ClusterAccess (kubeconfig.ts)
- * on every request, JSON in and out.
+ * snapcron's own HTTP transport to the API server: node:https with one keep-alive Agent per TLS
+ * identity, the credentials of a ClusterAccess (kubeconfig.ts) on every request, JSON in and out.
  *
  * Why not @kubernetes/client-node: importing it takes a bare Node 24 from 42 to 134 MiB of RSS
  * (its generated models and serializer) and its serializer walks every object of every answer;
@@ -17,7 +15,6 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
-import { Http2Client, Http2Refused } from './http2.ts';
 import type { ClusterAccess } from './kubeconfig.ts';
 
 /** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` the answer's text (a Status, as JSON). */
@@ -89,30 +86,14 @@ interface Agents {
   streams: HttpAgent;
 }
 
-/** As client-go: `DISABLE_HTTP2` set to anything sends every request over HTTP/1.1. */
-const http2Allowed = (): boolean => !process.env.DISABLE_HTTP2;
-
 export class Rest {
   readonly access: ClusterAccess;
   private readonly timeoutMs: number;
   private agents: Agents | undefined;
-  /** `send`'s transport on https servers that offer h2; undefined when off or refused. */
-  private h2: Http2Client | undefined;
 
-  constructor(access: ClusterAccess, opts: { timeoutMs?: number; http2?: boolean } = {}) {
+  constructor(access: ClusterAccess, opts: { timeoutMs?: number } = {}) {
     this.access = access;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
-    if ((opts.http2 ?? http2Allowed()) && access.server.startsWith('https:'))
-      this.h2 = new Http2Client(new URL(access.server).origin, {
-        ca: access.ca,
-        servername: access.servername,
-        insecure: access.insecure,
-      });
-  }
-
-  /** Whether `send` still tries HTTP/2 (false once the server's TLS did not offer it). */
-  get http2(): boolean {
-    return this.h2 !== undefined;
   }
 
   /**
@@ -169,10 +150,19 @@ export class Rest {
       onRequest?: (req: ClientRequest) => void;
     } = {},
   ): Promise<IncomingMessage> {
-    const url = this.url(path, opts.query);
+    const url = new URL(this.access.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const creds = await this.access.credentials();
     const secure = url.protocol === 'https:';
-    const { headers, payload } = prepare(creds, opts);
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    if (creds.authorization) headers.authorization = creds.authorization;
+    let payload: string | undefined;
+    if (opts.body !== undefined) {
+      payload = JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
+    }
     const timeout = opts.timeoutMs ?? this.timeoutMs;
     const send = secure ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -203,7 +193,9 @@ export class Rest {
    */
   async send<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { status: code, text } = await this.exchange(method, path, opts);
+      const res = await this.open(method, path, opts);
+      const text = await readAll(res);
+      const code = res.statusCode ?? 0;
       if (code >= 200 && code < 300) return (text === '' ? {} : JSON.parse(text)) as T;
       if (code === 401 && attempt === 1) {
         this.access.invalidate();
@@ -212,58 +204,4 @@ export class Rest {
       throw statusError(code, text, `${method} ${path}`);
     }
   }
-
-  /** One request and its whole answer: over HTTP/2 when the server offers it, else HTTP/1.1. */
-  private async exchange(
-    method: string,
-    path: string,
-    opts: SendOptions,
-  ): Promise<{ status: number; text: string }> {
-    const h2 = this.h2;
-    if (h2) {
-      const url = this.url(path, opts.query);
-      const creds = await this.access.credentials();
-      const { headers, payload } = prepare(creds, opts);
-      try {
-        return await h2.request(
-          method,
-          url.pathname + url.search,
-          headers,
-          payload,
-          opts.timeoutMs ?? this.timeoutMs,
-          creds,
-        );
-      } catch (err) {
-        if (!(err instanceof Http2Refused)) throw err;
-        // Nothing was sent: this request and every later one go over HTTP/1.1.
-        if (this.h2 === h2) this.h2 = undefined;
-        h2.close();
-      }
-    }
-    const res = await this.open(method, path, opts);
-    return { status: res.statusCode ?? 0, text: await readAll(res) };
-  }
-
-  private url(path: string, query: Query | undefined): URL {
-    const url = new URL(this.access.server + path);
-    for (const [k, v] of Object.entries(query ?? {}))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    return url;
-  }
-}
-
-/** The headers and body of a request: JSON in and out, the credentials' authorization. */
-function prepare(
-  creds: { authorization?: string | undefined },
-  opts: SendOptions & { accept?: string | undefined },
-): { headers: Record<string, string>; payload: string | undefined } {
-  const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
-  if (creds.authorization) headers.authorization = creds.authorization;
-  let payload: string | undefined;
-  if (opts.body !== undefined) {
-    payload = JSON.stringify(opts.body);
-    headers['content-type'] = opts.contentType ?? 'application/json';
-    headers['content-length'] = String(Buffer.byteLength(payload));
-  }
-  return { headers, payload };
 }
