@@ -2,6 +2,7 @@
 // client-node informer baseline both measure against: one definition, so the two benches
 // measure the same thing.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AdminKube } from '../dev/admin-kube.ts';
 import type { Kube } from '../src/kube/client.ts';
@@ -10,6 +11,31 @@ import { snapshotMetadata } from '../src/snapshot/naming.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Bytes as MiB with one decimal ('-' for no reading). */
+export const mib = (b: number | undefined): string => (b === undefined ? '-' : (b / 2 ** 20).toFixed(1));
+
+/**
+ * A process's memory from /proc/<pid>/status, in bytes: RSS, its anonymous part (heaps,
+ * buffers), its file-backed and shared-memory parts (the node binary's pages), and the peak.
+ */
+export function procStatus(pid: number): {
+  rss: number;
+  rssAnon: number;
+  rssFile: number;
+  rssShmem: number;
+  hwm: number;
+} {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1]) * 1024;
+  return {
+    rss: kb('VmRSS'),
+    rssAnon: kb('RssAnon'),
+    rssFile: kb('RssFile'),
+    rssShmem: kb('RssShmem'),
+    hwm: kb('VmHWM'),
+  };
+}
 
 /** Runs `fn` over `items` with at most `n` in flight. */
 export async function pool<T>(

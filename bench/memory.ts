@@ -43,15 +43,16 @@ import {
   createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
+  mib,
   naiveInformerRss,
   pool,
+  procStatus,
   retrying,
   sleep,
 } from './fixtures.ts';
 import { CONTROLLER_ENV, CONTROLLER_NODE_OPTIONS } from './scale.ts';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-const MiB = 2 ** 20;
 const EMPTY_NAMESPACE = 'memory-probe-empty';
 const WEBHOOK_CONFIG = 'memory-probe-restore';
 
@@ -110,19 +111,12 @@ interface HeapFigures {
 }
 
 const log = (line: string): void => void process.stderr.write(`[bench:memory] ${line}\n`);
-const mib = (b: number | undefined): string => (b === undefined ? '-' : (b / MiB).toFixed(1));
 
 /** User + system CPU seconds of a process (/proc/<pid>/stat, in USER_HZ ticks of 1/100 s). */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function procStatus(pid: number): { rss: number; rssAnon: number; rssFile: number; hwm: number } {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(text)?.[1]) * 1024;
-  return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile'), hwm: kb('VmHWM') };
 }
 
 const namespaceName = (i: number): string => `mem-${String(i).padStart(4, '0')}`;

@@ -26,8 +26,10 @@ import {
   createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
+  mib,
   naiveInformerRss,
   pool,
+  procStatus,
   sleep,
 } from './fixtures.ts';
 
@@ -297,19 +299,12 @@ const metric = (text: string, name: string): number => {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
 };
 
-const rssOf = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-};
-
-const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+const rssOf = (pid: number): number => procStatus(pid).rss;
 
 /** RSS in anonymous memory (heaps, buffers) and in file-backed pages (the node binary's code and ICU data, shared and reclaimable). */
 const rssSplit = (pid: number): { anon: number; file: number } => {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number =>
-    Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) * 1024;
-  return { anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+  const m = procStatus(pid);
+  return { anon: m.rssAnon, file: m.rssFile + m.rssShmem };
 };
 
 /** A bare node's RSS split, the floor under any Node controller (no module loaded, nothing cached). */

@@ -250,17 +250,18 @@ export function objectRef(obj: unknown): string {
  */
 const storedSpecResults = new WeakMap<
   object,
-  { version: unknown; result: ReturnType<typeof validateSchedule> }
+  { version: string; result: ReturnType<typeof validateSchedule> }
 >();
 
 /** Validates a schedule's spec as stored (the object's metadata and status are not the user's to fix here). */
 export function validateStoredSpec(s: SnapshotSchedule): ReturnType<typeof validateSchedule> {
-  const spec = s.spec as object | undefined;
+  const spec: unknown = s.spec;
+  if (!spec || typeof spec !== 'object') return validateStoredSpecUncached(s);
   const version = `${s.apiVersion}\0${s.kind}`;
-  const hit = spec && typeof spec === 'object' ? storedSpecResults.get(spec) : undefined;
-  if (hit && hit.version === version) return hit.result;
+  const hit = storedSpecResults.get(spec);
+  if (hit?.version === version) return hit.result;
   const result = validateStoredSpecUncached(s);
-  if (spec && typeof spec === 'object') storedSpecResults.set(spec, { version, result });
+  storedSpecResults.set(spec, { version, result });
   return result;
 }
 

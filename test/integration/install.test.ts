@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { ControlPlane, snapshotCrdDir } from '../../dev/control-plane.ts';
 import { subcommands } from '../../src/cli/main.ts';
 import { parseCommand } from '../../src/cli/options.ts';
+import { sleep } from '../../src/kube/retry.ts';
 import { helmBinary, runTool, type Ran } from '../env/helm.ts';
 import { kubectlBinary } from '../env/kubectl.ts';
 import { hackScriptOutput } from '../../dev/hack-script.ts';
@@ -173,7 +174,7 @@ describe('install: kustomize and Helm renders on a real API server', () => {
       const r = await kubectl('get', '--raw', '/apis/snapcron.io/v1/snapshotschedules');
       if (r.code === 0) return;
       if (Date.now() > deadline) ok(r, 'list snapshotschedules (the new CRD served)');
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
   };
 
