@@ -1039,8 +1039,23 @@ function printTable(r: ScaleResult, log: (l: string) => void): void {
   for (const n of r.notes) log(`note: ${n}`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/**
+ * The bench's options from its command line. `--node-options` takes V8 flags, which begin with
+ * dashes: parseArgs reads such a value as the next option unless it is joined with `=`, so the
+ * separate form the README gives is joined here.
+ */
+export function parseScaleArgs(argv: string[]): ScaleOptions {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const value = argv[i + 1];
+    if (a === '--node-options' && value !== undefined) {
+      args.push(`--node-options=${value}`);
+      i++;
+    } else args.push(a);
+  }
   const { values } = parseArgs({
+    args,
     options: {
       small: { type: 'boolean', default: false },
       schedules: { type: 'string' },
@@ -1071,8 +1086,14 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         qps: 100,
         burst: 200,
       };
-  const n = (v: string | undefined, d: number): number => (v === undefined ? d : Number(v));
-  await runScaleBench({
+  const n = (v: string | undefined, d: number): number => {
+    if (v === undefined) return d;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0)
+      throw new Error(`bench:scale: a count or duration must be a number ≥ 0, got "${v}"`);
+    return x;
+  };
+  return {
     schedules: n(values.schedules, base.schedules),
     pvcsPerSchedule: n(values.pvcs, base.pvcsPerSchedule),
     minutes: n(values.minutes, base.minutes),
@@ -1086,5 +1107,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     cpuProfDir: values['cpu-prof'],
     nodeOptions: values['node-options'],
     out: values.out,
-  });
+  };
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url))
+  await runScaleBench(parseScaleArgs(process.argv.slice(2)));
