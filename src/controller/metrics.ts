@@ -1,5 +1,6 @@
-/** Prometheus metrics (prom-client: the maintained Node client; its text format is exact). */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+/** The controller's Prometheus metrics: snapcron's own families (prometheus.ts), then Node's runtime ones. */
+import { collectDefaultMetrics, Registry as RuntimeRegistry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './prometheus.ts';
 import { LANES, type FairLimiter } from '../kube/fair-limiter.ts';
 
 const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
@@ -10,7 +11,10 @@ export class Metrics {
   constructor() {
     // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_p99_seconds
     // (reset at each scrape), …: what bench:scale and a dashboard read.
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 });
+    // prom-client's, named as every Node service names them; few series, so its cost per scrape is small.
+    const runtime = new RuntimeRegistry();
+    collectDefaultMetrics({ register: runtime, eventLoopMonitoringPrecision: 10 });
+    this.registry.include(() => runtime.metrics());
   }
 
   readonly created = new Counter({

@@ -5,7 +5,7 @@
  * failures and the report says how old it is.
  */
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../controller/prometheus.ts';
 import type { EcsApi } from '../cloud/ecs-api.ts';
 import { errorMessage } from '../kube/retry.ts';
 import {

@@ -8,7 +8,7 @@
  * with their group's newest ready recovery point.
  */
 import { setImmediate } from 'node:timers/promises';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../controller/prometheus.ts';
 import { buildReport, type ReportInput } from './build.ts';
 import type { Report } from './model.ts';
 

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/controller/prometheus.ts';
 import { describe, expect, it } from 'vitest';
 import type { EcsApi, EcsSnapshot } from '../../src/cloud/ecs-api.ts';
 import { CloudAudit } from '../../src/report/cloud-audit.ts';

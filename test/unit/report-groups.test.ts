@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/controller/prometheus.ts';
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { SnapshotSchedule } from '../../src/api/types.generated.ts';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { run } from '../support/cli.ts';
 import fc from 'fast-check';
-import { Registry } from 'prom-client';
+import { Registry } from '../../src/controller/prometheus.ts';
 import { describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import type { LabelSelector, SnapshotSchedule } from '../../src/api/types.generated.ts';
