@@ -420,7 +420,7 @@ function* wallTimes(t: Timetable, after: number): Generator<number> {
 const offsetMemo = new Map<string, Map<number, number>>();
 function offsetAt(zone: IANAZone, instant: number): number {
   let memo = offsetMemo.get(zone.name);
-  if (!memo) offsetMemo.set(zone.name, (memo = new Map()));
+  if (!memo) offsetMemo.set(zone.name, (memo = new Map<number, number>()));
   let offset = memo.get(instant);
   if (offset === undefined) {
     if (memo.size >= 20_000) memo.clear();
