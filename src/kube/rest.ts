@@ -15,6 +15,7 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import type { ClusterAccess } from './kubeconfig.ts';
 
 /** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` the answer's text (a Status, as JSON). */
@@ -115,14 +116,23 @@ export class Rest {
         .update(key ?? '')
         .digest('hex');
       const a = this.access;
+      // One TLS context for the identity, not ca/cert/key as Agent options: https.Agent names its
+      // connection pool after its options, so every request built a name holding the whole PEM
+      // texts (5 KB with a client certificate) and looked the pool up by it, 5 % of everything
+      // the controller allocated in bench:scale at the peer's load.
+      const secureContext = secure
+        ? createSecureContext({
+            ...(a.ca ? { ca: a.ca } : {}),
+            ...(cert ? { cert } : {}),
+            ...(key ? { key } : {}),
+          })
+        : undefined;
       const make = (maxSockets: number): HttpAgent =>
-        secure
+        secureContext
           ? new HttpsAgent({
               keepAlive: true,
               maxSockets,
-              ...(a.ca ? { ca: a.ca } : {}),
-              ...(cert ? { cert } : {}),
-              ...(key ? { key } : {}),
+              secureContext,
               ...(a.servername ? { servername: a.servername } : {}),
               rejectUnauthorized: !a.insecure,
             })

@@ -5,12 +5,15 @@
  * test goes through this client).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreV1Api, CustomObjectsApi } from '../../src/kube/api.ts';
 import type { ClusterAccess } from '../../src/kube/kubeconfig.ts';
 import { ApiError, MAX_CONNECTIONS, Rest } from '../../src/kube/rest.ts';
 import { errorMessage, isTransient, statusOf } from '../../src/kube/retry.ts';
+import { CertificateAuthority } from '../../src/tls/authority.ts';
 
 interface Seen {
   method: string;
@@ -221,5 +224,64 @@ describe('Rest: snapcron’s transport to the API server', () => {
     expect(create?.headers['content-type']).toBe('application/json');
     expect(all?.url).toBe('/api/v1/persistentvolumeclaims');
     expect(jsonPatch?.headers['content-type']).toBe('application/json-patch+json');
+  });
+});
+
+describe('Rest over TLS: the server verified, the client certificate sent', () => {
+  let tlsServer: HttpsServer | undefined;
+  afterEach(async () => {
+    tlsServer?.closeAllConnections();
+    await new Promise<void>((r) => (tlsServer ? tlsServer.close(() => r()) : r()));
+    tlsServer = undefined;
+  });
+
+  /** An HTTPS server for the name `kubernetes` (not its address) that answers with the client certificate's CN. */
+  async function serveTls(ca: CertificateAuthority): Promise<string> {
+    const serving = await ca.issue('CN=apiserver', { dns: ['kubernetes'], server: true });
+    tlsServer = createHttpsServer(
+      {
+        cert: serving.certPem,
+        key: serving.keyPem,
+        ca: ca.certPem,
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ user: peer.subject?.CN ?? null }));
+      },
+    );
+    await new Promise<void>((r) => tlsServer?.listen(0, '127.0.0.1', r));
+    return `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+  }
+
+  it('trusts the kubeconfig CA under tls-server-name, sends the identity, and refuses another CA', async () => {
+    const ca = await CertificateAuthority.create('cluster-ca');
+    const url = await serveTls(ca);
+    const client = await ca.issue('CN=snapcron');
+    const tls = (over: Partial<ClusterAccess>): ClusterAccess => ({
+      ...access(url),
+      ca: Buffer.from(ca.certPem),
+      servername: 'kubernetes',
+      credentials: async () => ({ cert: Buffer.from(client.certPem), key: Buffer.from(client.keyPem) }),
+      ...over,
+    });
+    expect(await new Rest(tls({})).send('GET', '/api')).toEqual({ user: 'snapcron' });
+    // Every request after the first reuses the identity's connection and its TLS context.
+    const rest = new Rest(tls({}));
+    for (let i = 0; i < 3; i++) expect(await rest.send('GET', '/api')).toEqual({ user: 'snapcron' });
+
+    const other = await CertificateAuthority.create('not-the-cluster');
+    await expect(new Rest(tls({ ca: Buffer.from(other.certPem) })).send('GET', '/api')).rejects.toThrow(
+      /self-signed|unable to verify|unable to get local issuer/,
+    );
+    await expect(new Rest(tls({ servername: undefined })).send('GET', '/api')).rejects.toThrow(
+      /IP: 127\.0\.0\.1 is not in the cert's list|altnames/,
+    );
+    // insecure-skip-tls-verify: another CA is accepted, the client certificate still sent.
+    expect(
+      await new Rest(tls({ ca: Buffer.from(other.certPem), insecure: true })).send('GET', '/api'),
+    ).toEqual({ user: 'snapcron' });
   });
 });
