@@ -500,6 +500,13 @@ export function buildReport(input: ReportInput): Report {
     }
     const timeline = cron && !suspended ? new FireTimeline(cron, now) : undefined;
     const created = parseTime(schedule.metadata?.creationTimestamp) ?? new Date(0);
+    // PVCs created together (a StatefulSet, an import) ask for the same first fire time.
+    const firstFires = new Map<number, Date | undefined>();
+    const firstFireAfter = (c: CronSchedule, since: Date): Date | undefined => {
+      const t = since.getTime();
+      if (!firstFires.has(t)) firstFires.set(t, nextFireTime(c, since));
+      return firstFires.get(t);
+    };
 
     /** How one unit (a PVC, or a group) is described in findings. */
     interface Unit {
@@ -551,7 +558,7 @@ export function buildReport(input: ReportInput): Report {
           }
         } else {
           const since = u.since > created ? u.since : created;
-          const fired = nextFireTime(cron, since);
+          const fired = firstFireAfter(cron, since);
           if (fired && fired.getTime() <= nowMs) {
             stale = true;
             staleMessage = `${ref}: no ready ${noun}, although the schedule has fired for it (first at ${isoUtc(fired)})`;

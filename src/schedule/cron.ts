@@ -258,8 +258,27 @@ function timetable(fields: string[]): Timetable {
   };
 }
 
+/**
+ * Parsed schedules by time zone and expression: every pass of the controller and every report
+ * refresh parses each schedule again (4 % of all the controller allocated in bench:scale at the
+ * peer's load). A CronSchedule is immutable, so one serves every caller; a bad expression is
+ * parsed (and refused) each time.
+ */
+const parsed = new Map<string, CronSchedule>();
+
 /** Parses and checks a cron expression and zone; throws ScheduleError naming the field and the fix. */
 export function parseSchedule(expression: string, timeZone = 'UTC'): CronSchedule {
+  const key = `${timeZone}\0${expression}`;
+  let s = parsed.get(key);
+  if (!s) {
+    if (parsed.size >= 5000) parsed.clear();
+    s = parseUncached(expression, timeZone);
+    parsed.set(key, s);
+  }
+  return s;
+}
+
+function parseUncached(expression: string, timeZone: string): CronSchedule {
   const zone = IANAZone.create(timeZone);
   if (!zone.isValid) {
     throw new ScheduleError(

@@ -16,6 +16,15 @@ const next = (cron: string, zone: string, from: string, count: number): string[]
   iso(nextFireTimes(parseSchedule(cron, zone), new Date(from), count));
 
 describe('parseSchedule', () => {
+  it('parses an expression and zone once: the same (immutable) schedule serves every caller', () => {
+    const a = parseSchedule('*/5 * * * *', 'Europe/Berlin');
+    expect(parseSchedule('*/5 * * * *', 'Europe/Berlin')).toBe(a);
+    expect(parseSchedule('*/5 * * * *', 'Asia/Shanghai')).not.toBe(a);
+    expect(parseSchedule('*/5 * * * *', 'Asia/Shanghai').timeZone).toBe('Asia/Shanghai');
+    // A refused expression is refused every time, not remembered as something else.
+    for (let i = 0; i < 2; i++) expect(() => parseSchedule('61 * * * *', 'UTC')).toThrow(ScheduleError);
+  });
+
   it.each([
     ['5 fields', '30 2 * * *', '0 30 2 * * *', false],
     ['6 fields with seconds', '*/10 * * * * *', '*/10 * * * * *', true],
