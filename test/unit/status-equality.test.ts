@@ -3,19 +3,20 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sameStatus } from '../../src/controller/executor.ts';
 
+/** `v` with the entries of each of its objects passed through `edit`, at every depth. */
+const rebuild = (v: unknown, edit: (entries: [string, unknown][]) => [string, unknown][]): unknown =>
+  Array.isArray(v)
+    ? v.map((x) => rebuild(x, edit))
+    : v && typeof v === 'object'
+      ? Object.fromEntries(edit(Object.entries(v)).map(([k, x]) => [k, rebuild(x, edit)]))
+      : v;
+
 /** What sameStatus replaced: JSON texts of copies with sorted keys and no undefined fields. */
 function reference(a: unknown, b: unknown): boolean {
   const normalize = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(normalize)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.entries(v)
-              .filter(([, x]) => x !== undefined)
-              .sort(([k], [l]) => k.localeCompare(l))
-              .map(([k, x]) => [k, normalize(x)]),
-          )
-        : v;
+    rebuild(v, (entries) =>
+      entries.filter(([, x]) => x !== undefined).sort(([k], [l]) => k.localeCompare(l)),
+    );
   return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
 }
 
@@ -40,16 +41,7 @@ const { tree } = fc.letrec((t) => ({
   array: fc.array(t('tree'), { maxLength: 3 }),
 }));
 /** The same value with its keys in another order (and so a different JSON text). */
-const reorder = (v: unknown): unknown =>
-  Array.isArray(v)
-    ? v.map(reorder)
-    : v && typeof v === 'object'
-      ? Object.fromEntries(
-          Object.entries(v)
-            .reverse()
-            .map(([k, x]) => [k, reorder(x)]),
-        )
-      : v;
+const reorder = (v: unknown): unknown => rebuild(v, (entries) => entries.reverse());
 
 describe('sameStatus', () => {
   it('agrees with comparing sorted JSON texts, on any two statuses', () => {
