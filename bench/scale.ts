@@ -7,12 +7,14 @@
 // Usage: npm run bench:scale -- [--schedules 1000] [--pvcs 10] [--minutes 30] [--quiet-minutes 10]
 //          [--snapshots 100000] [--broken 100] [--qps 100] [--burst 200] [--out BENCHMARKS.json]
 //          [--no-ready] [--cpu-prof <dir>]   (the controller's CPU profile, written when it stops)
+//          [--alloc-prof <dir>]              (what the controller allocates, written when it stops)
 //          [--node-options '<flags>']        (the controller's NODE_OPTIONS instead of the image's)
 //        npm run bench:scale -- --small        (50 schedules x 4 PVCs, --qps 20, short windows: CI's size)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { cpus, totalmem } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -36,6 +38,8 @@ import {
 // The built CLI, as users run it (`npm run bench:scale` builds first): running src/ through
 // Node's type stripping would add its WebAssembly compiler to the RSS measured.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+/** Preloaded for `--alloc-prof` (Node strips its types: a profiling run, not a measured one). */
+const ALLOC_PROFILER = fileURLToPath(new URL('./alloc-profile.ts', import.meta.url));
 /** As deploy/base/controller.yaml sets them (a test checks they agree). */
 export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
 /** The controller's environment in the image and the Deployment (a test checks they agree). */
@@ -61,6 +65,11 @@ export interface ScaleOptions {
   ready?: boolean | undefined;
   /** Write the controller's V8 CPU profile (whole run) into this directory (`--cpu-prof <dir>`). */
   cpuProfDir?: string | undefined;
+  /**
+   * Write the controller's sampling allocation profile (whole run, collected objects included)
+   * into this directory (`--alloc-prof <dir>`, bench/alloc-profile.ts).
+   */
+  allocProfDir?: string | undefined;
   /** The controller's NODE_OPTIONS in place of the image's (`--node-options '<flags>'`). */
   nodeOptions?: string | undefined;
   out?: string | undefined;
@@ -182,7 +191,9 @@ async function startController(
         NODE_OPTIONS: [
           o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
           ...(o.cpuProfDir ? [`--cpu-prof --cpu-prof-dir=${o.cpuProfDir}`] : []),
+          ...(o.allocProfDir ? [`--import=${ALLOC_PROFILER}`] : []),
         ].join(' '),
+        ...(o.allocProfDir ? { SNAPCRON_ALLOC_PROF_DIR: o.allocProfDir } : {}),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -464,7 +475,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     o.ready === false
       ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
       : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
-    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}.`,
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
   const add = (f: Figure): void => {
@@ -1069,6 +1080,7 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
       burst: { type: 'string' },
       'no-ready': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'alloc-prof': { type: 'string' },
       'node-options': { type: 'string' },
       out: { type: 'string', default: 'bench/scale-results.json' },
     },
@@ -1105,6 +1117,7 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
     burst: n(values.burst, base.burst),
     ready: !values['no-ready'],
     cpuProfDir: values['cpu-prof'],
+    allocProfDir: values['alloc-prof'] === undefined ? undefined : resolve(values['alloc-prof']),
     nodeOptions: values['node-options'],
     out: values.out,
   };
