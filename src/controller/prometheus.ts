@@ -58,7 +58,7 @@ abstract class Family<L extends string, S> {
     return text;
   }
 
-  /** Every series gone (an unlabelled family keeps its one series, at zero). */
+  /** Every series gone (an unlabelled counter or gauge still shows 0, as prom-client does). */
   reset(): void {
     this.series = new Map();
   }

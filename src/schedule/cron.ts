@@ -24,6 +24,7 @@
  * same things field by field; keep the two in step (test/integration/crd-validation).
  */
 import { IANAZone } from 'luxon';
+import { zoneOffset } from './zone-offset.ts';
 
 const MACROS: Record<string, string> = {
   '@yearly': '0 0 0 1 1 *',
@@ -431,23 +432,8 @@ function* wallTimes(t: Timetable, after: number): Generator<number> {
   }
 }
 
-/**
- * Offset in ms of the zone at an instant, memoized per zone: every schedule of a zone walks the
- * same fire times, and each of luxon's answers is an Intl formatToParts (a sampling allocation
- * profile of bench:scale at the peer's load found 4 % of all the controller allocated there).
- */
-const offsetMemo = new Map<string, Map<number, number>>();
-function offsetAt(zone: IANAZone, instant: number): number {
-  let memo = offsetMemo.get(zone.name);
-  if (!memo) offsetMemo.set(zone.name, (memo = new Map<number, number>()));
-  let offset = memo.get(instant);
-  if (offset === undefined) {
-    if (memo.size >= 20_000) memo.clear();
-    offset = zone.offset(instant) * MINUTE;
-    memo.set(instant, offset);
-  }
-  return offset;
-}
+/** Offset in ms of the zone at an instant. */
+const offsetAt = (zone: IANAZone, instant: number): number => zoneOffset(zone, instant) * MINUTE;
 
 /**
  * The offsets in force within a day either side: enough to cover any one transition.

@@ -14,12 +14,12 @@ import {
   protectionOf,
   shouldHoldBack,
   whyNotPrune,
-  zoneOffset,
   type ProtectionContext,
   type Reason,
   type Verdict,
 } from '../../src/retention/plan.ts';
 import { scheduledTime, snapshotState, snapshotTime } from '../../src/retention/snapshot-state.ts';
+import { zoneOffset } from '../../src/schedule/zone-offset.ts';
 import { restoringPvc, snap, type SnapOptions } from '../support/builders.ts';
 
 const NOW = new Date('2026-06-15T12:00:00Z');
