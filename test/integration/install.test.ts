@@ -24,9 +24,9 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { ControlPlane, snapshotCrdDir } from '../../dev/control-plane.ts';
 import { subcommands } from '../../src/cli/main.ts';
 import { parseCommand } from '../../src/cli/options.ts';
-import { sleep } from '../../src/kube/retry.ts';
 import { helmBinary, runTool, type Ran } from '../env/helm.ts';
 import { kubectlBinary } from '../env/kubectl.ts';
+import { eventually } from '../env/kube.ts';
 import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const CHART = 'deploy/helm/snapcron';
@@ -168,15 +168,16 @@ describe('install: kustomize and Helm renders on a real API server', () => {
    * Terminating: its finalizer fails with "could not list instances: storage is (re)initializing"
    * and retries with an exponential backoff, past the 90 s delete (CI saw it on a loaded machine).
    */
-  const crdServed = async (): Promise<void> => {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const r = await kubectl('get', '--raw', '/apis/snapcron.io/v1/snapshotschedules');
-      if (r.code === 0) return;
-      if (Date.now() > deadline) ok(r, 'list snapshotschedules (the new CRD served)');
-      await sleep(250);
-    }
-  };
+  const crdServed = (): Promise<true> =>
+    eventually(
+      async () => {
+        const r = await kubectl('get', '--raw', '/apis/snapcron.io/v1/snapshotschedules');
+        if (r.code !== 0) throw new Error(`list snapshotschedules (the new CRD served): ${r.err}${r.out}`);
+        return true;
+      },
+      60_000,
+      250,
+    );
 
   /** Applies server-side, checks every object was accepted and exists, deletes, checks none is left. */
   const applyAndDelete = async (
