@@ -90,19 +90,6 @@ export function sameStatus(a: unknown, b: unknown): boolean {
   for (const k in y) if (y[k] !== undefined) fields--;
   return fields === 0;
 }
-function normalize(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(normalize);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(
-      Object.entries(v)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => [k, normalize(x)]),
-    );
-  }
-  return v;
-}
-
 export interface FinalizeResult {
   deleted: string[];
   waiting: string[];
@@ -289,7 +276,7 @@ export class Executor {
             ...this.kube.schedules,
             namespace,
             name,
-            body: { ...current, status: normalize({ ...current.status, hooks: { pendingPost: owed } }) },
+            body: { ...current, status: { ...current.status, hooks: { pendingPost: owed } } },
           }),
         )) as SnapshotSchedule;
       } catch (err) {
@@ -1006,7 +993,8 @@ export class Executor {
               ...this.kube.schedules,
               namespace,
               name,
-              body: { ...current, status: normalize(status) },
+              // As it is: the API server stores it re-encoded (keys sorted, undefined ones never sent).
+              body: { ...current, status },
             }),
           { key: `${namespace}/${name}`, lane: 'other' },
         )) as SnapshotSchedule;

@@ -16,6 +16,7 @@ import {
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
+import { urlToHttpOptions } from 'node:url';
 import type { ClusterAccess } from './kubeconfig.ts';
 
 /** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` the answer's text (a Status, as JSON). */
@@ -87,10 +88,61 @@ interface Agents {
   streams: HttpAgent;
 }
 
+/**
+ * An Agent that serves one API server only (a Rest's): its connection pool needs no name. Node's
+ * Agents build one per request from about twenty options (three times a request, with the
+ * request's own copy of them), 2 % of everything the controller allocated at the peer's load.
+ */
+class OneServerHttpAgent extends HttpAgent {
+  override getName(): string {
+    return 'server';
+  }
+}
+class OneServerHttpsAgent extends HttpsAgent {
+  override getName(): string {
+    return 'server';
+  }
+}
+
+/** Where requests go: the server URL parsed once (its own path, e.g. a proxy's prefix, kept). */
+interface Target {
+  secure: boolean;
+  /** protocol, hostname (no IPv6 brackets), port and auth, as node:http takes them. */
+  options: { protocol: string; hostname: string; port?: number | string; auth?: string };
+  basePath: string;
+}
+
+function targetOf(server: string): Target {
+  const url = new URL(server);
+  const { protocol, hostname, port, auth } = urlToHttpOptions(url);
+  return {
+    secure: url.protocol === 'https:',
+    options: {
+      protocol: protocol ?? url.protocol,
+      hostname: hostname ?? '',
+      ...(port !== undefined && port !== null && port !== '' ? { port } : {}),
+      ...(auth ? { auth } : {}),
+    },
+    basePath: url.pathname.replace(/\/+$/, ''),
+  };
+}
+
+/** `path?query` with the query's empty and undefined values left out, encoded as URLSearchParams encodes them. */
+function withQuery(path: string, query: Query | undefined): string {
+  if (!query) return path;
+  let params: URLSearchParams | undefined;
+  for (const k in query) {
+    const v = query[k];
+    if (v !== undefined && v !== '') (params ??= new URLSearchParams()).set(k, String(v));
+  }
+  return params ? `${path}${path.includes('?') ? '&' : '?'}${params.toString()}` : path;
+}
+
 export class Rest {
   readonly access: ClusterAccess;
   private readonly timeoutMs: number;
   private agents: Agents | undefined;
+  private target: Target | undefined;
 
   constructor(access: ClusterAccess, opts: { timeoutMs?: number } = {}) {
     this.access = access;
@@ -129,14 +181,14 @@ export class Rest {
         : undefined;
       const make = (maxSockets: number): HttpAgent =>
         secureContext
-          ? new HttpsAgent({
+          ? new OneServerHttpsAgent({
               keepAlive: true,
               maxSockets,
               secureContext,
               ...(a.servername ? { servername: a.servername } : {}),
               rejectUnauthorized: !a.insecure,
             })
-          : new HttpAgent({ keepAlive: true, maxSockets });
+          : new OneServerHttpAgent({ keepAlive: true, maxSockets });
       agents =
         agents?.key === id
           ? { ...agents, cert, clientKey: key } // the same identity in new Buffers: keep the connections
@@ -160,11 +212,9 @@ export class Rest {
       onRequest?: (req: ClientRequest) => void;
     } = {},
   ): Promise<IncomingMessage> {
-    const url = new URL(this.access.server + path);
-    for (const [k, v] of Object.entries(opts.query ?? {}))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const target = (this.target ??= targetOf(this.access.server));
+    const { secure } = target;
     const creds = await this.access.credentials();
-    const secure = url.protocol === 'https:';
     const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
     if (creds.authorization) headers.authorization = creds.authorization;
     let payload: string | undefined;
@@ -177,8 +227,13 @@ export class Rest {
     const send = secure ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(
-        url,
-        { method, headers, agent: this.agentFor(creds.cert, creds.key, secure, opts.stream === true) },
+        {
+          ...target.options,
+          path: withQuery(target.basePath + path, opts.query),
+          method,
+          headers,
+          agent: this.agentFor(creds.cert, creds.key, secure, opts.stream === true),
+        },
         (res) => {
           req.removeListener('error', reject);
           // From here errors surface on the response (aborted/close), read by the caller.

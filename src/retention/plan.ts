@@ -93,6 +93,12 @@ export interface RetentionInput {
   /** PVCs of the namespace, for in-use protection of restore sources. */
   pvcs: PersistentVolumeClaim[];
   now: Date;
+  /**
+   * Only the states: every verdict `keep` with no reasons (no deletions), in the full plan's
+   * order, with its counts and pending lists. For the metrics refresh, which reads nothing else
+   * and asked for every schedule's keep rules every minute.
+   */
+  statesOnly?: boolean | undefined;
 }
 
 /** Snapshots in use as a restore source: named by a not-yet-Bound PVC. Keys are `namespace/name`. */
@@ -357,7 +363,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   for (const key of inUse)
     for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) inUseNames.add(key.slice(i + 1));
   const scheduleLabel = scheduleLabelOf(input.scheduleName);
-  const keep = retention.keep;
+  const keep = input.statesOnly ? undefined : retention.keep;
   const zone = keep ? IANAZone.create(input.timeZone) : undefined;
   const rules: number[] = [];
   BUCKET_RULES.forEach((rule, r) => {
@@ -444,6 +450,16 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       counts[state]++;
       if (state === 'pending') (waiting ??= { pvc, pending: [], stuck: [] }).pending.push(name);
       if (state === 'stuck') (waiting ??= { pvc, pending: [], stuck: [] }).stuck.push(name);
+      if (input.statesOnly) {
+        const time = c.times[k] as Date;
+        const error = c.errors[k];
+        verdicts.push(
+          error
+            ? { name, namespace, pvc, time, state, error, verdict: 'keep', reasons: [], overridden: [] }
+            : { name, namespace, pvc, time, state, verdict: 'keep', reasons: [], overridden: [] },
+        );
+        continue;
+      }
       const used = inUse.size > 0 && inUseNames.has(name) && inUse.has(`${namespace}/${name}`);
       // Most snapshots have no protection: no array for them.
       const protect =

@@ -12,7 +12,8 @@ import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/object
 import type { LabelSelector, SnapshotSchedule } from '../../src/api/types.generated.ts';
 import { readObjects } from '../../src/cli/manifests.ts';
 import { matchesSelector } from '../../src/kube/selector.ts';
-import { buildReport, type ReportInput } from '../../src/report/build.ts';
+import { buildReport, fireFacts, type ReportInput } from '../../src/report/build.ts';
+import { latestFireTime, nextFireTime, nextFireTimes, parseSchedule } from '../../src/schedule/cron.ts';
 import { reportResponse } from '../../src/report/http.ts';
 import { gaugeReports, ReportMetrics, type CachedObjects } from '../../src/report/metrics.ts';
 import { FINDING_KINDS, type Report } from '../../src/report/model.ts';
@@ -647,6 +648,87 @@ describe('alert metrics', () => {
     expect(rows(lean).every((p) => p.nextDeletion === null && p.protected.length === 0)).toBe(true);
   });
 
+  it("a gauges-only report gives the full report's series for any cluster (random schedules, PVCs and snapshots)", async () => {
+    const seriesOf = async (r: Report): Promise<string[]> => {
+      const registry = new Registry();
+      new ReportMetrics(registry).update(r);
+      return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
+    };
+    const retention = fc.oneof(
+      fc.record({ maxCount: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ expires: fc.constantFrom('2h', '1d'), minReady: fc.integer({ min: 0, max: 2 }) }),
+      fc.record({
+        keep: fc.record({ last: fc.integer({ min: 1, max: 2 }), hourly: fc.integer({ min: 1, max: 6 }) }),
+        pendingDeadline: fc.constantFrom('30m', '6h'),
+      }),
+    );
+    const cluster = fc.record({
+      schedules: fc.array(
+        fc.record({
+          name: fc.constantFrom('a', 'b', 'c'),
+          cron: fc.constantFrom('@hourly', '*/20 * * * *', '0 3 * * *'),
+          zone: fc.constantFrom('UTC', 'Europe/Berlin'),
+          app: fc.constantFrom('x', 'y'),
+          suspend: fc.boolean(),
+          retention,
+        }),
+        { maxLength: 3 },
+      ),
+      pvcs: fc.array(
+        fc.record({
+          name: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
+          app: fc.constantFrom('x', 'y', 'z'),
+          bound: fc.boolean(),
+        }),
+        { maxLength: 4 },
+      ),
+      snapshots: fc.array(
+        fc.record({
+          schedule: fc.constantFrom('a', 'b', 'c'),
+          pvc: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
+          hours: fc.integer({ min: 0, max: 72 }),
+          state: fc.constantFrom<'ready' | 'pending' | 'failed'>('ready', 'ready', 'pending', 'failed'),
+          hold: fc.boolean(),
+        }),
+        { maxLength: 24 },
+      ),
+    });
+    await fc.assert(
+      fc.asyncProperty(cluster, async (c) => {
+        const input: ReportInput = {
+          schedules: [...new Map(c.schedules.map((s) => [s.name, s])).values()].map((s) =>
+            created(
+              schedule(s.name, {
+                schedule: s.cron,
+                timeZone: s.zone,
+                suspend: s.suspend,
+                claimSelector: { matchLabels: { app: s.app } },
+                retention: s.retention,
+              }),
+            ),
+          ),
+          pvcs: [...new Map(c.pvcs.map((p) => [p.name, p])).values()].map((p) =>
+            pvc(p.name, { app: p.app }, { phase: p.bound ? 'Bound' : 'Pending' }),
+          ),
+          snapshots: c.snapshots.map((s, i) =>
+            snap(`s-${i}`, {
+              at: hoursAgo(s.hours + i / 100),
+              pvc: s.pvc,
+              schedule: s.schedule,
+              state: s.state,
+              hold: s.hold,
+            }),
+          ),
+          now: NOW,
+        };
+        expect(await seriesOf(buildReport({ ...input, gaugesOnly: true }))).toEqual(
+          await seriesOf(buildReport(input)),
+        );
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it("gaugeReports (the controller's refresh) yields one gauges-only report per namespace, giving the full report's series", async () => {
     // The fixture's namespace, and a copy of it in another.
     const both = <T extends { metadata?: object | undefined }>(file: string): T[] =>
@@ -730,5 +812,60 @@ describe('README "Retention reports"', () => {
   it("the table example is the fixture's real output", async () => {
     const r = await run('report', '-n', 'shop', ...FIXTURE);
     expect(block('text')).toBe(r.out);
+  });
+});
+
+describe("a schedule's interval and next fire time, remembered for the span they hold", () => {
+  // DST zones (a skipped and a repeated hour), a half-hour zone, irregular timetables.
+  const schedules = [
+    ['30 2 * * *', 'America/New_York'],
+    ['0 1,2,3 * * *', 'Europe/Berlin'],
+    ['*/7 * * * *', 'Asia/Kolkata'],
+    ['15 */5 * * 1-5', 'Australia/Lord_Howe'],
+    ['0 0 29 2 *', 'UTC'],
+    ['* * * * *', 'UTC'],
+  ] as const;
+  const start = Date.parse('2026-03-01T00:00:00Z');
+
+  it('answers every instant, in any order, as a fresh walk of the calendar does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            i: fc.integer({ min: 0, max: schedules.length - 1 }),
+            minute: fc.integer({ min: 0, max: 400 * 1440 }),
+            // Steps of up to 1.5 minutes from there: across the fire times around it.
+            steps: fc.array(fc.integer({ min: -30, max: 90 }), { minLength: 1, maxLength: 8 }),
+          }),
+          { minLength: 1, maxLength: 12 },
+        ),
+        (asks) => {
+          for (const { i, minute, steps } of asks) {
+            const [expr, zone] = schedules[i] as (typeof schedules)[number];
+            const cron = parseSchedule(expr, zone);
+            let t = start + minute * 60_000;
+            for (const step of steps) {
+              t += step * 1000;
+              const now = new Date(t);
+              const last = latestFireTime(cron, 0, now);
+              const previous = last && latestFireTime(cron, 0, last.getTime() - 1);
+              const [a, b] = nextFireTimes(cron, now, 2);
+              const expected =
+                last && previous
+                  ? last.getTime() - previous.getTime()
+                  : a && b
+                    ? b.getTime() - a.getTime()
+                    : undefined;
+              const facts = fireFacts(cron, now);
+              expect(facts.intervalMs, `${expr} ${zone} at ${now.toISOString()}`).toBe(expected);
+              expect(facts.next?.getTime(), `${expr} ${zone} at ${now.toISOString()}`).toBe(
+                nextFireTime(cron, now)?.getTime(),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });

@@ -225,6 +225,17 @@ describe('Rest: snapcron’s transport to the API server', () => {
     expect(all?.url).toBe('/api/v1/persistentvolumeclaims');
     expect(jsonPatch?.headers['content-type']).toBe('application/json-patch+json');
   });
+
+  it("a server URL with a path (a proxy's prefix) keeps it before every request's path", async () => {
+    const api = await serve(() => ({ status: 200, body: {} }));
+    const rest = new Rest(access(`${api.url}/k8s/clusters/c-1/`));
+    await rest.send('GET', '/api/v1/pods', { query: { labelSelector: 'a=b', limit: 0, watch: '' } });
+    await rest.send('GET', '/api/v1/namespaces/db/pods');
+    expect(api.seen.map((r) => r.url)).toEqual([
+      '/k8s/clusters/c-1/api/v1/pods?labelSelector=a%3Db&limit=0',
+      '/k8s/clusters/c-1/api/v1/namespaces/db/pods',
+    ]);
+  });
 });
 
 describe('Rest over TLS: the server verified, the client certificate sent', () => {

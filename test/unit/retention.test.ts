@@ -16,6 +16,7 @@ import {
   whyNotPrune,
   type ProtectionContext,
   type Reason,
+  type RetentionPlan,
   type Verdict,
 } from '../../src/retention/plan.ts';
 import { scheduledTime, snapshotState, snapshotTime } from '../../src/retention/snapshot-state.ts';
@@ -315,6 +316,39 @@ describe('retention properties', () => {
       pvcs,
       now: NOW,
     });
+
+  it("statesOnly gives the full plan's snapshots, order, states, counts and pending lists, deleting nothing", () => {
+    fc.assert(
+      fc.property(world, (w) => {
+        const { snapshots, pvcs } = build(w);
+        const full = run(w, snapshots, pvcs);
+        const states = planRetention({
+          scheduleName: 'nightly',
+          retention: w.policy,
+          timeZone: w.zone,
+          snapshots,
+          pvcs,
+          now: NOW,
+          statesOnly: true,
+        });
+        const facts = (p: RetentionPlan) =>
+          p.verdicts.map(({ name, namespace, pvc, time, state, error }) => ({
+            name,
+            namespace,
+            pvc,
+            time,
+            state,
+            error,
+          }));
+        expect(facts(states)).toEqual(facts(full));
+        expect(states.counts).toEqual(full.counts);
+        expect(states.pendingByPvc).toEqual(full.pendingByPvc);
+        expect(states.deletions).toEqual([]);
+        expect(states.verdicts.every((v) => v.verdict === 'keep' && v.reasons.length === 0)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
 
   it("never deletes a held, in-use or pending snapshot, nor another schedule's", () => {
     fc.assert(
