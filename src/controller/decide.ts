@@ -3,6 +3,7 @@
  * PVCs to skip and why, what retention deletes, and the status to record. The
  * controller and `snapcron tick` both run this and hand the plan to the executor.
  */
+import { byCodePoint } from '../api/order.ts';
 import { LABEL_HOLD, SNAPSHOT_GROUP, SNAPSHOT_VERSION } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type { Hook, SnapshotSchedule, SnapshotScheduleStatus } from '../api/types.generated.ts';
@@ -263,7 +264,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     (a, b) =>
       (newestTaken.get(a.metadata.name ?? '') ?? -Infinity) -
         (newestTaken.get(b.metadata.name ?? '') ?? -Infinity) ||
-      (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+      byCodePoint(a.metadata.name ?? '', b.metadata.name ?? ''),
   );
   // De-duplication is by scheduled time (the name's time), never by when the data was cut.
   const taken = new Set(own.map((s) => `${sourcePvc(s) ?? ''}\0${scheduledAt(s)?.getTime() ?? 0}`));

@@ -10,6 +10,7 @@
  * group or any member failed, in use when a restore reads any member). Retention thus
  * counts recovery points and keeps or deletes a group whole; a member is never planned.
  */
+import { byCodePoint } from '../api/order.ts';
 import {
   GROUP_SNAPSHOT_GROUP,
   GROUP_SNAPSHOT_KIND,
@@ -67,7 +68,7 @@ export function groupsOf(
     else byKey.set(key, [pvc]);
   }
   const groups: GroupUnit[] = [];
-  for (const [key, pvcs] of [...byKey].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [key, pvcs] of [...byKey].sort(([a], [b]) => byCodePoint(a, b))) {
     const members = pvcs.map((p) => p.metadata.name ?? '').sort();
     const unbound = pvcs.filter((p) => p.status?.phase !== 'Bound').map((p) => p.metadata.name ?? '');
     const created = pvcs

@@ -17,6 +17,7 @@
  * {@link collectAlibaba} makes the ECS calls (batched and paged, src/cloud/alibaba-ecs.ts);
  * {@link auditAlibaba} is pure; {@link withAlibaba} adds the result to a report.
  */
+import { byCodePoint } from '../api/order.ts';
 import { LABEL_SCHEDULE, LABEL_PVC } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { SnapshotSchedule } from '../api/types.generated.ts';
@@ -93,7 +94,7 @@ const DAY = 86_400_000;
 const isoUtc = (t: Date | number): string => new Date(t).toISOString().replace(/\.\d{3}Z$/, 'Z');
 const handleOf = (c: VolumeSnapshotContent): string =>
   c.status?.snapshotHandle ?? c.spec.source?.snapshotHandle ?? '';
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byText = byCodePoint;
 
 /** The contents of `driver` that have an ECS snapshot (a handle), cluster-wide. */
 const driverContents = (contents: VolumeSnapshotContent[], driver: string): VolumeSnapshotContent[] =>

@@ -8,6 +8,7 @@
  * schedule and PVC), so a schedule touches only its own snapshots and the PVCs its selector
  * can match; the planner runs once per schedule plus a few times per PVC for the prediction.
  */
+import { byCodePoint } from '../api/order.ts';
 import { LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import type {
@@ -102,7 +103,7 @@ const parseTime = (raw: string | Date | undefined): Date | undefined => {
   const t = new Date(raw);
   return Number.isNaN(t.getTime()) ? undefined : t;
 };
-const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const byName = byCodePoint;
 const zeroCounts = (): StateCounts => ({ ready: 0, pending: 0, stuck: 0, failed: 0 });
 const bytesOf = (quantity: string | undefined): number => {
   if (!quantity) return 0;
