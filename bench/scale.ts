@@ -310,6 +310,13 @@ const metric = (text: string, name: string): number => {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
 };
 
+/** Every series of a family, summed. */
+const metricSum = (text: string, name: string): number =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
 const rssOf = (pid: number): number => procStatus(pid).rss;
 
 /** RSS in anonymous memory (heaps, buffers) and in file-backed pages (the node binary's code and ICU data, shared and reclaimable). */
@@ -709,7 +716,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     );
     const windowStart = Date.now() + 5000;
     const windowEnd = windowStart + o.minutes * 60_000;
-    const cpu0 = metric(await ctl.metrics(), 'process_cpu_seconds_total');
+    const before = await ctl.metrics();
+    const cpu0 = metric(before, 'process_cpu_seconds_total');
+    const passes0 = metricSum(before, 'snapcron_passes_total');
     const req0 = await requestCounts(kc);
     log(
       `sustained window: ${o.minutes} min, ${o.schedules} schedules every ${o.period} min, ~${((o.schedules * o.pvcsPerSchedule) / spreadSeconds).toFixed(1)} creates/s`,
@@ -724,7 +733,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       throw new Error(
         `the controller exited during the window (code ${ctl.proc.exitCode}, signal ${ctl.proc.signalCode})`,
       );
-    const cpu1 = metric(await ctl.metrics(), 'process_cpu_seconds_total');
+    const after = await ctl.metrics();
+    const cpu1 = metric(after, 'process_cpu_seconds_total');
+    const passes = metricSum(after, 'snapcron_passes_total') - passes0;
     const reqs = diff(req0, await requestCounts(kc));
     const windowArrivals = [...observer.arrivals.values()].filter(
       (a) => a.scheduledAt >= windowStart && a.scheduledAt < windowEnd,
@@ -778,6 +789,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       ok: windowArrivals.length >= expectedRuns,
     });
     add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
+    notes.push(
+      `passes over the window and its tail: ${passes} (snapcron_passes_total), ${(passes / Math.max(1, windowArrivals.length / o.pvcsPerSchedule)).toFixed(2)} per schedule's fire`,
+    );
     add({ measure: 'controller RSS peak over the window', value: peakRss / 2 ** 20, unit: 'MiB' });
     // The bench's own writes are the readiness marks (PUT volumesnapshots/status); the rest is
     // the controller's (and the control plane's, a few). The count runs to the end of the tail.

@@ -41,6 +41,7 @@ import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts
 import { RESTORE_LABEL } from '../restore/select.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
+import { OwnWrites } from './own-writes.ts';
 import { MAX_TIMER_MS, realClock, WorkQueue, type Clock } from './work-queue.ts';
 
 export interface ControllerOptions {
@@ -86,6 +87,7 @@ export class Controller {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly executor: Executor;
+  private readonly own: OwnWrites;
   private readonly events: EventRecorder;
   private readonly elector: LeaderElector;
   private readonly caches: SnapcronCaches;
@@ -122,7 +124,11 @@ export class Controller {
     // Every write of a pass (snapshots, status, events, finalizers) is fenced by the lease.
     const acting = o.kube.fenced(() => this.elector.holdsLease());
     this.events = new EventRecorder(acting, o.log, now);
-    this.executor = new Executor(acting, this.events, o.log, o.metrics, now, this.cacheView());
+    this.own = new OwnWrites(
+      () => this.clock.now(),
+      (key) => this.enqueueSoon(key),
+    );
+    this.executor = new Executor(acting, this.events, o.log, o.metrics, now, this.cacheView(), this.own);
     this.elector = new LeaderElector({
       kube: o.kube,
       ...o.lease,
@@ -247,14 +253,26 @@ export class Controller {
   async start(): Promise<void> {
     const { schedules, pvcs, snapshots } = this.caches;
     // Every change is looked at a moment later, coalesced: a burst of events makes one pass, and
-    // a restore PVC created right after its schedule is already seen by the first pass.
+    // a restore PVC created right after its schedule is already seen by the first pass. The
+    // echoes of a pass's own writes (the snapshots it created, its status write) are not news to
+    // it: they made a second pass after every fire, which found nothing to do.
     for (const verb of ['add', 'update', 'delete'] as const) {
       schedules.store.on(verb, (s) => {
-        this.enqueueSoon(scheduleKey(s));
-        if (verb === 'update') this.rearmPromotion(s);
+        const key = scheduleKey(s);
+        if (verb === 'update') {
+          this.rearmPromotion(s);
+          if (this.own.onUpdate(key, s.metadata?.resourceVersion) !== 'news') return;
+        }
+        if (verb === 'delete') this.own.forget(key);
+        this.enqueueSoon(key);
       });
       pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
       snapshots.store.on(verb, (s) => {
+        if (
+          verb === 'add' &&
+          this.own.isCreateEcho('snapshot', s.metadata.namespace ?? '', s.metadata.name ?? '')
+        )
+          return;
         for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));
         // A group's member (no labels of ours): its group's schedule.
         const group = s.status?.volumeGroupSnapshotName;
@@ -268,6 +286,11 @@ export class Controller {
     await this.caches.start();
     for (const verb of ['add', 'update', 'delete'] as const)
       this.caches.groupSnapshots?.store.on(verb, (g) => {
+        if (
+          verb === 'add' &&
+          this.own.isCreateEcho('group', g.metadata.namespace ?? '', g.metadata.name ?? '')
+        )
+          return;
         for (const owner of schedulesOfSnapshot(schedules.store, g)) this.enqueueSoon(scheduleKey(owner));
       });
     if (this.stopping) return;
@@ -327,9 +350,11 @@ export class Controller {
     if (!this.elector.isLeader || !this.ready) return;
     try {
       const wakeAt = await this.reconcile(key);
+      this.o.metrics.passes.inc({ result: 'success' });
       this.queue.forget(key);
       if (wakeAt) this.queue.addAfter(key, wakeAt.getTime());
     } catch (err) {
+      this.o.metrics.passes.inc({ result: 'error' });
       if (err instanceof NotLeaderError) {
         this.log.warn({ schedule: key }, 'lease lost during a pass; writes stopped');
         return;

@@ -34,6 +34,7 @@ import { scheduleKey, type PvcSkip, type RunTrigger, type SchedulePlan } from '.
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
 import { describeFailure, HOOK_TIMEOUT_SECONDS, HookRunner } from './hooks.ts';
 import type { Metrics } from './metrics.ts';
+import type { OwnWrites } from './own-writes.ts';
 
 export interface ExecutionResult {
   created: string[];
@@ -216,6 +217,8 @@ export class Executor {
    * from the version it replaced, write again what is already there, and meet a conflict.
    */
   private readonly written = new Map<string, { replaced: Set<string>; object: SnapshotSchedule }>();
+  /** This process's own writes, told to the controller's event handlers (own-writes.ts). */
+  private readonly own: OwnWrites | undefined;
   constructor(
     kube: Kube,
     events: EventRecorder,
@@ -223,7 +226,9 @@ export class Executor {
     metrics?: Metrics,
     now: () => Date = () => new Date(),
     view?: FreshView,
+    own?: OwnWrites,
   ) {
+    this.own = own;
     this.kube = kube;
     this.events = events;
     this.log = log;
@@ -461,7 +466,9 @@ export class Executor {
     await Promise.all(
       creates.map(async (c) => {
         const slog = log.child({ pvc: c.pvc, snapshot: c.name });
+        const kind = c.members ? 'group' : 'snapshot';
         try {
+          this.own?.creating(kind, namespace, c.name);
           await this.kube.write(
             () => {
               // Waited so long for the budget that the run is past its deadline: say so, don't take it late.
@@ -487,6 +494,7 @@ export class Executor {
           else
             slog.info({ scheduledAt: c.scheduledTime.toISOString(), trigger: c.trigger }, 'snapshot created');
         } catch (err) {
+          this.own?.createFailed(kind, namespace, c.name);
           rethrowIfFenced(err);
           if (err instanceof PastDeadline) {
             lateSkips.push({
@@ -985,7 +993,9 @@ export class Executor {
     const namespace = schedule.metadata?.namespace ?? 'default';
     const name = schedule.metadata?.name ?? '';
     let current = schedule;
+    const key = `${namespace}/${name}`;
     for (let attempt = 1; attempt <= 5; attempt++) {
+      this.own?.writingStatus(key);
       try {
         const out = (await this.kube.write(
           () =>
@@ -996,11 +1006,13 @@ export class Executor {
               // As it is: the API server stores it re-encoded (keys sorted, undefined ones never sent).
               body: { ...current, status },
             }),
-          { key: `${namespace}/${name}`, lane: 'other' },
+          { key, lane: 'other' },
         )) as SnapshotSchedule;
-        this.remember(`${namespace}/${name}`, current.metadata?.resourceVersion, out);
+        this.own?.statusWritten(key, out.metadata?.resourceVersion);
+        this.remember(key, current.metadata?.resourceVersion, out);
         return true;
       } catch (err) {
+        this.own?.statusWritten(key, undefined);
         if (statusOf(err) === 404) return false;
         if (statusOf(err) !== 409 || attempt === 5) throw err;
         log.debug({ attempt }, 'status conflict; re-reading');

@@ -47,6 +47,12 @@ export class Metrics {
     labelNames: ['namespace', 'schedule', 'trigger'],
     registers: [this.registry],
   });
+  readonly passes = new Counter({
+    name: 'snapcron_passes_total',
+    help: 'Passes over a schedule (each reads the caches, decides and writes what changed), by result (success, error). Most follow a fire time or an event about the schedule, its PVCs or its snapshots.',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
   readonly hookRuns = new Counter({
     name: 'snapcron_hook_runs_total',
     help: 'Hook commands run (one per pod), by schedule, hook (pre, post) and result (success, failure, timeout).',

@@ -16,6 +16,7 @@ import {
   getSchedule,
   kubeconfigPath,
   listSnapshots,
+  setSnapshotStatus,
   updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
@@ -25,11 +26,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('the Controller in-process with a controlled clock', () => {
   const ns = useNamespace('inproc');
   /** A controller of the test's namespace on the test's clock. */
-  const inProcess = (kube: Kube, clock: ManualClock): Controller =>
+  const inProcess = (kube: Kube, clock: ManualClock, metrics = new Metrics()): Controller =>
     new Controller({
       kube,
       log: pino({ level: 'silent' }),
-      metrics: new Metrics(),
+      metrics,
       namespace: ns(),
       lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
       clock,
@@ -89,6 +90,58 @@ describe('the Controller in-process with a controlled clock', () => {
       await eventually(async () => (await listSnapshots(ns())).length === 2, 10_000);
       await sleep(1500);
       expect((await listSnapshots(ns())).length).toBe(2);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it("makes one pass per fire: its own creates' and status write's events make none, another writer's do", async () => {
+    const start = startOfTwoFires();
+    const fire = start + 60_000;
+    const at = new Date(fire);
+    for (let i = 0; i < 3; i++) await boundPvc(ns(), `data-${i}`);
+    await createSchedule(ns(), 'echo', {
+      schedule: `${at.getUTCMinutes()} ${at.getUTCHours()} * * *`,
+      timeZone: 'UTC',
+      retention: { maxCount: 10 },
+    });
+    const clock = new ManualClock(start);
+    const metrics = new Metrics();
+    const passes = async (): Promise<number> => {
+      const line = (await metrics.registry.metrics())
+        .split('\n')
+        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    /** Lets the watch bring what was written, then moves the test clock past the events' coalescing delay. */
+    const settle = async (): Promise<void> => {
+      await sleep(1500);
+      clock.advance(2_000);
+      await sleep(1000);
+    };
+    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'echo')).status?.nextScheduleTime, 10_000);
+      await settle(); // the first pass's own status write
+      const before = await passes();
+      expect(before).toBeGreaterThan(0);
+
+      clock.advanceTo(fire);
+      await eventually(
+        async () => (await getSchedule(ns(), 'echo')).status?.snapshots?.pending === 3,
+        10_000,
+      );
+      await settle();
+      expect((await listSnapshots(ns())).length).toBe(3);
+      expect(await passes()).toBe(before + 1);
+
+      // The snapshot controller marks one ready: news, looked at once.
+      const [first] = await listSnapshots(ns());
+      await setSnapshotStatus(ns(), first?.metadata.name ?? '', { readyToUse: true });
+      await settle();
+      expect(await passes()).toBe(before + 2);
+      expect((await getSchedule(ns(), 'echo')).status?.snapshots).toMatchObject({ ready: 1, pending: 2 });
     } finally {
       await controller.stop();
     }

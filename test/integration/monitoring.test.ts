@@ -279,6 +279,7 @@ describe("the controller's real /metrics", () => {
       'snapcron_snapshots{',
       'snapcron_webhook_admission_duration_seconds_bucket{',
       'snapcron_leader 1',
+      'snapcron_passes_total{result="success"}',
       'snapcron_pvc_newest_ready_snapshot_timestamp_seconds{',
       'snapcron_schedule_interval_seconds{',
       'snapcron_stale_pvcs{',
