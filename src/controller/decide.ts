@@ -379,8 +379,8 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
   // A run interrupted before its status was written (a crash mid-burst) is finished, not
   // skipped: its snapshots exist for some PVCs, so it was due for all of them. This is
   // completion of one run, never a catch-up of missed ones. "Interrupted" is judged against
-  // the newer of status and memory: a pass re-queued by its own snapshots' events, before its
-  // status write reached the cache, is not an interrupted run.
+  // the newer of status and memory: a pass that follows the run's pass (a snapshot turned
+  // ready) before the run's status write reached the cache is not an interrupted run.
   const newestOwn = own.map(scheduledAt).reduce<Date | undefined>((a, b) => later(a, b), undefined);
   const interrupted =
     !suspended &&

@@ -213,7 +213,7 @@ export class Executor {
   private readonly hooks: HookRunner;
   /**
    * Each schedule's last status write, until the cache shows it: a pass that follows its own
-   * write (re-queued by its snapshots' events) before the watch brings that write would plan
+   * write (a snapshot turned ready a moment later) before the watch brings that write would plan
    * from the version it replaced, write again what is already there, and meet a conflict.
    */
   private readonly written = new Map<string, { replaced: Set<string>; object: SnapshotSchedule }>();
