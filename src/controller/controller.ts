@@ -296,9 +296,11 @@ export class Controller {
     if (this.stopping) return;
     this.log.info({ namespace: this.o.namespace ?? '(all)' }, 'caches synced');
     this.elector.start();
-    // Housekeeping resync: state changes that no event announces (a snapshot turning stuck or
-    // expiring) are picked up within five minutes. Fire times never wait for it.
-    this.resync = cronSchedule('*/5 * * * *', () => this.enqueueAll(), { noOverlap: true });
+    // A pass asks to run again when a snapshot's state changes by the clock alone (stuck, failed,
+    // expired: plan.recheckAt) and at the next fire; this resync is the safety net under both,
+    // as controller-runtime's SyncPeriod is. Every 5 minutes, it doubled the passes of a
+    // thousand schedules firing every 5 minutes.
+    this.resync = cronSchedule('*/30 * * * *', () => this.enqueueAll(), { noOverlap: true });
     this.workers = this.work();
     this.enqueueAll();
     void this.watchClasses();
@@ -446,7 +448,8 @@ export class Controller {
         result.skips.some((k) => k.reason === 'PreHookFailed'))
     )
       this.lastOnDemand.set(key, plan.onDemand.id);
-    return plan.wakeAt;
+    const { wakeAt, recheckAt } = plan;
+    return recheckAt && (!wakeAt || recheckAt < wakeAt) ? recheckAt : wakeAt;
   }
 
   /**

@@ -130,8 +130,13 @@ export interface SchedulePlan {
   pendingPost?: PendingPost | undefined;
   /** Status to write if every create succeeds; the executor adjusts it on failures. */
   status: SnapshotScheduleStatus;
-  /** The next instant this schedule needs a pass (fire time), if any. */
+  /** The next fire time, if any: when this schedule next needs a pass to take a run. */
   wakeAt: Date | undefined;
+  /**
+   * When a snapshot's state changes by the clock alone (stuck, failed, expired: retention's
+   * changesAt), if before the next fire: the pass to see it is due then.
+   */
+  recheckAt?: Date | undefined;
 }
 
 const isoSeconds = (t: Date): string => t.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -555,6 +560,7 @@ export function decide(obs: ScheduleObservation): SchedulePlan {
     pendingPost,
     status,
     wakeAt: next,
+    recheckAt: retention.changesAt === undefined ? undefined : new Date(retention.changesAt),
   };
 }
 

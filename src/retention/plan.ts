@@ -13,6 +13,7 @@ import { zoneOffset } from '../schedule/zone-offset.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import {
   DEFAULT_PENDING_DEADLINE,
+  nextStateChange,
   stateAt,
   stateTiming,
   snapshotTime,
@@ -82,6 +83,12 @@ export interface RetentionPlan {
   pendingDeadline: string;
   /** Snapshots by state (those being deleted are not counted). */
   counts: Record<SnapshotState, number>;
+  /**
+   * When this plan next changes by the clock alone (epoch ms): a snapshot turning stuck or
+   * failed, a ready one expiring. Undefined when only an event can change it. A pass asks to
+   * run again then, so no periodic rescan is needed to notice.
+   */
+  changesAt: number | undefined;
 }
 
 export interface RetentionInput {
@@ -370,6 +377,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     if ((keep?.[rule] ?? 0) > 0) rules.push(r);
   });
 
+  let changesAt: number | undefined;
   const most = input.snapshots.length;
   const c: Columns = {
     names: [],
@@ -398,7 +406,14 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     c.errors.push(snapshot.status?.error?.message);
     c.times.push(time);
     c.ms[k] = time.getTime();
-    c.states.push(stateAt(snapshot, now, timing));
+    const state = stateAt(snapshot, now, timing);
+    c.states.push(state);
+    // Expired: older than `expires`, strictly (a protected one shows it as overridden).
+    const expires = expiresMs === undefined ? undefined : time.getTime() + expiresMs + 1;
+    if (expires !== undefined && expires > nowMs && (changesAt === undefined || expires < changesAt))
+      changesAt = expires;
+    const turns = state === 'ready' ? undefined : nextStateChange(snapshot, now, timing);
+    if (turns !== undefined && (changesAt === undefined || turns < changesAt)) changesAt = turns;
     const pvc = sourcePvc(snapshot) ?? '';
     if (group?.pvc !== pvc) {
       group = byPvc.get(pvc);
@@ -509,6 +524,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     maxPending: retention.maxPending ?? DEFAULT_MAX_PENDING,
     pendingDeadline: retention.pendingDeadline ?? DEFAULT_PENDING_DEADLINE,
     counts,
+    changesAt,
   };
 }
 

@@ -152,4 +152,21 @@ export function stateAt(s: VolumeSnapshot, now: Date, timing: StateTiming): Snap
   return 'pending';
 }
 
+/**
+ * The first instant after `now` at which {@link stateAt} answers otherwise by the clock alone: a
+ * pending snapshot turning stuck, an error turning the snapshot failed. Undefined when no such
+ * instant comes (ready, failed, or a time that cannot be read): only an event changes it then.
+ */
+export function nextStateChange(s: VolumeSnapshot, now: Date, timing: StateTiming): number | undefined {
+  const state = stateAt(s, now, timing);
+  if (state === 'ready' || state === 'failed') return undefined;
+  // lastedLongerThan is strict: the state changes a millisecond after the bound.
+  const failsAt = s.status?.error ? errorSince(s)?.getTime() : undefined;
+  const stuckAt = state === 'pending' ? pendingSince(s)?.getTime() : undefined;
+  const fail = failsAt === undefined ? Infinity : failsAt + timing.failedAfterMs + 1;
+  const stuck = stuckAt === undefined ? Infinity : stuckAt + timing.pendingDeadlineMs + 1;
+  const at = Math.min(fail, stuck);
+  return at === Infinity ? undefined : at;
+}
+
 export const sourcePvc = (s: VolumeSnapshot): string | undefined => s.spec.source.persistentVolumeClaimName;

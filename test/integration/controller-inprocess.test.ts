@@ -147,6 +147,47 @@ describe('the Controller in-process with a controlled clock', () => {
     }
   });
 
+  it('looks again when a snapshot turns stuck by the clock alone (pendingDeadline), with no event and no resync', async () => {
+    const start = startOfTwoFires();
+    const fire = start + 60_000;
+    const at = new Date(fire);
+    await boundPvc(ns(), 'data-0');
+    await createSchedule(ns(), 'deadline', {
+      schedule: `${at.getUTCMinutes()} ${at.getUTCHours()} * * *`,
+      timeZone: 'UTC',
+      retention: { maxCount: 10, pendingDeadline: '6h' },
+    });
+    const clock = new ManualClock(start);
+    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock);
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'deadline')).status?.nextScheduleTime, 10_000);
+      clock.advanceTo(fire);
+      const [taken] = await eventually(async () => {
+        const l = await listSnapshots(ns());
+        return l.length === 1 ? l : undefined;
+      }, 10_000);
+      const stuckCondition = async () =>
+        (await getSchedule(ns(), 'deadline')).status?.conditions?.find((c) => c.type === 'SnapshotsStuck');
+      await eventually(async () => (await stuckCondition())?.status === 'False', 10_000);
+      // The deadline counts from the object's creation (the API server's clock, whole seconds; the
+      // test clock runs two hours ahead of it, inside the 6 h).
+      const deadline = new Date(taken?.metadata.creationTimestamp ?? 0).getTime() + 6 * 3_600_000;
+      clock.advanceTo(deadline - 60_000);
+      await sleep(1500);
+      expect((await stuckCondition())?.status).toBe('False');
+      clock.advanceTo(deadline + 2_000);
+      const stuck = await eventually(async () => {
+        const c = await stuckCondition();
+        return c?.status === 'True' ? c : undefined;
+      }, 10_000);
+      expect(stuck.reason).toBe('PendingPastDeadline');
+      expect((await getSchedule(ns(), 'deadline')).status?.snapshots?.stuck).toBe(1);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it("promotes a pass's writes when its next fire comes due during it, not for the fire it is taking", async () => {
     // Two fires a minute apart within one hour of the test clock.
     const start = startOfTwoFires();

@@ -317,6 +317,35 @@ describe('retention properties', () => {
       now: NOW,
     });
 
+  it('changesAt: the plan stays the same by the clock alone until then, and changes then', () => {
+    const shape = (p: RetentionPlan) =>
+      p.verdicts.map(
+        (v) => `${v.name} ${v.state} ${v.verdict} ${v.reasons.join(',')} ${v.overridden.join(',')}`,
+      );
+    const planAt = (w: World, snapshots: VolumeSnapshot[], pvcs: PersistentVolumeClaim[], now: Date) =>
+      planRetention({ scheduleName: 'nightly', retention: w.policy, timeZone: w.zone, snapshots, pvcs, now });
+    let changes = 0;
+    fc.assert(
+      fc.property(world, fc.integer({ min: 1, max: 3 * 86_400_000 }), (w, later) => {
+        const { snapshots, pvcs } = build(w);
+        const now = planAt(w, snapshots, pvcs, NOW);
+        const at = now.changesAt;
+        if (at === undefined) {
+          // Nothing changes by the clock: not an hour, nor days later.
+          expect(shape(planAt(w, snapshots, pvcs, new Date(NOW.getTime() + later)))).toEqual(shape(now));
+          return;
+        }
+        changes++;
+        expect(at).toBeGreaterThan(NOW.getTime());
+        const before = Math.min(at - 1, NOW.getTime() + later);
+        expect(shape(planAt(w, snapshots, pvcs, new Date(before)))).toEqual(shape(now));
+        expect(shape(planAt(w, snapshots, pvcs, new Date(at)))).not.toEqual(shape(now));
+      }),
+      { numRuns: 400 },
+    );
+    expect(changes).toBeGreaterThan(50); // the worlds have pending, erring and expiring snapshots
+  });
+
   it("statesOnly gives the full plan's snapshots, order, states, counts and pending lists, deleting nothing", () => {
     fc.assert(
       fc.property(world, (w) => {
