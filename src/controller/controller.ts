@@ -448,8 +448,18 @@ export class Controller {
         result.skips.some((k) => k.reason === 'PreHookFailed'))
     )
       this.lastOnDemand.set(key, plan.onDemand.id);
-    const { wakeAt, recheckAt } = plan;
-    return recheckAt && (!wakeAt || recheckAt < wakeAt) ? recheckAt : wakeAt;
+    // The snapshots this pass created are not in its plan, and their own events make no pass:
+    // each turns stuck pendingDeadline after the API server created it.
+    const createdStuckAt =
+      result.firstCreatedAt !== undefined && plan.retention
+        ? result.firstCreatedAt + plan.retention.pendingDeadlineMs + 1
+        : Infinity;
+    const next = Math.min(
+      plan.wakeAt?.getTime() ?? Infinity,
+      plan.recheckAt?.getTime() ?? Infinity,
+      createdStuckAt,
+    );
+    return next === Infinity ? undefined : new Date(next);
   }
 
   /**

@@ -134,7 +134,8 @@ export interface SchedulePlan {
   wakeAt: Date | undefined;
   /**
    * When a snapshot's state changes by the clock alone (stuck, failed, expired: retention's
-   * changesAt), if before the next fire: the pass to see it is due then.
+   * changesAt), if before the next fire: the pass to see it is due then. The snapshots this
+   * pass creates are not in it: the controller adds when they turn stuck.
    */
   recheckAt?: Date | undefined;
 }

@@ -38,6 +38,8 @@ import type { OwnWrites } from './own-writes.ts';
 
 export interface ExecutionResult {
   created: string[];
+  /** The earliest creationTimestamp the API server gave this pass's creates (epoch ms). */
+  firstCreatedAt?: number;
   existed: string[];
   createFailures: { name: string; error: string }[];
   pruned: string[];
@@ -469,7 +471,7 @@ export class Executor {
         const kind = c.members ? 'group' : 'snapshot';
         try {
           this.own?.creating(kind, namespace, c.name);
-          await this.kube.write(
+          const out: unknown = await this.kube.write(
             () => {
               // Waited so long for the budget that the run is past its deadline: say so, don't take it late.
               // A run on demand has no fire time, so no starting deadline.
@@ -483,6 +485,11 @@ export class Executor {
             { key, lane: 'create' },
           );
           result.created.push(c.name);
+          const createdAt = Date.parse(
+            (out as { metadata?: { creationTimestamp?: string } } | undefined)?.metadata?.creationTimestamp ??
+              '',
+          );
+          if (createdAt < (result.firstCreatedAt ?? Infinity)) result.firstCreatedAt = createdAt;
           this.metrics?.created.inc(labels);
           if (c.trigger === 'Schedule')
             this.metrics?.createLag.observe((this.now().getTime() - c.scheduledTime.getTime()) / 1000);

@@ -81,6 +81,8 @@ export interface RetentionPlan {
   maxPending: number;
   /** The effective retention.pendingDeadline, for messages. */
   pendingDeadline: string;
+  /** The same, in milliseconds. */
+  pendingDeadlineMs: number;
   /** Snapshots by state (those being deleted are not counted). */
   counts: Record<SnapshotState, number>;
   /**
@@ -523,6 +525,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     pendingByPvc,
     maxPending: retention.maxPending ?? DEFAULT_MAX_PENDING,
     pendingDeadline: retention.pendingDeadline ?? DEFAULT_PENDING_DEADLINE,
+    pendingDeadlineMs: timing.pendingDeadlineMs,
     counts,
     changesAt,
   };

@@ -179,3 +179,45 @@ describe('snapshots that never become ready', () => {
     expect(plan.retention?.deletions).toEqual([]); // stuck and pending are kept
   });
 });
+
+describe('when a pass asks to run again (recheckAt): the clock changing a snapshot, before the next fire', () => {
+  const t = (iso: string): Date => new Date(iso);
+  const spec = { schedule: '0 2 * * *', retention: { maxCount: 5, pendingDeadline: '2h', expires: '30d' } };
+
+  it("a pass that creates snapshots does not count them (the controller adds when they turn stuck, from the API server's creationTimestamp)", () => {
+    const fire = decide({
+      schedule: withStatus(schedule('nightly', spec), { lastScheduleTime: '2026-06-01T02:00:00Z' }),
+      pvcs: [pvc('data')],
+      snapshots: [],
+      now: t('2026-06-02T02:00:00Z'),
+    });
+    expect(fire.creates.map((c) => c.pvc)).toEqual(['data']);
+    expect(fire.wakeAt).toEqual(t('2026-06-03T02:00:00Z'));
+    expect(fire.recheckAt).toBeUndefined();
+    expect(fire.retention?.pendingDeadlineMs).toBe(2 * 3_600_000);
+  });
+
+  it('a pass with a pending snapshot looks again when it turns stuck; with ready ones, when the first expires', () => {
+    const pending = snap('data-1', { at: t('2026-06-02T02:00:00Z'), pvc: 'data', state: 'pending' });
+    const ready = snap('data-0', { at: t('2026-06-01T02:00:00Z'), pvc: 'data' });
+    const status = { lastScheduleTime: '2026-06-02T02:00:00Z' };
+    const withPending = decide({
+      schedule: withStatus(schedule('nightly', spec), status),
+      pvcs: [pvc('data')],
+      snapshots: [ready, pending],
+      now: t('2026-06-02T03:00:00Z'),
+    });
+    expect(withPending.creates).toEqual([]);
+    expect(withPending.recheckAt).toEqual(new Date(t('2026-06-02T04:00:00Z').getTime() + 1));
+
+    const allReady = decide({
+      schedule: withStatus(schedule('nightly', spec), status),
+      pvcs: [pvc('data')],
+      snapshots: [ready],
+      now: t('2026-06-02T03:00:00Z'),
+    });
+    expect(allReady.recheckAt).toEqual(new Date(t('2026-07-01T02:00:00Z').getTime() + 1));
+    // Later than the next fire: the pass at the fire re-aims it.
+    expect(allReady.wakeAt).toEqual(t('2026-06-03T02:00:00Z'));
+  });
+});

@@ -307,7 +307,12 @@ describe('retention properties', () => {
       .map((i) => restoringPvc(`r${i}`, `snap-${String(i).padStart(2, '0')}`));
     return { snapshots, pvcs };
   };
-  const run = (w: World, snapshots: VolumeSnapshot[], pvcs: PersistentVolumeClaim[]) =>
+  const run = (
+    w: World,
+    snapshots: VolumeSnapshot[],
+    pvcs: PersistentVolumeClaim[],
+    o: { now?: Date; statesOnly?: boolean } = {},
+  ) =>
     planRetention({
       scheduleName: 'nightly',
       retention: w.policy,
@@ -315,6 +320,7 @@ describe('retention properties', () => {
       snapshots,
       pvcs,
       now: NOW,
+      ...o,
     });
 
   it('changesAt: the plan stays the same by the clock alone until then, and changes then', () => {
@@ -323,7 +329,7 @@ describe('retention properties', () => {
         (v) => `${v.name} ${v.state} ${v.verdict} ${v.reasons.join(',')} ${v.overridden.join(',')}`,
       );
     const planAt = (w: World, snapshots: VolumeSnapshot[], pvcs: PersistentVolumeClaim[], now: Date) =>
-      planRetention({ scheduleName: 'nightly', retention: w.policy, timeZone: w.zone, snapshots, pvcs, now });
+      run(w, snapshots, pvcs, { now });
     let changes = 0;
     fc.assert(
       fc.property(world, fc.integer({ min: 1, max: 3 * 86_400_000 }), (w, later) => {
@@ -351,15 +357,7 @@ describe('retention properties', () => {
       fc.property(world, (w) => {
         const { snapshots, pvcs } = build(w);
         const full = run(w, snapshots, pvcs);
-        const states = planRetention({
-          scheduleName: 'nightly',
-          retention: w.policy,
-          timeZone: w.zone,
-          snapshots,
-          pvcs,
-          now: NOW,
-          statesOnly: true,
-        });
+        const states = run(w, snapshots, pvcs, { statesOnly: true });
         const facts = (p: RetentionPlan) =>
           p.verdicts.map(({ name, namespace, pvc, time, state, error }) => ({
             name,
