@@ -716,6 +716,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     );
     const windowStart = Date.now() + 5000;
     const windowEnd = windowStart + o.minutes * 60_000;
+    const countedFrom = Date.now();
     const before = await ctl.metrics();
     const cpu0 = metric(before, 'process_cpu_seconds_total');
     const passes0 = metricSum(before, 'snapcron_passes_total');
@@ -734,6 +735,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
         `the controller exited during the window (code ${ctl.proc.exitCode}, signal ${ctl.proc.signalCode})`,
       );
     const after = await ctl.metrics();
+    const countedUntil = Date.now();
     const cpu1 = metric(after, 'process_cpu_seconds_total');
     const passes = metricSum(after, 'snapcron_passes_total') - passes0;
     const reqs = diff(req0, await requestCounts(kc));
@@ -789,8 +791,14 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       ok: windowArrivals.length >= expectedRuns,
     });
     add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
+    // Runs (a schedule's fire) whose snapshots arrived while the passes were counted.
+    const runs = new Set(
+      [...observer.arrivals.values()]
+        .filter((a) => a.at >= countedFrom && a.at <= countedUntil)
+        .map((a) => `${a.schedule}@${a.scheduledAt}`),
+    ).size;
     notes.push(
-      `passes over the window and its tail: ${passes} (snapcron_passes_total), ${(passes / Math.max(1, windowArrivals.length / o.pvcsPerSchedule)).toFixed(2)} per schedule's fire`,
+      `passes over the window and its tail: ${passes} (snapcron_passes_total) for ${runs} runs (a schedule's fire), ${(passes / Math.max(1, runs)).toFixed(2)} a run`,
     );
     add({ measure: 'controller RSS peak over the window', value: peakRss / 2 ** 20, unit: 'MiB' });
     // The bench's own writes are the readiness marks (PUT volumesnapshots/status); the rest is
