@@ -38,6 +38,7 @@ import { decide, nextFireOf, scheduleKey } from './decide.ts';
 import { needsFinalizing, planDeletion } from './deletion.ts';
 import { LABEL_GROUP, LABEL_SCHEDULE } from '../api/constants.ts';
 import { apiView, Executor, scheduleTarget, type FreshView } from './executor.ts';
+import { turnsStuckAt } from '../retention/snapshot-state.ts';
 import { RESTORE_LABEL } from '../restore/select.ts';
 import { LeaderElector } from './leader.ts';
 import type { Metrics } from './metrics.ts';
@@ -452,7 +453,7 @@ export class Controller {
     // each turns stuck pendingDeadline after the API server created it.
     const createdStuckAt =
       result.firstCreatedAt !== undefined && plan.retention
-        ? result.firstCreatedAt + plan.retention.pendingDeadlineMs + 1
+        ? turnsStuckAt(result.firstCreatedAt, plan.retention)
         : Infinity;
     const next = Math.min(
       plan.wakeAt?.getTime() ?? Infinity,

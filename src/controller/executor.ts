@@ -27,6 +27,7 @@ import type {
 import type { Kube } from '../kube/client.ts';
 import type { EventRecorder, EventTarget } from '../kube/events.ts';
 import { errorMessage, NotLeaderError, statusOf } from '../kube/retry.ts';
+import { pendingSince } from '../retention/snapshot-state.ts';
 import { snapshotsInUse, whyNotPrune, type Deletion, type ProtectReason } from '../retention/plan.ts';
 import { ANNOTATION_RUN_NOW, labelValue, runNowKey } from '../snapshot/naming.ts';
 import { setConditions, type ConditionInput } from './conditions.ts';
@@ -485,10 +486,8 @@ export class Executor {
             { key, lane: 'create' },
           );
           result.created.push(c.name);
-          const createdAt = Date.parse(
-            (out as { metadata?: { creationTimestamp?: string } } | undefined)?.metadata?.creationTimestamp ??
-              '',
-          );
+          // What a pending snapshot's stuck time counts from (a group snapshot's too).
+          const createdAt = pendingSince(out as VolumeSnapshot)?.getTime() ?? Infinity;
           if (createdAt < (result.firstCreatedAt ?? Infinity)) result.firstCreatedAt = createdAt;
           this.metrics?.created.inc(labels);
           if (c.trigger === 'Schedule')

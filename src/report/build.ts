@@ -289,22 +289,22 @@ export function fireFacts(
   const t = now.getTime();
   const span = fireSpans.get(cron);
   if (span && span.from <= t && t < span.until) return span;
-  const next = nextFireTime(cron, now);
   const last = latestFireTime(cron, 0, now);
   const previous = last && latestFireTime(cron, 0, last.getTime() - 1);
-  if (last && previous) {
-    // No fire time falls in (last, next): every instant of [last, next) has these answers.
-    const facts: FireSpan = {
-      from: last.getTime(),
-      until: next?.getTime() ?? Infinity,
-      intervalMs: last.getTime() - previous.getTime(),
-      next,
-    };
-    fireSpans.set(cron, facts);
-    return facts;
+  if (!last || !previous) {
+    const [a, b] = nextFireTimes(cron, now, 2);
+    return { intervalMs: a && b ? b.getTime() - a.getTime() : undefined, next: a };
   }
-  const [a, b] = nextFireTimes(cron, now, 2);
-  return { intervalMs: a && b ? b.getTime() - a.getTime() : undefined, next };
+  const next = nextFireTime(cron, now);
+  // No fire time falls in (last, next): every instant of [last, next) has these answers.
+  const facts: FireSpan = {
+    from: last.getTime(),
+    until: next?.getTime() ?? Infinity,
+    intervalMs: last.getTime() - previous.getTime(),
+    next,
+  };
+  fireSpans.set(cron, facts);
+  return facts;
 }
 
 interface ScheduleFacts {

@@ -414,7 +414,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     const expires = expiresMs === undefined ? undefined : time.getTime() + expiresMs + 1;
     if (expires !== undefined && expires > nowMs && (changesAt === undefined || expires < changesAt))
       changesAt = expires;
-    const turns = state === 'ready' ? undefined : nextStateChange(snapshot, now, timing);
+    const turns = state === 'ready' ? undefined : nextStateChange(snapshot, now, timing, state);
     if (turns !== undefined && (changesAt === undefined || turns < changesAt)) changesAt = turns;
     const pvc = sourcePvc(snapshot) ?? '';
     if (group?.pvc !== pvc) {
@@ -433,6 +433,24 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     const nameA = names[a] as string;
     const nameB = names[b] as string;
     return (ms[b] as number) - (ms[a] as number) || (nameA < nameB ? 1 : nameA > nameB ? -1 : 0);
+  };
+
+  /** Snapshot k's verdict: one literal per shape, keys in the order callers print them. */
+  const verdictOf = (
+    k: number,
+    pvc: string,
+    verdict: Verdict['verdict'],
+    reasons: Reason[],
+    overridden: DeleteReason[],
+  ): Verdict => {
+    const name = names[k] as string;
+    const namespace = c.namespaces[k] as string;
+    const time = c.times[k] as Date;
+    const state = states[k] as SnapshotState;
+    const error = c.errors[k];
+    return error
+      ? { name, namespace, pvc, time, state, error, verdict, reasons, overridden }
+      : { name, namespace, pvc, time, state, verdict, reasons, overridden };
   };
 
   const verdicts: Verdict[] = [];
@@ -468,13 +486,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       if (state === 'pending') (waiting ??= { pvc, pending: [], stuck: [] }).pending.push(name);
       if (state === 'stuck') (waiting ??= { pvc, pending: [], stuck: [] }).stuck.push(name);
       if (input.statesOnly) {
-        const time = c.times[k] as Date;
-        const error = c.errors[k];
-        verdicts.push(
-          error
-            ? { name, namespace, pvc, time, state, error, verdict: 'keep', reasons: [], overridden: [] }
-            : { name, namespace, pvc, time, state, verdict: 'keep', reasons: [], overridden: [] },
-        );
+        verdicts.push(verdictOf(k, pvc, 'keep', [], []));
         continue;
       }
       const used = inUse.size > 0 && inUseNames.has(name) && inUse.has(`${namespace}/${name}`);
@@ -507,14 +519,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
         reasons = kept ?? ['within-policy'];
         overridden = [];
       }
-      // One literal per shape, keys in the order callers print them.
-      const time = c.times[k] as Date;
-      const error = c.errors[k];
-      verdicts.push(
-        error
-          ? { name, namespace, pvc, time, state, error, verdict, reasons, overridden }
-          : { name, namespace, pvc, time, state, verdict, reasons, overridden },
-      );
+      verdicts.push(verdictOf(k, pvc, verdict, reasons, overridden));
     }
     if (waiting) pendingByPvc.push(waiting);
   }

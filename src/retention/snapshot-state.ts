@@ -153,19 +153,31 @@ export function stateAt(s: VolumeSnapshot, now: Date, timing: StateTiming): Snap
 }
 
 /**
+ * When a snapshot waiting since `since` (epoch ms; see pendingSince) turns stuck: a millisecond
+ * past pendingDeadline, as the bound is strict.
+ */
+export const turnsStuckAt = (since: number, timing: Pick<StateTiming, 'pendingDeadlineMs'>): number =>
+  since + timing.pendingDeadlineMs + 1;
+
+/**
  * The first instant after `now` at which {@link stateAt} answers otherwise by the clock alone: a
  * pending snapshot turning stuck, an error turning the snapshot failed. Undefined when no such
  * instant comes (ready, failed, or a time that cannot be read): only an event changes it then.
+ * `state` is its state at `now`, when the caller has it.
  */
-export function nextStateChange(s: VolumeSnapshot, now: Date, timing: StateTiming): number | undefined {
-  const state = stateAt(s, now, timing);
+export function nextStateChange(
+  s: VolumeSnapshot,
+  now: Date,
+  timing: StateTiming,
+  state: SnapshotState = stateAt(s, now, timing),
+): number | undefined {
   if (state === 'ready' || state === 'failed') return undefined;
+  const erringSince = s.status?.error ? errorSince(s)?.getTime() : undefined;
+  const waitingSince = state === 'pending' ? pendingSince(s)?.getTime() : undefined;
   // lastedLongerThan is strict: the state changes a millisecond after the bound.
-  const failsAt = s.status?.error ? errorSince(s)?.getTime() : undefined;
-  const stuckAt = state === 'pending' ? pendingSince(s)?.getTime() : undefined;
-  const fail = failsAt === undefined ? Infinity : failsAt + timing.failedAfterMs + 1;
-  const stuck = stuckAt === undefined ? Infinity : stuckAt + timing.pendingDeadlineMs + 1;
-  const at = Math.min(fail, stuck);
+  const fails = erringSince === undefined ? Infinity : erringSince + timing.failedAfterMs + 1;
+  const stuck = waitingSince === undefined ? Infinity : turnsStuckAt(waitingSince, timing);
+  const at = Math.min(fails, stuck);
   return at === Infinity ? undefined : at;
 }
 
