@@ -2,7 +2,7 @@
 // client-node informer baseline both measure against: one definition, so the two benches
 // measure the same thing.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AdminKube } from '../dev/admin-kube.ts';
 import type { Kube } from '../src/kube/client.ts';
@@ -35,6 +35,46 @@ export function procStatus(pid: number): {
     rssShmem: kb('RssShmem'),
     hwm: kb('VmHWM'),
   };
+}
+
+/**
+ * CPU seconds (user + system) of each of a process's threads, by thread id, from
+ * /proc/<pid>/task/<tid>/stat. The thread whose id is the pid is the main thread (the event
+ * loop); the others are V8's workers (parallel and concurrent GC, background compilers) and
+ * libuv's pool. A thread that ended since is missing from a later reading.
+ */
+export function threadCpu(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // Fields after the parenthesised name: state is field 3, utime 14 and stime 15.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), (Number(f[11]) + Number(f[12])) / CLOCK_TICKS);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** USER_HZ, the unit of /proc's CPU times: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
+/** The main thread's and the other threads' CPU between two `threadCpu` readings. */
+export function threadCpuSplit(
+  pid: number,
+  from: Map<number, number>,
+  to: Map<number, number>,
+): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  for (const [tid, s] of to) {
+    const d = s - (from.get(tid) ?? 0);
+    if (tid === pid) main += d;
+    else others += d;
+  }
+  return { main, others };
 }
 
 /** Runs `fn` over `items` with at most `n` in flight. */

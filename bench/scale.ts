@@ -9,6 +9,7 @@
 //          [--no-ready] [--cpu-prof <dir>]   (the controller's CPU profile, written when it stops)
 //          [--alloc-prof <dir>]              (what the controller allocates, written when it stops)
 //          [--node-options '<flags>']        (the controller's NODE_OPTIONS instead of the image's)
+//          [--node-args '<flags>']           (V8 flags on node's command line, which NODE_OPTIONS refuses)
 //        npm run bench:scale -- --small        (50 schedules x 4 PVCs, --qps 20, short windows: CI's size)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,8 @@ import {
   naiveInformerRss,
   pool,
   procStatus,
+  threadCpu,
+  threadCpuSplit,
   sleep,
 } from './fixtures.ts';
 
@@ -72,6 +75,8 @@ export interface ScaleOptions {
   allocProfDir?: string | undefined;
   /** The controller's NODE_OPTIONS in place of the image's (`--node-options '<flags>'`). */
   nodeOptions?: string | undefined;
+  /** Flags on node's own command line, before the CLI: V8 flags NODE_OPTIONS refuses (`--node-args`). */
+  nodeArgs?: string | undefined;
   out?: string | undefined;
   log?: (line: string) => void;
 }
@@ -171,6 +176,7 @@ async function startController(
   const proc = spawn(
     process.execPath,
     [
+      ...(o.nodeArgs ? o.nodeArgs.split(/\s+/).filter(Boolean) : []),
       CLI,
       'controller',
       '--metrics-addr=127.0.0.1:0',
@@ -482,7 +488,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     o.ready === false
       ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
       : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
-    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.nodeArgs ? `; node ${o.nodeArgs}` : ''}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
   const add = (f: Figure): void => {
@@ -719,6 +725,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const countedFrom = Date.now();
     const before = await ctl.metrics();
     const cpu0 = metric(before, 'process_cpu_seconds_total');
+    const threads0 = threadCpu(ctl.proc.pid ?? 0);
     const passes0 = metricSum(before, 'snapcron_passes_total');
     const req0 = await requestCounts(kc);
     log(
@@ -737,6 +744,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const after = await ctl.metrics();
     const countedUntil = Date.now();
     const cpu1 = metric(after, 'process_cpu_seconds_total');
+    const threads = threadCpuSplit(ctl.proc.pid ?? 0, threads0, threadCpu(ctl.proc.pid ?? 0));
     const passes = metricSum(after, 'snapcron_passes_total') - passes0;
     const reqs = diff(req0, await requestCounts(kc));
     const windowArrivals = [...observer.arrivals.values()].filter(
@@ -791,6 +799,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       ok: windowArrivals.length >= expectedRuns,
     });
     add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
+    notes.push(
+      `controller CPU over the window by thread: main (the event loop) ${threads.main.toFixed(2)} s, the others (V8's GC and compiler workers, libuv's pool) ${threads.others.toFixed(2)} s`,
+    );
     // Runs (a schedule's fire) whose snapshots arrived while the passes were counted.
     const runs = new Set(
       [...observer.arrivals.values()]
@@ -836,7 +847,9 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     observer.markReady = false;
     await sleep(20_000); // the passes the spec change triggered
     const q0 = await requestCounts(kc);
+    const quietCpu0 = threadCpu(ctl.proc.pid ?? 0);
     await sleep(o.quietMinutes * 60_000);
+    const quietCpu = threadCpuSplit(ctl.proc.pid ?? 0, quietCpu0, threadCpu(ctl.proc.pid ?? 0));
     if (ctl.proc.exitCode !== null || ctl.proc.signalCode !== null)
       throw new Error(
         `the controller exited during the quiet window (code ${ctl.proc.exitCode}, signal ${ctl.proc.signalCode})`,
@@ -869,6 +882,15 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       ok: nonLease === 0,
     });
     notes.push(`quiet window requests: ${JSON.stringify(Object.fromEntries(quiet))}`);
+    // What the controller costs while nothing is due: lease renewals, watches kept open, timers.
+    add({
+      measure: 'controller CPU per quiet minute',
+      value: (quietCpu.main + quietCpu.others) / o.quietMinutes,
+      unit: 's',
+    });
+    notes.push(
+      `controller CPU over the quiet window by thread: main ${quietCpu.main.toFixed(2)} s, the others ${quietCpu.others.toFixed(2)} s, over ${o.quietMinutes} min`,
+    );
     notes.push(
       `requests since the controller started, ${((Date.now() - startedAt) / 60000).toFixed(1)} min: ${total(diff(requestsAtStart, await requestCounts(kc)))}`,
     );
@@ -1104,6 +1126,7 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
       'cpu-prof': { type: 'string' },
       'alloc-prof': { type: 'string' },
       'node-options': { type: 'string' },
+      'node-args': { type: 'string' },
       out: { type: 'string', default: 'bench/scale-results.json' },
     },
   });
@@ -1141,6 +1164,7 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
     cpuProfDir: values['cpu-prof'],
     allocProfDir: values['alloc-prof'] === undefined ? undefined : resolve(values['alloc-prof']),
     nodeOptions: values['node-options'],
+    nodeArgs: values['node-args'],
     out: values.out,
   };
 }

@@ -336,6 +336,7 @@ export class Controller {
       while (this.inFlight.size >= limit) await Promise.race(this.inFlight);
       const key = await this.queue.get();
       if (key === undefined) return;
+      this.o.metrics.working();
       const run = this.run(key).finally(() => {
         this.inFlight.delete(run);
         this.clock.clearTimeout(this.promotions.get(key)?.timer);

@@ -1,20 +1,32 @@
 /** The controller's Prometheus metrics: snapcron's own families (prometheus.ts), then Node's runtime ones. */
-import { collectDefaultMetrics, Registry as RuntimeRegistry } from 'prom-client';
 import { Counter, Gauge, Histogram, Registry } from './prometheus.ts';
 import { LANES, type FairLimiter } from '../kube/fair-limiter.ts';
+import { registerRuntimeMetrics, type RuntimeMetrics } from './runtime-metrics.ts';
 
 const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600];
 
 export class Metrics {
   readonly registry = new Registry();
 
+  /**
+   * process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_p99_seconds
+   * (reset at each scrape), …: what bench:scale and a dashboard read, named as every Node service
+   * names them (runtime-metrics.ts). Registered after snapcron's own families.
+   */
+  private readonly runtime: RuntimeMetrics;
+
   constructor() {
-    // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_p99_seconds
-    // (reset at each scrape), …: what bench:scale and a dashboard read.
-    // prom-client's, named as every Node service names them; few series, so its cost per scrape is small.
-    const runtime = new RuntimeRegistry();
-    collectDefaultMetrics({ register: runtime, eventLoopMonitoringPrecision: 10 });
-    this.registry.include(() => runtime.metrics());
+    this.runtime = registerRuntimeMetrics(this.registry);
+  }
+
+  /** A pass starts: the event-loop delay is measured from now, not from the next second's check. */
+  working(): void {
+    this.runtime.working();
+  }
+
+  /** Stops the runtime metrics' timers and observers. */
+  stop(): void {
+    this.runtime.stop();
   }
 
   readonly created = new Counter({

@@ -302,7 +302,7 @@ describe("the controller's real /metrics", () => {
     writeFileSync(join(ARTIFACTS, 'controller-metrics.txt'), text);
     writeFileSync(join(ARTIFACTS, 'promtool-check-metrics.txt'), r.out);
     // Lint findings are "name problem" lines; snapcron's own metrics must have none. The
-    // Node.js runtime metrics come from prom-client's collectDefaultMetrics, named upstream.
+    // Node.js runtime metrics carry prom-client's names (runtime-metrics.ts), findings included.
     const findings = r.out.split('\n').filter(Boolean);
     expect(findings.filter((l) => l.startsWith('snapcron_'))).toEqual([]);
     // Anything but a lint finding (exit 3) is a format error.

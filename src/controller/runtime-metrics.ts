@@ -1,0 +1,353 @@
+/**
+ * Node's runtime metrics under the names every Node service exports them (prom-client's
+ * collectDefaultMetrics: process_cpu_seconds_total, process_resident_memory_bytes,
+ * nodejs_eventloop_lag_p99_seconds, nodejs_gc_duration_seconds, …), on snapcron's registry.
+ *
+ * Why not prom-client's: its event-loop monitor ticks every 10 ms for the life of the process,
+ * a hundred wake-ups a second that cost an idle controller 0.26 s of CPU a minute, most of
+ * what it spent while nothing was due (bench:scale's quiet window). Here the monitor ticks only
+ * while the loop has work (LoopDelay); the rest is read at scrape time, as prom-client does.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
+import {
+  constants as perfConstants,
+  createHistogram,
+  performance,
+  PerformanceObserver,
+  type RecordableHistogram,
+} from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, type Registry } from './prometheus.ts';
+
+/** The fine monitor's tick, as prom-client's default: delays are reported including it. */
+export const LOOP_TICK_MS = 10;
+/** How often an idle loop is looked at, and how long it must stay idle before the fine monitor stops. */
+export const LOOP_CHECK_MS = 1000;
+/** The loop's share of busy time (event-loop utilization) over a check above which it counts as working. */
+const WORKING_UTILIZATION = 0.01;
+
+const NS_PER_S = 1e9;
+
+/** Event-loop delay figures over a scrape's window, in seconds. */
+export interface LoopStats {
+  min: number;
+  max: number;
+  mean: number;
+  stddev: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+/**
+ * Event-loop delay while the loop works, and nothing while it idles. A check every
+ * LOOP_CHECK_MS starts the 10 ms ticker when the loop was busy over the last second (or
+ * {@link working} starts it at once, e.g. when a schedule's pass begins) and stops it after a
+ * second with almost no work. Each tick records the time since the last one, as Node's
+ * monitorEventLoopDelay does (so an on-time tick reads 10 ms). A late check is recorded too:
+ * a stall that starts while the ticker is off still shows. With no sample since the last
+ * scrape (an idle loop), the figures are what an idle loop measures: the tick itself.
+ *
+ * Not monitorEventLoopDelay itself: stopped and started again, its first sample spans the
+ * whole pause.
+ */
+export class LoopDelay {
+  private readonly samples: RecordableHistogram = createHistogram();
+  private ticker: NodeJS.Timeout | undefined;
+  private lastTick = 0;
+  private lastUtilization = performance.eventLoopUtilization();
+  private nextCheck = 0;
+  private checker: NodeJS.Timeout | undefined;
+
+  constructor() {
+    this.scheduleCheck();
+  }
+
+  /** Work starts now: measure the loop from this moment. */
+  working(): void {
+    if (this.ticker) return;
+    this.lastTick = performance.now();
+    this.ticker = setInterval(() => {
+      const now = performance.now();
+      this.record(now - this.lastTick);
+      this.lastTick = now;
+    }, LOOP_TICK_MS);
+    this.ticker.unref();
+  }
+
+  /** Whether the ticker runs. */
+  get measuring(): boolean {
+    return this.ticker !== undefined;
+  }
+
+  /** Delays since the last call, in seconds; then starts a new window (prom-client resets at each scrape). */
+  take(): LoopStats {
+    const h = this.samples;
+    let stats: LoopStats;
+    if (h.count > 0)
+      stats = {
+        min: h.min / NS_PER_S,
+        max: h.max / NS_PER_S,
+        mean: h.mean / NS_PER_S,
+        stddev: h.stddev / NS_PER_S,
+        p50: h.percentile(50) / NS_PER_S,
+        p90: h.percentile(90) / NS_PER_S,
+        p99: h.percentile(99) / NS_PER_S,
+      };
+    else {
+      const tick = LOOP_TICK_MS / 1000;
+      stats = { min: tick, max: tick, mean: tick, stddev: 0, p50: tick, p90: tick, p99: tick };
+    }
+    h.reset();
+    return stats;
+  }
+
+  stop(): void {
+    clearTimeout(this.checker);
+    this.pause();
+  }
+
+  private record(ms: number): void {
+    this.samples.record(Math.max(1, Math.round(ms * 1e6)));
+  }
+
+  private pause(): void {
+    clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private scheduleCheck(): void {
+    this.nextCheck = performance.now() + LOOP_CHECK_MS;
+    this.checker = setTimeout(() => this.check(), LOOP_CHECK_MS);
+    this.checker.unref();
+  }
+
+  private check(): void {
+    // A check more than a tick late met a stall the ticker, being off, did not see.
+    const late = performance.now() - this.nextCheck;
+    if (!this.ticker && late > LOOP_TICK_MS) this.record(late + LOOP_TICK_MS);
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, this.lastUtilization).utilization;
+    this.lastUtilization = now;
+    if (busy >= WORKING_UTILIZATION) this.working();
+    else this.pause();
+    this.scheduleCheck();
+  }
+}
+
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+/** `Field:   123 kB` from /proc/self/status, in bytes; undefined off Linux. */
+function procStatusBytes(text: string, field: string): number | undefined {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) * 1024 : undefined;
+}
+
+function readOr<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
+
+/** The soft limit on open files, from /proc/self/limits. */
+function maxFds(): number | undefined {
+  const m = /^Max open files\s+(\d+)/m.exec(readOr(() => readFileSync('/proc/self/limits', 'utf8'), ''));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** What the runtime metrics keep running: the loop monitor and the GC observer. */
+export interface RuntimeMetrics {
+  /** Work starts now: measure the event loop from this moment (LoopDelay.working). */
+  working: () => void;
+  /** Stops the loop monitor and the GC observer (tests; the process's end needs nothing). */
+  stop: () => void;
+}
+
+/** Registers the runtime families on `registry`. */
+export function registerRuntimeMetrics(registry: Registry): RuntimeMetrics {
+  const registers = [registry];
+  const loop = new LoopDelay();
+  let lastCpu = process.cpuUsage();
+  const cpuUser = new Counter({
+    name: 'process_cpu_user_seconds_total',
+    help: 'Total user CPU time spent in seconds.',
+    registers,
+  });
+  const cpuSystem = new Counter({
+    name: 'process_cpu_system_seconds_total',
+    help: 'Total system CPU time spent in seconds.',
+    registers,
+  });
+  const cpuTotal = new Counter({
+    name: 'process_cpu_seconds_total',
+    help: 'Total user and system CPU time spent in seconds.',
+    registers,
+  });
+  const startTime = new Gauge({
+    name: 'process_start_time_seconds',
+    help: 'Start time of the process since unix epoch in seconds.',
+    registers,
+  });
+  startTime.set(Math.round(performance.timeOrigin / 1000));
+  // Everything is read when Prometheus scrapes, in this one collect (a registry collects every
+  // family before it renders any).
+  const rss = new Gauge({
+    name: 'process_resident_memory_bytes',
+    help: 'Resident memory size in bytes.',
+    registers,
+    collect: () => collect(),
+  });
+  const vsize = new Gauge({
+    name: 'process_virtual_memory_bytes',
+    help: 'Virtual memory size in bytes.',
+    registers,
+  });
+  const heapBytes = new Gauge({ name: 'process_heap_bytes', help: 'Process heap size in bytes.', registers });
+  const openFds = new Gauge({
+    name: 'process_open_fds',
+    help: 'Number of open file descriptors.',
+    registers,
+  });
+  const limitFds = new Gauge({
+    name: 'process_max_fds',
+    help: 'Maximum number of open file descriptors.',
+    registers,
+  });
+  const fdLimit = maxFds();
+  if (fdLimit !== undefined) limitFds.set(fdLimit);
+
+  const lag = new Gauge({
+    name: 'nodejs_eventloop_lag_seconds',
+    help: 'Lag of event loop in seconds.',
+    registers,
+  });
+  const lagStats = (
+    [
+      ['min', 'The minimum recorded event loop delay.'],
+      ['max', 'The maximum recorded event loop delay.'],
+      ['mean', 'The mean of the recorded event loop delays.'],
+      ['stddev', 'The standard deviation of the recorded event loop delays.'],
+      ['p50', 'The 50th percentile of the recorded event loop delays.'],
+      ['p90', 'The 90th percentile of the recorded event loop delays.'],
+      ['p99', 'The 99th percentile of the recorded event loop delays.'],
+    ] as const
+  ).map(
+    ([stat, help]) =>
+      [stat, new Gauge({ name: `nodejs_eventloop_lag_${stat}_seconds`, help, registers })] as const,
+  );
+
+  const resources = new Gauge<'type'>({
+    name: 'nodejs_active_resources',
+    help: 'Number of active resources that are currently keeping the event loop alive, grouped by async resource type.',
+    labelNames: ['type'],
+    registers,
+  });
+  const resourcesTotal = new Gauge({
+    name: 'nodejs_active_resources_total',
+    help: 'Total number of active resources.',
+    registers,
+  });
+  const heapTotal = new Gauge({
+    name: 'nodejs_heap_size_total_bytes',
+    help: 'Process heap size from Node.js in bytes.',
+    registers,
+  });
+  const heapUsed = new Gauge({
+    name: 'nodejs_heap_size_used_bytes',
+    help: 'Process heap size used from Node.js in bytes.',
+    registers,
+  });
+  const external = new Gauge({
+    name: 'nodejs_external_memory_bytes',
+    help: 'Node.js external memory size in bytes.',
+    registers,
+  });
+  const spaces = (['total', 'used', 'available'] as const).map(
+    (kind) =>
+      [
+        kind,
+        new Gauge<'space'>({
+          name: `nodejs_heap_space_size_${kind}_bytes`,
+          help: `Process heap space size ${kind} from Node.js in bytes.`,
+          labelNames: ['space'],
+          registers,
+        }),
+      ] as const,
+  );
+  const [major, minor, patch] = process.versions.node.split('.');
+  new Gauge<'version' | 'major' | 'minor' | 'patch'>({
+    name: 'nodejs_version_info',
+    help: 'Node.js version info.',
+    labelNames: ['version', 'major', 'minor', 'patch'],
+    registers,
+  }).set({ version: process.version, major: major ?? '', minor: minor ?? '', patch: patch ?? '' }, 1);
+  const gc = new Histogram<'kind'>({
+    name: 'nodejs_gc_duration_seconds',
+    help: 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.',
+    labelNames: ['kind'],
+    buckets: [0.001, 0.01, 0.1, 1, 2, 5],
+    registers,
+  });
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = GC_KINDS[(e as { detail?: { kind?: number } }).detail?.kind ?? -1];
+      if (kind) gc.observe({ kind }, e.duration / 1000);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+
+  function collect(): void {
+    const cpu = process.cpuUsage();
+    const user = (cpu.user - lastCpu.user) / 1e6;
+    const system = (cpu.system - lastCpu.system) / 1e6;
+    lastCpu = cpu;
+    cpuUser.inc(user);
+    cpuSystem.inc(system);
+    cpuTotal.inc(user + system);
+    const status = readOr(() => readFileSync('/proc/self/status', 'utf8'), '');
+    rss.set(procStatusBytes(status, 'VmRSS') ?? process.memoryUsage.rss());
+    const vm = procStatusBytes(status, 'VmSize');
+    if (vm !== undefined) vsize.set(vm);
+    const data = procStatusBytes(status, 'VmData');
+    if (data !== undefined) heapBytes.set(data);
+    const fds = readOr(() => readdirSync('/proc/self/fd').length - 1, undefined);
+    if (fds !== undefined) openFds.set(fds);
+    // prom-client's lag: how long a setImmediate scheduled at the scrape waits (shown next scrape).
+    const start = process.hrtime.bigint();
+    setImmediate(() => lag.set(Number(process.hrtime.bigint() - start) / NS_PER_S));
+    const stats = loop.take();
+    for (const [stat, gauge] of lagStats) gauge.set(stats[stat]);
+    resources.reset();
+    const counts = new Map<string, number>();
+    const active = process.getActiveResourcesInfo();
+    for (const type of active) counts.set(type, (counts.get(type) ?? 0) + 1);
+    for (const [type, n] of counts) resources.set({ type }, n);
+    resourcesTotal.set(active.length);
+    const mem = process.memoryUsage();
+    heapTotal.set(mem.heapTotal);
+    heapUsed.set(mem.heapUsed);
+    external.set(mem.external);
+    for (const s of getHeapSpaceStatistics()) {
+      const space = s.space_name.replace(/_space$/, '');
+      for (const [kind, gauge] of spaces)
+        gauge.set(
+          { space },
+          kind === 'total' ? s.space_size : kind === 'used' ? s.space_used_size : s.space_available_size,
+        );
+    }
+  }
+  return {
+    working: () => loop.working(),
+    stop: () => {
+      loop.stop();
+      gcObserver.disconnect();
+    },
+  };
+}
