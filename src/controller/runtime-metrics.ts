@@ -12,10 +12,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics } from 'node:v8';
 import {
   constants as perfConstants,
-  createHistogram,
+  monitorEventLoopDelay,
   performance,
   PerformanceObserver,
-  type RecordableHistogram,
 } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, type Registry } from './prometheus.ts';
 
@@ -39,22 +38,46 @@ export interface LoopStats {
   p99: number;
 }
 
+/** Delays gathered over a scrape's window from several stretches of measuring, in ns. */
+interface Gathered {
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+  sumOfSquares: number;
+  /** Of one stretch: exact; of several, each the largest of theirs (an upper bound). */
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+const nothingGathered = (): Gathered => ({
+  count: 0,
+  min: Infinity,
+  max: 0,
+  sum: 0,
+  sumOfSquares: 0,
+  p50: 0,
+  p90: 0,
+  p99: 0,
+});
+
 /**
  * Event-loop delay while the loop works, and nothing while it idles. A check every
- * LOOP_CHECK_MS starts the 10 ms ticker when the loop was busy over the last second (or
- * {@link working} starts it at once, e.g. when a schedule's pass begins) and stops it after a
- * second with almost no work. Each tick records the time since the last one, as Node's
- * monitorEventLoopDelay does (so an on-time tick reads 10 ms). A late check is recorded too:
- * a stall that starts while the ticker is off still shows. With no sample since the last
- * scrape (an idle loop), the figures are what an idle loop measures: the tick itself.
+ * LOOP_CHECK_MS starts Node's 10 ms monitor (monitorEventLoopDelay, each tick recording the
+ * time since the last, so an on-time tick reads 10 ms) when the loop was busy over the last
+ * second, or {@link working} starts it at once (a schedule's pass begins); the check stops it
+ * after a second with almost no work. A late check is recorded too: a stall that starts while
+ * the monitor is off still shows. With no sample since the last scrape (an idle loop), the
+ * figures are what an idle loop measures: the tick itself.
  *
- * Not monitorEventLoopDelay itself: stopped and started again, its first sample spans the
- * whole pause.
+ * Node's monitor, not a JavaScript interval: a tick costs it about half as much CPU.
  */
 export class LoopDelay {
-  private readonly samples: RecordableHistogram = createHistogram();
-  private ticker: NodeJS.Timeout | undefined;
-  private lastTick = 0;
+  private readonly monitor = monitorEventLoopDelay({ resolution: LOOP_TICK_MS });
+  private on = false;
+  /** The window's samples from stretches already ended, and the late checks. */
+  private gathered = nothingGathered();
   private lastUtilization = performance.eventLoopUtilization();
   private nextCheck = 0;
   private checker: NodeJS.Timeout | undefined;
@@ -65,41 +88,38 @@ export class LoopDelay {
 
   /** Work starts now: measure the loop from this moment. */
   working(): void {
-    if (this.ticker) return;
-    this.lastTick = performance.now();
-    this.ticker = setInterval(() => {
-      const now = performance.now();
-      this.record(now - this.lastTick);
-      this.lastTick = now;
-    }, LOOP_TICK_MS);
-    this.ticker.unref();
+    if (this.on) return;
+    this.monitor.enable();
+    // Started again, the monitor's first tick would span the whole pause: reset forgets the
+    // last tick's time (gather resets too; this covers a stretch too short to record a sample).
+    this.monitor.reset();
+    this.on = true;
   }
 
-  /** Whether the ticker runs. */
+  /** Whether the monitor ticks. */
   get measuring(): boolean {
-    return this.ticker !== undefined;
+    return this.on;
   }
 
   /** Delays since the last call, in seconds; then starts a new window (prom-client resets at each scrape). */
   take(): LoopStats {
-    const h = this.samples;
-    let stats: LoopStats;
-    if (h.count > 0)
-      stats = {
-        min: h.min / NS_PER_S,
-        max: h.max / NS_PER_S,
-        mean: h.mean / NS_PER_S,
-        stddev: h.stddev / NS_PER_S,
-        p50: h.percentile(50) / NS_PER_S,
-        p90: h.percentile(90) / NS_PER_S,
-        p99: h.percentile(99) / NS_PER_S,
-      };
-    else {
+    this.gather();
+    const g = this.gathered;
+    this.gathered = nothingGathered();
+    if (g.count === 0) {
       const tick = LOOP_TICK_MS / 1000;
-      stats = { min: tick, max: tick, mean: tick, stddev: 0, p50: tick, p90: tick, p99: tick };
+      return { min: tick, max: tick, mean: tick, stddev: 0, p50: tick, p90: tick, p99: tick };
     }
-    h.reset();
-    return stats;
+    const mean = g.sum / g.count;
+    return {
+      min: g.min / NS_PER_S,
+      max: g.max / NS_PER_S,
+      mean: mean / NS_PER_S,
+      stddev: Math.sqrt(Math.max(0, g.sumOfSquares / g.count - mean * mean)) / NS_PER_S,
+      p50: g.p50 / NS_PER_S,
+      p90: g.p90 / NS_PER_S,
+      p99: g.p99 / NS_PER_S,
+    };
   }
 
   stop(): void {
@@ -107,13 +127,43 @@ export class LoopDelay {
     this.pause();
   }
 
+  /** Moves the monitor's samples into the window's. */
+  private gather(): void {
+    const m = this.monitor;
+    if (m.count === 0) return;
+    const g = this.gathered;
+    const first = g.count === 0;
+    g.count += m.count;
+    g.min = Math.min(g.min, m.min);
+    g.max = Math.max(g.max, m.max);
+    g.sum += m.mean * m.count;
+    g.sumOfSquares += (m.stddev * m.stddev + m.mean * m.mean) * m.count;
+    g.p50 = first ? m.percentile(50) : Math.max(g.p50, m.percentile(50));
+    g.p90 = first ? m.percentile(90) : Math.max(g.p90, m.percentile(90));
+    g.p99 = first ? m.percentile(99) : Math.max(g.p99, m.percentile(99));
+    m.reset();
+  }
+
+  /** One sample from outside the monitor (a late check), in ms. */
   private record(ms: number): void {
-    this.samples.record(Math.max(1, Math.round(ms * 1e6)));
+    const ns = ms * 1e6;
+    const g = this.gathered;
+    const first = g.count === 0;
+    g.count++;
+    g.min = Math.min(g.min, ns);
+    g.max = Math.max(g.max, ns);
+    g.sum += ns;
+    g.sumOfSquares += ns * ns;
+    g.p50 = first ? ns : Math.max(g.p50, ns);
+    g.p90 = first ? ns : Math.max(g.p90, ns);
+    g.p99 = first ? ns : Math.max(g.p99, ns);
   }
 
   private pause(): void {
-    clearInterval(this.ticker);
-    this.ticker = undefined;
+    if (!this.on) return;
+    this.gather();
+    this.monitor.disable();
+    this.on = false;
   }
 
   private scheduleCheck(): void {
@@ -123,9 +173,9 @@ export class LoopDelay {
   }
 
   private check(): void {
-    // A check more than a tick late met a stall the ticker, being off, did not see.
+    // A check more than a tick late met a stall the monitor, being off, did not see.
     const late = performance.now() - this.nextCheck;
-    if (!this.ticker && late > LOOP_TICK_MS) this.record(late + LOOP_TICK_MS);
+    if (!this.on && late > LOOP_TICK_MS) this.record(late + LOOP_TICK_MS);
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, this.lastUtilization).utilization;
     this.lastUtilization = now;

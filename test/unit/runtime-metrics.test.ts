@@ -128,9 +128,28 @@ describe('LoopDelay', () => {
     expect(l.measuring).toBe(false);
   });
 
+  it("keeps a stretch's samples across a pause, and does not count the pause as delay", async () => {
+    const l = loop();
+    l.working();
+    await sleep(LOOP_TICK_MS * 5);
+    block(120);
+    await sleep(LOOP_TICK_MS * 3);
+    await sleep(LOOP_CHECK_MS * 2.5);
+    expect(l.measuring).toBe(false);
+    l.working();
+    await sleep(LOOP_TICK_MS * 5);
+    const s = l.take();
+    expect(s.max).toBeGreaterThanOrEqual(0.12);
+    // The pause lasted over a second: a monitor started again without forgetting its last tick would report it.
+    expect(s.max).toBeLessThan(0.5);
+    expect(s.p50).toBeLessThan(0.05);
+  });
+
   it('starts ticking on its own when the loop gets busy, and records a stall met while off', async () => {
     const l = loop();
+    // Idle for a whole check (the test runner's own work may count as the loop's first second).
     await sleep(LOOP_CHECK_MS * 1.2);
+    for (let i = 0; i < 10 && l.measuring; i++) await sleep(LOOP_CHECK_MS / 2);
     expect(l.measuring).toBe(false);
     // Busy past the next check: the check is late and sees the loop at work.
     block(LOOP_CHECK_MS);
