@@ -224,28 +224,17 @@ export interface RuntimeMetrics {
 /** Registers the runtime families on `registry`. */
 export function registerRuntimeMetrics(registry: Registry): RuntimeMetrics {
   const registers = [registry];
+  const counter = (name: string, help: string): Counter => new Counter({ name, help, registers });
+  const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, registers });
   const loop = new LoopDelay();
   let lastCpu = process.cpuUsage();
-  const cpuUser = new Counter({
-    name: 'process_cpu_user_seconds_total',
-    help: 'Total user CPU time spent in seconds.',
-    registers,
-  });
-  const cpuSystem = new Counter({
-    name: 'process_cpu_system_seconds_total',
-    help: 'Total system CPU time spent in seconds.',
-    registers,
-  });
-  const cpuTotal = new Counter({
-    name: 'process_cpu_seconds_total',
-    help: 'Total user and system CPU time spent in seconds.',
-    registers,
-  });
-  const startTime = new Gauge({
-    name: 'process_start_time_seconds',
-    help: 'Start time of the process since unix epoch in seconds.',
-    registers,
-  });
+  const cpuUser = counter('process_cpu_user_seconds_total', 'Total user CPU time spent in seconds.');
+  const cpuSystem = counter('process_cpu_system_seconds_total', 'Total system CPU time spent in seconds.');
+  const cpuTotal = counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.');
+  const startTime = gauge(
+    'process_start_time_seconds',
+    'Start time of the process since unix epoch in seconds.',
+  );
   startTime.set(Math.round(performance.timeOrigin / 1000));
   // Everything is read when Prometheus scrapes, in this one collect (a registry collects every
   // family before it renders any).
@@ -255,30 +244,14 @@ export function registerRuntimeMetrics(registry: Registry): RuntimeMetrics {
     registers,
     collect: () => collect(),
   });
-  const vsize = new Gauge({
-    name: 'process_virtual_memory_bytes',
-    help: 'Virtual memory size in bytes.',
-    registers,
-  });
-  const heapBytes = new Gauge({ name: 'process_heap_bytes', help: 'Process heap size in bytes.', registers });
-  const openFds = new Gauge({
-    name: 'process_open_fds',
-    help: 'Number of open file descriptors.',
-    registers,
-  });
-  const limitFds = new Gauge({
-    name: 'process_max_fds',
-    help: 'Maximum number of open file descriptors.',
-    registers,
-  });
+  const vsize = gauge('process_virtual_memory_bytes', 'Virtual memory size in bytes.');
+  const heapBytes = gauge('process_heap_bytes', 'Process heap size in bytes.');
+  const openFds = gauge('process_open_fds', 'Number of open file descriptors.');
+  const limitFds = gauge('process_max_fds', 'Maximum number of open file descriptors.');
   const fdLimit = maxFds();
   if (fdLimit !== undefined) limitFds.set(fdLimit);
 
-  const lag = new Gauge({
-    name: 'nodejs_eventloop_lag_seconds',
-    help: 'Lag of event loop in seconds.',
-    registers,
-  });
+  const lag = gauge('nodejs_eventloop_lag_seconds', 'Lag of event loop in seconds.');
   const lagStats = (
     [
       ['min', 'The minimum recorded event loop delay.'],
@@ -289,10 +262,7 @@ export function registerRuntimeMetrics(registry: Registry): RuntimeMetrics {
       ['p90', 'The 90th percentile of the recorded event loop delays.'],
       ['p99', 'The 99th percentile of the recorded event loop delays.'],
     ] as const
-  ).map(
-    ([stat, help]) =>
-      [stat, new Gauge({ name: `nodejs_eventloop_lag_${stat}_seconds`, help, registers })] as const,
-  );
+  ).map(([stat, help]) => [stat, gauge(`nodejs_eventloop_lag_${stat}_seconds`, help)] as const);
 
   const resources = new Gauge<'type'>({
     name: 'nodejs_active_resources',
@@ -300,26 +270,10 @@ export function registerRuntimeMetrics(registry: Registry): RuntimeMetrics {
     labelNames: ['type'],
     registers,
   });
-  const resourcesTotal = new Gauge({
-    name: 'nodejs_active_resources_total',
-    help: 'Total number of active resources.',
-    registers,
-  });
-  const heapTotal = new Gauge({
-    name: 'nodejs_heap_size_total_bytes',
-    help: 'Process heap size from Node.js in bytes.',
-    registers,
-  });
-  const heapUsed = new Gauge({
-    name: 'nodejs_heap_size_used_bytes',
-    help: 'Process heap size used from Node.js in bytes.',
-    registers,
-  });
-  const external = new Gauge({
-    name: 'nodejs_external_memory_bytes',
-    help: 'Node.js external memory size in bytes.',
-    registers,
-  });
+  const resourcesTotal = gauge('nodejs_active_resources_total', 'Total number of active resources.');
+  const heapTotal = gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.');
+  const heapUsed = gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.');
+  const external = gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.');
   const spaces = (['total', 'used', 'available'] as const).map(
     (kind) =>
       [
