@@ -132,32 +132,38 @@ export class LoopDelay {
   private gather(): void {
     const m = this.monitor;
     if (m.count === 0) return;
-    const g = this.gathered;
-    const first = g.count === 0;
-    g.count += m.count;
-    g.min = Math.min(g.min, m.min);
-    g.max = Math.max(g.max, m.max);
-    g.sum += m.mean * m.count;
-    g.sumOfSquares += (m.stddev * m.stddev + m.mean * m.mean) * m.count;
-    g.p50 = first ? m.percentile(50) : Math.max(g.p50, m.percentile(50));
-    g.p90 = first ? m.percentile(90) : Math.max(g.p90, m.percentile(90));
-    g.p99 = first ? m.percentile(99) : Math.max(g.p99, m.percentile(99));
+    this.fold(m.count, m.min, m.max, m.mean, m.stddev, [
+      m.percentile(50),
+      m.percentile(90),
+      m.percentile(99),
+    ]);
     m.reset();
   }
 
   /** One sample from outside the monitor (a late check), in ms. */
   private record(ms: number): void {
     const ns = ms * 1e6;
+    this.fold(1, ns, ns, ns, 0, [ns, ns, ns]);
+  }
+
+  /** Adds one stretch's figures (ns) to the window's; percentiles start at 0, so the larger is kept. */
+  private fold(
+    count: number,
+    min: number,
+    max: number,
+    mean: number,
+    stddev: number,
+    [p50, p90, p99]: [number, number, number],
+  ): void {
     const g = this.gathered;
-    const first = g.count === 0;
-    g.count++;
-    g.min = Math.min(g.min, ns);
-    g.max = Math.max(g.max, ns);
-    g.sum += ns;
-    g.sumOfSquares += ns * ns;
-    g.p50 = first ? ns : Math.max(g.p50, ns);
-    g.p90 = first ? ns : Math.max(g.p90, ns);
-    g.p99 = first ? ns : Math.max(g.p99, ns);
+    g.count += count;
+    g.min = Math.min(g.min, min);
+    g.max = Math.max(g.max, max);
+    g.sum += mean * count;
+    g.sumOfSquares += (stddev * stddev + mean * mean) * count;
+    g.p50 = Math.max(g.p50, p50);
+    g.p90 = Math.max(g.p90, p90);
+    g.p99 = Math.max(g.p99, p99);
   }
 
   private pause(): void {
