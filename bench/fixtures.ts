@@ -273,7 +273,12 @@ export function naiveInformerRss(kubeconfig: string): Promise<number> {
 }
 
 /** Runs node with `args` and reads the number it prints. */
-export function childNumber(args: string[], env: Record<string, string>): Promise<number> {
+export async function childNumber(args: string[], env: Record<string, string>): Promise<number> {
+  return Number(await childOutput(args, env));
+}
+
+/** Runs node with `args` and reads what it prints. */
+export function childOutput(args: string[], env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, args, {
       env: { ...process.env, ...env },
@@ -282,6 +287,6 @@ export function childNumber(args: string[], env: Record<string, string>): Promis
     });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.once('exit', (code) => (code === 0 ? resolve(Number(out)) : reject(new Error(`exited ${code}`))));
+    p.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exited ${code}`))));
   });
 }

@@ -26,6 +26,7 @@ import { errorMessage } from '../src/kube/retry.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
 import {
   benchPvcs,
+  childOutput,
   createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
@@ -43,6 +44,7 @@ import {
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 /** Preloaded for `--alloc-prof` (Node strips its types: a profiling run, not a measured one). */
 const ALLOC_PROFILER = fileURLToPath(new URL('./alloc-profile.ts', import.meta.url));
+const PACED_CLIENT = fileURLToPath(new URL('./paced-client.ts', import.meta.url));
 /** As deploy/base/controller.yaml sets them (a test checks they agree). */
 export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
 /** The controller's environment in the image and the Deployment (a test checks they agree). */
@@ -331,6 +333,34 @@ const rssSplit = (pid: number): { anon: number; file: number } => {
   return { anon: m.rssAnon, file: m.rssFile + m.rssShmem };
 };
 
+/** Seconds of the sustained period the paced baseline replays: a minute at most (a fifth of the full size's 5-minute period). */
+const PACED_SECONDS = (o: ScaleOptions): number => Math.min(60, o.period * 60);
+
+/**
+ * The CPU of a bare Node process (bench/paced-client.ts) making the sustained window's creates
+ * at its pace for PACED_SECONDS, under the controller's NODE_OPTIONS and environment.
+ */
+async function pacedClientCpu(
+  kubeconfig: string,
+  o: ScaleOptions,
+  namespaces: string[],
+): Promise<{ creates: number; cpuSeconds: number }> {
+  const options = {
+    namespaces,
+    pvcsPerSchedule: o.pvcsPerSchedule,
+    periodSeconds: o.period * 60,
+    seconds: PACED_SECONDS(o),
+    qps: o.qps,
+    burst: o.burst,
+  };
+  const out = await childOutput([PACED_CLIENT, JSON.stringify(options)], {
+    KUBECONFIG: kubeconfig,
+    ...CONTROLLER_ENV,
+    NODE_OPTIONS: o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
+  });
+  return JSON.parse(out) as { creates: number; cpuSeconds: number };
+}
+
 /** A bare node's RSS split, the floor under any Node controller (no module loaded, nothing cached). */
 async function bareNodeSplit(): Promise<{ anon: number; file: number }> {
   const proc = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
@@ -616,6 +646,15 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     });
     const bareMs = performance.now() - tb;
     log(`bare client: ${healthyPairs.length} creates in ${(bareMs / 1000).toFixed(1)} s`);
+    // --- Baseline for the controller's CPU: the window's creates at the window's pace, by a bare process.
+    const paced = await pacedClientCpu(
+      controllerKubeconfig,
+      o,
+      namespaces.filter((ns) => !brokenSet.has(ns)),
+    );
+    log(
+      `paced bare client: ${paced.creates} creates over ${PACED_SECONDS(o)} s at the window's pace, ${paced.cpuSeconds.toFixed(2)} s of CPU`,
+    );
     await pool(namespaces, 50, async (ns) => {
       await admin.custom.deleteCollectionNamespacedCustomObject({ ...admin.snapshots, namespace: ns });
     });
@@ -747,6 +786,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     const threads = threadCpuSplit(ctl.proc.pid ?? 0, threads0, threadCpu(ctl.proc.pid ?? 0));
     const passes = metricSum(after, 'snapcron_passes_total') - passes0;
     const reqs = diff(req0, await requestCounts(kc));
+    const creates = reqs.get('POST volumesnapshots') ?? 0;
     const windowArrivals = [...observer.arrivals.values()].filter(
       (a) => a.scheduledAt >= windowStart && a.scheduledAt < windowEnd,
     );
@@ -799,6 +839,18 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       ok: windowArrivals.length >= expectedRuns,
     });
     add({ measure: 'controller CPU over the window', value: cpu1 - cpu0, unit: 's' });
+    // Per create, against a bare process making creates at the same pace: what the controller
+    // spends above the HTTP client under the same V8 settings is its own (watches, caches,
+    // passes, status, events, metrics).
+    add({
+      measure: 'controller CPU per 1,000 creates over the window and its tail',
+      value: creates ? ((cpu1 - cpu0) / creates) * 1000 : 0,
+      unit: 's',
+      baseline: {
+        name: "a bare Node process making the window's creates at its pace, the controller's V8 settings",
+        value: paced.creates ? (paced.cpuSeconds / paced.creates) * 1000 : 0,
+      },
+    });
     notes.push(
       `controller CPU over the window by thread: main (the event loop) ${threads.main.toFixed(2)} s, the others (V8's GC and compiler workers, libuv's pool) ${threads.others.toFixed(2)} s`,
     );
@@ -815,7 +867,6 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     // The bench's own writes are the readiness marks (PUT volumesnapshots/status); the rest is
     // the controller's (and the control plane's, a few). The count runs to the end of the tail.
     const controllerReqs = total(reqs, (k) => k !== 'PUT volumesnapshots/status');
-    const creates = reqs.get('POST volumesnapshots') ?? 0;
     add({
       measure: "API requests over the window and its tail (the bench's readiness writes left out)",
       value: controllerReqs,

@@ -50,6 +50,15 @@ describe('bench:scale, small', () => {
       expect(find(r.figures, 'LIST requests over a quiet').value).toBe(0);
       expect(find(r.figures, 'event-loop delay p99').value).toBeLessThan(250);
       expect(find(r.figures, 'controller RSS with').value).toBeLessThan(256);
+      // The CPU per create has a floor measured in the run: a bare process made one period's
+      // creates (every healthy schedule's PVCs) at the window's pace.
+      const healthy = SMALL.schedules - SMALL.broken;
+      expect(lines).toContainEqual(
+        expect.stringMatching(new RegExp(`paced bare client: ${healthy * SMALL.pvcsPerSchedule} creates`)),
+      );
+      const cpu = find(r.figures, 'controller CPU per 1,000 creates');
+      expect(cpu.baseline?.value).toBeGreaterThan(0);
+      expect(cpu.value).toBeGreaterThan(0);
       const webhook = find(r.figures, 'PVC create p99 through the webhook');
       expect(find(r.figures, 'webhook admission p99 in the webhook').value).toBeLessThan(100);
       expect(webhook.value - (webhook.baseline?.value ?? 0)).toBeLessThan(500);
