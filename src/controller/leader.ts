@@ -10,6 +10,11 @@
  * `renewSentAt + fenceFraction * leaseDuration`, checked at the moment of every write
  * (`holdsLease()`): a process that was frozen, or whose renewal hangs, stops writing
  * before a standby can start. Every lease call has a deadline of its own.
+ *
+ * The leader renews with one write a period, on its own copy of the lease (client-go's
+ * optimistic renewal, as controller-runtime's leaders do): reading it first would double the
+ * requests of a quiet controller. Any other write to the lease makes that copy stale, the write
+ * is refused (409) and the period falls back to reading the lease and deciding again.
  */
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -42,6 +47,8 @@ export class LeaderElector {
   private stopped = false;
   private observedRecord = '';
   private observedAt = 0;
+  /** The lease as our last successful write left it, resourceVersion included: what the next renewal replaces. */
+  private ownLease: V1Lease | undefined;
   /** Monotonic time at which the last successful renewal (or acquisition) was sent. */
   private renewSentAt = -Infinity;
   private loop: Promise<void> | undefined;
@@ -98,10 +105,36 @@ export class LeaderElector {
     else this.o.onStoppedLeading();
   }
 
+  /** One write, no read: true when the lease was renewed on our copy of it. */
+  private async renewOwn(now: Date): Promise<boolean> {
+    const own = this.ownLease;
+    if (!own || !this.holdsLease()) return false;
+    const { kube, namespace, name } = this.o;
+    const body: V1Lease = { ...own, spec: { ...own.spec, renewTime: microTime(now) as unknown as Date } };
+    const sentAt = this.mono();
+    try {
+      this.ownLease = await withDeadline(
+        kube.coordination.replaceNamespacedLease({ name, namespace, body }),
+        this.callDeadlineMs(),
+        'renew lease',
+      );
+    } catch (err) {
+      this.ownLease = undefined;
+      this.o.log.debug(
+        { err: errorMessage(err), lease: name },
+        'renewing our copy of the lease failed; reading it',
+      );
+      return false;
+    }
+    this.renewSentAt = sentAt;
+    return true;
+  }
+
   private async tryAcquireOrRenew(): Promise<void> {
     const { kube, namespace, name, identity } = this.o;
     const deadline = this.callDeadlineMs();
     const now = new Date();
+    if (await this.renewOwn(now)) return;
     let lease: V1Lease;
     try {
       lease = await withDeadline(
@@ -112,7 +145,7 @@ export class LeaderElector {
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
       const sentAt = this.mono();
-      await withDeadline(
+      this.ownLease = await withDeadline(
         kube.coordination.createNamespacedLease({
           namespace,
           body: {
@@ -162,7 +195,7 @@ export class LeaderElector {
     // The standby's countdown starts after it sees this write, so time it from before sending.
     const sentAt = this.mono();
     try {
-      await withDeadline(
+      this.ownLease = await withDeadline(
         kube.coordination.replaceNamespacedLease({ name, namespace, body: lease }),
         deadline,
         'renew lease',
