@@ -105,36 +105,44 @@ export class LeaderElector {
     else this.o.onStoppedLeading();
   }
 
+  /** Writes the lease (a renewal or a take-over); the answer is the copy the next renewal replaces. */
+  private async replaceLease(body: V1Lease): Promise<void> {
+    const { kube, namespace, name } = this.o;
+    // The standby's countdown starts after it sees this write, so time it from before sending.
+    const sentAt = this.mono();
+    this.ownLease = await withDeadline(
+      kube.coordination.replaceNamespacedLease({ name, namespace, body }),
+      this.callDeadlineMs(),
+      'renew lease',
+    );
+    this.renewSentAt = sentAt;
+  }
+
   /** One write, no read: true when the lease was renewed on our copy of it. */
-  private async renewOwn(now: Date): Promise<boolean> {
+  private async renewOwn(): Promise<boolean> {
     const own = this.ownLease;
     if (!own || !this.holdsLease()) return false;
-    const { kube, namespace, name } = this.o;
-    const body: V1Lease = { ...own, spec: { ...own.spec, renewTime: microTime(now) as unknown as Date } };
-    const sentAt = this.mono();
     try {
-      this.ownLease = await withDeadline(
-        kube.coordination.replaceNamespacedLease({ name, namespace, body }),
-        this.callDeadlineMs(),
-        'renew lease',
-      );
+      await this.replaceLease({
+        ...own,
+        spec: { ...own.spec, renewTime: microTime(new Date()) as unknown as Date },
+      });
+      return true;
     } catch (err) {
       this.ownLease = undefined;
       this.o.log.debug(
-        { err: errorMessage(err), lease: name },
+        { err: errorMessage(err), lease: this.o.name },
         'renewing our copy of the lease failed; reading it',
       );
       return false;
     }
-    this.renewSentAt = sentAt;
-    return true;
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
+    if (await this.renewOwn()) return;
     const { kube, namespace, name, identity } = this.o;
     const deadline = this.callDeadlineMs();
     const now = new Date();
-    if (await this.renewOwn(now)) return;
     let lease: V1Lease;
     try {
       lease = await withDeadline(
@@ -192,19 +200,12 @@ export class LeaderElector {
           }
         : {}),
     };
-    // The standby's countdown starts after it sees this write, so time it from before sending.
-    const sentAt = this.mono();
     try {
-      this.ownLease = await withDeadline(
-        kube.coordination.replaceNamespacedLease({ name, namespace, body: lease }),
-        deadline,
-        'renew lease',
-      );
+      await this.replaceLease(lease);
     } catch (err) {
       if (statusOf(err) === 409) return; // someone else wrote first; look again next period
       throw err;
     }
-    this.renewSentAt = sentAt;
     this.setLeading(true);
   }
 

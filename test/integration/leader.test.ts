@@ -9,9 +9,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../src/controller/leader.ts';
 import { Kube } from '../../src/kube/client.ts';
+import { sleep } from '../../src/kube/retry.ts';
 import { eventually, kube, kubeconfigPath, useNamespace } from '../env/kube.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('leader election on a real Lease', () => {
   const ns = useNamespace('leader');
