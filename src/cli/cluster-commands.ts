@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ReportInput } from '../report/build.ts';
 import { CloudAudit } from '../report/cloud-audit.ts';
 import { reportResponse } from '../report/http.ts';
-import { gaugeReports, ReportMetrics } from '../report/metrics.ts';
+import { ReportMetrics } from '../report/metrics.ts';
 
 import { Metrics } from '../controller/metrics.ts';
 import { startHttpServer } from '../controller/server.ts';
@@ -298,8 +298,8 @@ export async function runController(args: string[]): Promise<number> {
       ),
   );
   log.info({ port, identity }, 'serving /metrics, /healthz, /readyz');
-  // The report's alerting gauges, refreshed every minute while no pass is running (gaugeReports:
-  // one namespace at a time, only what the gauges read).
+  // The report's alerting gauges, refreshed every minute while no pass is running (one namespace
+  // at a time, only those whose objects changed or whose gauges the clock moved).
   const reportMetrics = new ReportMetrics(metrics.registry);
   let refreshing = false;
   const refresh = setInterval(
@@ -307,7 +307,7 @@ export async function runController(args: string[]): Promise<number> {
       if (refreshing || !controller.ready || !controller.idle) return;
       refreshing = true;
       reportMetrics
-        .updateFrom(gaugeReports(controller, new Date()))
+        .refresh(controller, new Date())
         .catch((err: unknown) => log.error({ err }, 'report metrics refresh failed'))
         .finally(() => (refreshing = false));
     },

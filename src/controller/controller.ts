@@ -211,6 +211,20 @@ export class Controller {
     };
   }
 
+  /**
+   * The last change to a cached object of the namespace (IndexedStore.generation): one clock
+   * for every store, so the newest of theirs moves whenever one of them changes.
+   */
+  generation(namespace: string): number {
+    const { schedules, pvcs, snapshots, groupSnapshots } = this.caches;
+    return Math.max(
+      schedules.store.generation(namespace),
+      pvcs.store.generation(namespace),
+      snapshots.store.generation(namespace),
+      groupSnapshots?.store.generation(namespace) ?? 0,
+    );
+  }
+
   /** The namespaces holding a cached schedule or PVC (what a report's verdicts are about), sorted. */
   cachedNamespaces(): string[] {
     if (!this.ready) return [];

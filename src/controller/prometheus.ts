@@ -116,6 +116,13 @@ export class Counter<L extends string = string> extends ScalarFamily<L> {
   }
 }
 
+/** A gauge's series made apart from it (its line rendered), to be published with others by replaceAll. */
+export interface PreparedSeries {
+  readonly key: string;
+  readonly prefix: string;
+  readonly value: number;
+}
+
 export class Gauge<L extends string = string> extends ScalarFamily<L> {
   private readonly collectFn: (() => void | Promise<void>) | undefined;
   constructor(o: FamilyOptions<L> & { collect?: () => void | Promise<void> }) {
@@ -125,6 +132,20 @@ export class Gauge<L extends string = string> extends ScalarFamily<L> {
   set(labels: LabelValues<L> | number, value?: number): void {
     const [l, v] = args(labels, value, 0);
     this.slot(l).value = v;
+  }
+  /** A series of these labels and value, not shown until replaceAll publishes it. */
+  prepare(labels: LabelValues<L>, value: number): PreparedSeries {
+    const key = this.labelText(labels);
+    return { key, prefix: key ? `${this.name}{${key}} ` : `${this.name} `, value };
+  }
+  /**
+   * Every series replaced by these at once (of two with the same labels, the later). Prepared
+   * series kept by the caller are published again without rendering their labels again.
+   */
+  replaceAll(series: Iterable<PreparedSeries>): void {
+    const next = new Map<string, Scalar>();
+    for (const s of series) next.set(s.key, { prefix: s.prefix, value: s.value });
+    this.series = next;
   }
   override collect(): void | Promise<void> {
     return this.collectFn?.();

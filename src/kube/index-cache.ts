@@ -66,6 +66,9 @@ function keysOf<T>(f: IndexFunc<T>, o: T): readonly string[] {
   return k === undefined ? [] : typeof k === 'string' ? [k] : k;
 }
 
+/** Changes made to any store in this process: IndexedStore.generation's clock. */
+let changes = 0;
+
 export class IndexedStore<T extends Keyed> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly indexers: [string, IndexFunc<T>][];
@@ -73,6 +76,8 @@ export class IndexedStore<T extends Keyed> {
   private readonly handlers: Record<StoreVerb, StoreHandler<T>[]> = { add: [], update: [], delete: [] };
   private readonly onHandlerError: ((err: unknown, verb: StoreVerb, obj: T) => void) | undefined;
   private count = 0;
+  /** Each namespace's last change, on the clock all stores share (kept after it empties). */
+  private readonly changedAt = new Map<string, number>();
 
   constructor(o: StoreOptions<T> = {}) {
     this.indexers = Object.entries(o.indexers ?? {});
@@ -103,6 +108,15 @@ export class IndexedStore<T extends Keyed> {
     const out: T[] = [];
     for (const m of this.byNamespace.values()) for (const o of m.values()) out.push(o);
     return out;
+  }
+
+  /**
+   * When an object of the namespace was last added, replaced or removed (0: never), on a count
+   * of changes that every store shares: it moves only then, and never to a value any store has
+   * had before, so work derived from a namespace's objects is still good while it is unchanged.
+   */
+  generation(namespace: string): number {
+    return this.changedAt.get(namespace) ?? 0;
   }
 
   /** The namespaces that hold at least one object. */
@@ -216,6 +230,7 @@ export class IndexedStore<T extends Keyed> {
     const name = nm(obj);
     const old = m.get(name);
     m.set(name, obj);
+    this.changedAt.set(namespace, ++changes);
     if (!old) this.count++;
     for (const [index, f] of this.indexers) {
       const buckets = this.indexes.get(index) as Map<string, Bucket<T>>;
@@ -238,6 +253,7 @@ export class IndexedStore<T extends Keyed> {
     const old = m?.get(name);
     if (!m || !old) return undefined;
     m.delete(name);
+    this.changedAt.set(namespace, ++changes);
     if (m.size === 0) this.byNamespace.delete(namespace);
     this.count--;
     for (const [index, f] of this.indexers) {

@@ -285,7 +285,7 @@ const fireSpans = new WeakMap<CronSchedule, FireSpan>();
 export function fireFacts(
   cron: CronSchedule,
   now: Date,
-): { intervalMs: number | undefined; next: Date | undefined } {
+): { intervalMs: number | undefined; next: Date | undefined; until: number } {
   const t = now.getTime();
   const span = fireSpans.get(cron);
   if (span && span.from <= t && t < span.until) return span;
@@ -293,7 +293,11 @@ export function fireFacts(
   const previous = last && latestFireTime(cron, 0, last.getTime() - 1);
   if (!last || !previous) {
     const [a, b] = nextFireTimes(cron, now, 2);
-    return { intervalMs: a && b ? b.getTime() - a.getTime() : undefined, next: a };
+    return {
+      intervalMs: a && b ? b.getTime() - a.getTime() : undefined,
+      next: a,
+      until: a?.getTime() ?? Infinity,
+    };
   }
   const next = nextFireTime(cron, now);
   // No fire time falls in (last, next): every instant of [last, next) has these answers.
@@ -321,8 +325,31 @@ interface ScheduleFacts {
 
 /** Builds the report. Pure: the same objects and `now` give the same report. */
 export function buildReport(input: ReportInput): Report {
+  return build(input, undefined);
+}
+
+/**
+ * A gauges-only report, and until when its gauges hold: the first instant after `now` at which
+ * the same objects could give another interval, stale or stuck count (a fire time passing, a
+ * newest copy growing older than twice the interval, a snapshot turning stuck or failed). The
+ * controller's refresh builds a namespace again only when its objects changed or that time came.
+ */
+export function buildGaugeReport(input: Omit<ReportInput, 'gaugesOnly' | 'plan'>): {
+  report: Report;
+  until: number;
+} {
+  const validity = { until: Infinity };
+  const report = build({ ...input, gaugesOnly: true }, validity);
+  return { report, until: validity.until };
+}
+
+function build(input: ReportInput, validity: { until: number } | undefined): Report {
   const { now } = input;
   const nowMs = now.getTime();
+  /** The gauges may change by the clock alone at `t` (epoch ms). */
+  const changesAt = (t: number | undefined): void => {
+    if (validity && t !== undefined && t > nowMs && t < validity.until) validity.until = t;
+  };
   const pvcIndex = indexPvcs(input.pvcs, input.namespace);
   const snapIndex = indexSnapshots(input.snapshots, input.namespace);
   let groupIndex: ReturnType<typeof indexGroups> | undefined;
@@ -479,6 +506,7 @@ export function buildReport(input: ReportInput): Report {
     let cron: CronSchedule | undefined;
     if (valid) cron = parseSchedule(valid.spec.schedule, valid.spec.timeZone ?? 'UTC');
     const fires = cron ? fireFacts(cron, now) : undefined;
+    changesAt(fires?.until);
     const intervalMs = fires?.intervalMs;
     const next = suspended ? undefined : fires?.next;
 
@@ -531,6 +559,7 @@ export function buildReport(input: ReportInput): Report {
       now,
       statesOnly: inp.gaugesOnly,
     });
+    changesAt(plan.changesAt);
     const verdictsByUnit = new Map<string, Verdict[]>();
     for (const v of plan.verdicts) {
       const list = verdictsByUnit.get(v.pvc);
@@ -594,14 +623,14 @@ export function buildReport(input: ReportInput): Report {
           if (age > 2 * intervalMs) {
             stale = true;
             staleMessage = `${ref}: the newest ready ${noun} ${newest.name} is ${formatDuration(age)} old, more than twice the schedule's interval of ${formatDuration(intervalMs)}`;
-          }
+          } else changesAt(newest.time.getTime() + 2 * intervalMs + 1);
         } else {
           const since = u.since > created ? u.since : created;
           const fired = firstFireAfter(cron, since);
           if (fired && fired.getTime() <= nowMs) {
             stale = true;
             staleMessage = `${ref}: no ready ${noun}, although the schedule has fired for it (first at ${isoUtc(fired)})`;
-          }
+          } // else it turns stale at a fire time, no sooner than the next one (fires.until).
         }
         if (stale) {
           out.push({

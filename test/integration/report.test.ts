@@ -714,6 +714,28 @@ describe('snapcron report on a real control plane with the CSI stack', () => {
       'snapcron_unprotected_pvcs',
     ])
       expect(text).toMatch(new RegExp(`^${name}\\{namespace="${ns}"`, 'm'));
+    // Refreshes build a namespace again only when its objects changed (or the clock moved a
+    // gauge): a new PVC no schedule selects shows at the next one.
+    const unprotected = (t: string): number =>
+      Number(new RegExp(`^snapcron_unprotected_pvcs\\{namespace="${ns}"\\} (\\d+)$`, 'm').exec(t)?.[1] ?? 0);
+    const was = unprotected(text);
+    await k().core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'late-unprotected' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: 'report-no-such-class',
+          resources: { requests: { storage: '1Gi' } },
+        },
+      },
+    });
+    try {
+      await eventually(async () => unprotected(await metrics(port)) === was + 1 || undefined, 15_000);
+    } finally {
+      await k().core.deleteNamespacedPersistentVolumeClaim({ namespace: ns, name: 'late-unprotected' });
+    }
+    await eventually(async () => unprotected(await metrics(port)) === was || undefined, 15_000);
     await ctl.kill();
   });
 });

@@ -214,6 +214,36 @@ describe('IndexedStore', () => {
     expectIndexesConsistent(store);
   });
 
+  it("generation: moves when a namespace's objects change and only then, never to a value any store had", () => {
+    const a = newStore();
+    const b = newStore();
+    expect(a.generation('ns')).toBe(0);
+    const seen = new Set<number>();
+    const moved = (store: IndexedStore<Obj>, ns: string, change: () => void): void => {
+      const before = store.generation(ns);
+      const other = store.generation('other');
+      change();
+      const after = store.generation(ns);
+      expect(after).toBeGreaterThan(before);
+      expect(seen.has(after)).toBe(false);
+      seen.add(after);
+      expect(store.generation('other')).toBe(other);
+    };
+    moved(a, 'ns', () => a.upsert(obj('ns', 'x', { app: 'x' }, undefined, '1')));
+    moved(b, 'ns', () => b.upsert(obj('ns', 'x', { app: 'x' }, undefined, '1')));
+    moved(a, 'ns', () => a.upsert(obj('ns', 'x', { app: 'y' }, undefined, '2')));
+    moved(a, 'ns', () => a.remove('ns', 'x'));
+    // Emptied, it keeps its last value; a LIST that changes nothing leaves it.
+    expect(a.namespaces()).not.toContain('ns');
+    expect(a.generation('ns')).toBeGreaterThan(0);
+    moved(a, 'ns', () => a.replace([obj('ns', 'y', {}, undefined, '3')]));
+    const h = a.generation('ns');
+    a.replace([obj('ns', 'y', {}, undefined, '3')]);
+    expect(a.generation('ns')).toBe(h);
+    a.remove('ns', 'absent');
+    expect(a.generation('ns')).toBe(h);
+  });
+
   it('a throwing handler neither stops the others nor leaves the store half-updated', () => {
     const errors: unknown[] = [];
     const store = new IndexedStore<Obj>({

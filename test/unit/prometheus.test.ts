@@ -140,4 +140,28 @@ describe('snapcron metric families', () => {
     expect(() => c.inc({ schedule: 'x' }, -1)).toThrow(/only goes up/);
     expect(() => new Counter({ name: 'c_total', help: 'again', registers: [r] })).toThrow(/registered twice/);
   });
+
+  it('a gauge publishes prepared series all at once, as set would have written them', async () => {
+    const byPrepare = new Registry();
+    const bySet = new Registry();
+    const g = new Gauge({ name: 'g', help: 'h', labelNames: LABELS, registers: [byPrepare] });
+    const h = new Gauge({ name: 'g', help: 'h', labelNames: LABELS, registers: [bySet] });
+    g.set({ namespace: 'old', schedule: 'gone' }, 1);
+    const kept = [g.prepare({ namespace: 'a', schedule: 'with "quotes"' }, 2)];
+    const fresh = [
+      g.prepare({ namespace: 'b', schedule: 'x' }, 3),
+      g.prepare({ namespace: 'a', schedule: 'with "quotes"' }, 4),
+    ];
+    // Prepared, not shown.
+    expect(samples(await byPrepare.metrics())).toEqual(['g{namespace="old",schedule="gone"} 1']);
+    g.replaceAll([...kept, ...fresh]);
+    h.set({ namespace: 'a', schedule: 'with "quotes"' }, 2);
+    h.set({ namespace: 'b', schedule: 'x' }, 3);
+    h.set({ namespace: 'a', schedule: 'with "quotes"' }, 4);
+    expect(await byPrepare.metrics()).toBe(await bySet.metrics());
+    // A later write to the gauge leaves the prepared series as they were, to publish again.
+    g.set({ namespace: 'b', schedule: 'x' }, 9);
+    g.replaceAll(kept);
+    expect(samples(await byPrepare.metrics())).toEqual(['g{namespace="a",schedule="with \\"quotes\\""} 2']);
+  });
 });

@@ -4,6 +4,7 @@
  * the README's promises about it (its JSON example is this fixture's real output).
  */
 import { readFileSync } from 'node:fs';
+import { setImmediate } from 'node:timers/promises';
 import { run } from '../support/cli.ts';
 import fc from 'fast-check';
 import { Registry } from '../../src/controller/prometheus.ts';
@@ -12,10 +13,10 @@ import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/object
 import type { LabelSelector, SnapshotSchedule } from '../../src/api/types.generated.ts';
 import { readObjects } from '../../src/cli/manifests.ts';
 import { matchesSelector } from '../../src/kube/selector.ts';
-import { buildReport, fireFacts, type ReportInput } from '../../src/report/build.ts';
+import { buildGaugeReport, buildReport, fireFacts, type ReportInput } from '../../src/report/build.ts';
 import { latestFireTime, nextFireTime, nextFireTimes, parseSchedule } from '../../src/schedule/cron.ts';
 import { reportResponse } from '../../src/report/http.ts';
-import { gaugeReports, ReportMetrics, type CachedObjects } from '../../src/report/metrics.ts';
+import { ReportMetrics, type CachedObjects } from '../../src/report/metrics.ts';
 import { FINDING_KINDS, type Report } from '../../src/report/model.ts';
 import { renderReport } from '../../src/report/render.ts';
 import { restoringPvc, schedule, snap } from '../support/builders.ts';
@@ -539,6 +540,85 @@ describe('/report for the controller', () => {
 });
 
 describe('alert metrics', () => {
+  const seriesOf = async (r: Report): Promise<string[]> => {
+    const registry = new Registry();
+    new ReportMetrics(registry).update(r);
+    return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
+  };
+  const retention = fc.oneof(
+    fc.record({ maxCount: fc.integer({ min: 1, max: 4 }) }),
+    fc.record({ expires: fc.constantFrom('2h', '1d'), minReady: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({
+      keep: fc.record({ last: fc.integer({ min: 1, max: 2 }), hourly: fc.integer({ min: 1, max: 6 }) }),
+      pendingDeadline: fc.constantFrom('30m', '6h'),
+    }),
+  );
+  const clusterArb = fc.record({
+    schedules: fc.array(
+      fc.record({
+        name: fc.constantFrom('a', 'b', 'c'),
+        // The last one's interval alternates (8 h, 16 h): the interval gauge moves with the clock.
+        cron: fc.constantFrom('@hourly', '*/20 * * * *', '0 3 * * *', '0 9,17 * * *'),
+        zone: fc.constantFrom('UTC', 'Europe/Berlin'),
+        app: fc.constantFrom('x', 'y'),
+        suspend: fc.boolean(),
+        retention,
+      }),
+      { maxLength: 3 },
+    ),
+    pvcs: fc.array(
+      fc.record({
+        name: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
+        app: fc.constantFrom('x', 'y', 'z'),
+        bound: fc.boolean(),
+        // Hours since it was created: some are younger than their schedule's first fire.
+        age: fc.constantFrom(4000, 2, 0.25),
+      }),
+      { maxLength: 4 },
+    ),
+    snapshots: fc.array(
+      fc.record({
+        schedule: fc.constantFrom('a', 'b', 'c'),
+        pvc: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
+        hours: fc.integer({ min: 0, max: 72 }),
+        state: fc.constantFrom<'ready' | 'pending' | 'failed'>('ready', 'ready', 'pending', 'failed'),
+        hold: fc.boolean(),
+      }),
+      { maxLength: 24 },
+    ),
+  });
+  type Cluster = typeof clusterArb extends fc.Arbitrary<infer C> ? C : never;
+  const inputOf = (c: Cluster, now = NOW): ReportInput => ({
+    schedules: [...new Map(c.schedules.map((s) => [s.name, s])).values()].map((s) =>
+      created(
+        schedule(s.name, {
+          schedule: s.cron,
+          timeZone: s.zone,
+          suspend: s.suspend,
+          claimSelector: { matchLabels: { app: s.app } },
+          retention: s.retention,
+        }),
+      ),
+    ),
+    pvcs: [...new Map(c.pvcs.map((p) => [p.name, p])).values()].map((p) =>
+      pvc(
+        p.name,
+        { app: p.app },
+        { phase: p.bound ? 'Bound' : 'Pending', created: hoursAgo(p.age).toISOString() },
+      ),
+    ),
+    snapshots: c.snapshots.map((s, i) =>
+      snap(`s-${i}`, {
+        at: hoursAgo(s.hours + i / 100),
+        pvc: s.pvc,
+        schedule: s.schedule,
+        state: s.state,
+        hold: s.hold,
+      }),
+    ),
+    now,
+  });
+
   it('one series per (schedule, selected PVC) for the newest good copy; per schedule and namespace for counts', async () => {
     const registry = new Registry();
     const m = new ReportMetrics(registry);
@@ -609,18 +689,34 @@ describe('alert metrics', () => {
     const m = new ReportMetrics(parts);
     m.update(buildReport({ ...input, schedules: [], pvcs: [pvc('old')], snapshots: [] }));
     const before = await series(parts);
-    const seenMidway: string[][] = [];
-    async function* byNamespace(): AsyncGenerator<Report> {
-      for (const namespace of ['blog', 'misc', 'shop']) {
-        seenMidway.push(await series(parts));
-        yield buildReport({ ...input, namespace });
-      }
+    const nsOf = (o: { metadata?: { namespace?: string | undefined } | undefined }) =>
+      o.metadata?.namespace ?? 'default';
+    const asked: string[] = [];
+    const source: CachedObjects = {
+      cachedNamespaces: () => ['blog', 'misc', 'shop'],
+      cached: (namespace) => {
+        asked.push(namespace);
+        return {
+          schedules: input.schedules.filter((o) => nsOf(o) === namespace),
+          pvcs: input.pvcs.filter((o) => nsOf(o) === namespace),
+          snapshots: input.snapshots.filter((o) => nsOf(o) === namespace),
+        };
+      },
+    };
+    // Scrapes while the refresh runs, one per turn of the event loop.
+    let done = false;
+    const refreshed = m.refresh(source, NOW).finally(() => (done = true));
+    const seenMidway: { asked: number; lines: string[] }[] = [];
+    while (!done) {
+      await setImmediate();
+      if (!done) seenMidway.push({ asked: asked.length, lines: await series(parts) });
     }
-    await m.updateFrom(byNamespace());
+    expect(await refreshed).toEqual({ built: 3, kept: 0 });
     expect(await series(parts)).toEqual(await series(whole));
     expect((await series(whole)).length).toBe(9); // 2 schedules × 4 series, 1 namespace unprotected
     // Until the last namespace is in, a scrape sees the previous set, never a mix.
-    expect(seenMidway).toEqual([before, before, before]);
+    expect(seenMidway.some((s) => s.asked > 0 && s.asked < 3)).toBe(true);
+    for (const s of seenMidway) expect(s.lines).toEqual(before);
   });
 
   it("a gauges-only report (the refresh builds these) gives the full report's series, without predicting", async () => {
@@ -629,11 +725,6 @@ describe('alert metrics', () => {
       pvcs: readObjects('test/fixtures/report/pvcs.json') as PersistentVolumeClaim[],
       snapshots: readObjects('test/fixtures/report/snapshots.json') as VolumeSnapshot[],
       now: NOW,
-    };
-    const seriesOf = async (r: Report): Promise<string[]> => {
-      const registry = new Registry();
-      new ReportMetrics(registry).update(r);
-      return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
     };
     const full = buildReport(input);
     const lean = buildReport({ ...input, gaugesOnly: true });
@@ -649,78 +740,9 @@ describe('alert metrics', () => {
   });
 
   it("a gauges-only report gives the full report's series for any cluster (random schedules, PVCs and snapshots)", async () => {
-    const seriesOf = async (r: Report): Promise<string[]> => {
-      const registry = new Registry();
-      new ReportMetrics(registry).update(r);
-      return (await registry.metrics()).split('\n').filter((l) => l.startsWith('snapcron_'));
-    };
-    const retention = fc.oneof(
-      fc.record({ maxCount: fc.integer({ min: 1, max: 4 }) }),
-      fc.record({ expires: fc.constantFrom('2h', '1d'), minReady: fc.integer({ min: 0, max: 2 }) }),
-      fc.record({
-        keep: fc.record({ last: fc.integer({ min: 1, max: 2 }), hourly: fc.integer({ min: 1, max: 6 }) }),
-        pendingDeadline: fc.constantFrom('30m', '6h'),
-      }),
-    );
-    const cluster = fc.record({
-      schedules: fc.array(
-        fc.record({
-          name: fc.constantFrom('a', 'b', 'c'),
-          cron: fc.constantFrom('@hourly', '*/20 * * * *', '0 3 * * *'),
-          zone: fc.constantFrom('UTC', 'Europe/Berlin'),
-          app: fc.constantFrom('x', 'y'),
-          suspend: fc.boolean(),
-          retention,
-        }),
-        { maxLength: 3 },
-      ),
-      pvcs: fc.array(
-        fc.record({
-          name: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
-          app: fc.constantFrom('x', 'y', 'z'),
-          bound: fc.boolean(),
-        }),
-        { maxLength: 4 },
-      ),
-      snapshots: fc.array(
-        fc.record({
-          schedule: fc.constantFrom('a', 'b', 'c'),
-          pvc: fc.constantFrom('p0', 'p1', 'p2', 'p3'),
-          hours: fc.integer({ min: 0, max: 72 }),
-          state: fc.constantFrom<'ready' | 'pending' | 'failed'>('ready', 'ready', 'pending', 'failed'),
-          hold: fc.boolean(),
-        }),
-        { maxLength: 24 },
-      ),
-    });
     await fc.assert(
-      fc.asyncProperty(cluster, async (c) => {
-        const input: ReportInput = {
-          schedules: [...new Map(c.schedules.map((s) => [s.name, s])).values()].map((s) =>
-            created(
-              schedule(s.name, {
-                schedule: s.cron,
-                timeZone: s.zone,
-                suspend: s.suspend,
-                claimSelector: { matchLabels: { app: s.app } },
-                retention: s.retention,
-              }),
-            ),
-          ),
-          pvcs: [...new Map(c.pvcs.map((p) => [p.name, p])).values()].map((p) =>
-            pvc(p.name, { app: p.app }, { phase: p.bound ? 'Bound' : 'Pending' }),
-          ),
-          snapshots: c.snapshots.map((s, i) =>
-            snap(`s-${i}`, {
-              at: hoursAgo(s.hours + i / 100),
-              pvc: s.pvc,
-              schedule: s.schedule,
-              state: s.state,
-              hold: s.hold,
-            }),
-          ),
-          now: NOW,
-        };
+      fc.asyncProperty(clusterArb, async (c) => {
+        const input = inputOf(c);
         expect(await seriesOf(buildReport({ ...input, gaugesOnly: true }))).toEqual(
           await seriesOf(buildReport(input)),
         );
@@ -729,8 +751,68 @@ describe('alert metrics', () => {
     );
   });
 
-  it("gaugeReports (the controller's refresh) yields one gauges-only report per namespace, giving the full report's series", async () => {
-    // The fixture's namespace, and a copy of it in another.
+  it("a namespace's gauges hold until buildGaugeReport's `until`, for any cluster and any later time", async () => {
+    let lasting = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        clusterArb,
+        fc.integer({ min: 0, max: 2 * 3_600_000 }),
+        fc.integer({ min: 1, max: 3 * 86_400_000 }),
+        async (c, offset, later) => {
+          const t1 = new Date(NOW.getTime() + offset);
+          const { report: r1, until } = buildGaugeReport(inputOf(c, t1));
+          expect(until).toBeGreaterThan(t1.getTime());
+          const at = async (t: number) =>
+            seriesOf(buildReport({ ...inputOf(c, new Date(t)), gaugesOnly: true }));
+          const first = await seriesOf(r1);
+          expect(await seriesOf(buildReport({ ...inputOf(c, t1), gaugesOnly: true }))).toEqual(first);
+          // The last instant it claims, and a random one before it.
+          if (until !== Infinity) expect(await at(until - 1)).toEqual(first);
+          const t2 = t1.getTime() + later;
+          if (t2 < until) expect(await at(t2)).toEqual(first);
+          if (until - t1.getTime() > 60_000) lasting++;
+        },
+      ),
+      { numRuns: 300 },
+    );
+    // Not vacuous: many clusters keep their gauges past the next minute's refresh.
+    expect(lasting).toBeGreaterThan(30);
+  });
+
+  it('buildGaugeReport ends its span at the instant a gauge changes: a stale PVC, a stuck snapshot, a fire', async () => {
+    const daily = created(
+      schedule('daily', {
+        schedule: '0 3 * * *',
+        claimSelector: {},
+        retention: { maxCount: 5, pendingDeadline: '6h' },
+      }),
+    );
+    // Newest ready copy cut at 03:00 a day ago: stale 48 h after it, i.e. tomorrow 03:00:00.001;
+    // the next fire (tomorrow 03:00) comes first.
+    const ready = snap('r', { at: new Date('2026-06-14T03:00:00Z'), pvc: 'p', schedule: 'daily' });
+    const input: ReportInput = { schedules: [daily], pvcs: [pvc('p')], snapshots: [ready], now: NOW };
+    expect(buildGaugeReport(input).until).toBe(Date.parse('2026-06-16T03:00:00Z'));
+    // A pending copy cut at 10:00 turns stuck 6 h later, before the next fire.
+    const pending = snap('q', {
+      at: new Date('2026-06-15T10:00:00Z'),
+      pvc: 'p',
+      schedule: 'daily',
+      state: 'pending',
+    });
+    const withPending = { ...input, snapshots: [ready, pending] };
+    const { until } = buildGaugeReport(withPending);
+    expect(until).toBeGreaterThan(NOW.getTime());
+    expect(until).toBeLessThanOrEqual(Date.parse('2026-06-15T16:00:00.001Z'));
+    const stuckAt = async (t: number) =>
+      (await seriesOf(buildReport({ ...withPending, now: new Date(t), gaugesOnly: true }))).find((l) =>
+        l.startsWith('snapcron_stuck_pvcs'),
+      );
+    expect(await stuckAt(until - 1)).toMatch(/ 0$/);
+    expect(await stuckAt(Date.parse('2026-06-15T16:00:01Z'))).toMatch(/ 1$/);
+  });
+
+  /** The report fixture's namespace and a copy of it in another, served as the controller's caches are. */
+  function fixtureSource() {
     const both = <T extends { metadata?: object | undefined }>(file: string): T[] =>
       (readObjects(file) as T[]).flatMap((o) => [
         o,
@@ -742,9 +824,12 @@ describe('alert metrics', () => {
     const nsOf = (o: { metadata?: { namespace?: string | undefined } | undefined }) =>
       o.metadata?.namespace ?? 'default';
     const namespaces = [...new Set([...schedules, ...pvcs].map(nsOf))].sort();
-    expect(namespaces.length).toBeGreaterThan(1);
     const asked: string[] = [];
-    const source: CachedObjects = {
+    const generations = new Map<string, number>(namespaces.map((ns) => [ns, 1]));
+    const source: CachedObjects & { asked: string[]; namespaces: string[]; whole: ReportInput } = {
+      asked,
+      namespaces,
+      whole: { schedules, pvcs, snapshots, now: NOW },
       cachedNamespaces: () => namespaces,
       cached: (namespace) => {
         asked.push(namespace);
@@ -752,24 +837,65 @@ describe('alert metrics', () => {
           l.filter((o) => nsOf(o) === namespace);
         return { schedules: here(schedules), pvcs: here(pvcs), snapshots: here(snapshots) };
       },
+      generation: (namespace) => generations.get(namespace) ?? 0,
     };
-    const seen: Report[] = [];
-    async function* recorded(): AsyncGenerator<Report> {
-      for await (const r of gaugeReports(source, NOW)) {
-        expect(asked).toEqual(namespaces.slice(0, seen.length + 1)); // built when pulled, not before
-        seen.push(r);
-        yield r;
-      }
-    }
+    return { source, generations };
+  }
+
+  it("the controller's refresh builds each namespace's gauges-only report, giving the full report's series", async () => {
+    const { source } = fixtureSource();
+    expect(source.namespaces.length).toBeGreaterThan(1);
     const parts = new Registry();
-    await new ReportMetrics(parts).updateFrom(recorded());
-    expect(seen.map((r) => r.scope.namespace)).toEqual(namespaces);
-    const rows = seen.flatMap((r) => r.schedules.flatMap((sc) => sc.pvcs));
-    expect(rows.length).toBeGreaterThan(0);
-    expect(rows.every((p) => p.nextDeletion === null)).toBe(true);
+    expect(await new ReportMetrics(parts).refresh(source, NOW)).toEqual({
+      built: source.namespaces.length,
+      kept: 0,
+    });
+    expect(source.asked).toEqual(source.namespaces);
     const whole = new Registry();
-    new ReportMetrics(whole).update(buildReport({ schedules, pvcs, snapshots, now: NOW }));
+    new ReportMetrics(whole).update(buildReport(source.whole));
     expect(await parts.metrics()).toEqual(await whole.metrics());
+  });
+
+  it('builds again only a namespace whose objects changed, or whose gauges the clock moved', async () => {
+    const { source, generations } = fixtureSource();
+    const registry = new Registry();
+    const m = new ReportMetrics(registry);
+    const seriesAt = async (now: Date): Promise<string> => {
+      const r = new Registry();
+      new ReportMetrics(r).update(buildReport({ ...source.whole, now }));
+      return r.metrics();
+    };
+    await m.refresh(source, NOW);
+    const first = await registry.metrics();
+
+    // A minute later, nothing changed: nothing is built, the series stay.
+    source.asked.length = 0;
+    const later = new Date(NOW.getTime() + 60_000);
+    expect(await m.refresh(source, later)).toEqual({ built: 0, kept: source.namespaces.length });
+    expect(source.asked).toEqual([]);
+    expect(await registry.metrics()).toEqual(first);
+    expect(first).toEqual(await seriesAt(later));
+
+    // One namespace's objects changed: it alone is built.
+    generations.set('copy', 2);
+    expect(await m.refresh(source, later)).toEqual({ built: 1, kept: source.namespaces.length - 1 });
+    expect(source.asked).toEqual(['copy']);
+
+    // Past the next fire time (the fixture's schedules fire at least daily), every namespace is.
+    source.asked.length = 0;
+    const tomorrow = new Date(NOW.getTime() + 86_400_000);
+    expect(await m.refresh(source, tomorrow)).toEqual({ built: source.namespaces.length, kept: 0 });
+    expect(await registry.metrics()).toEqual(await seriesAt(tomorrow));
+    expect(await registry.metrics()).not.toEqual(first);
+
+    // A source that cannot tell what changed has every namespace built each time.
+    const blind: CachedObjects = {
+      cachedNamespaces: () => source.cachedNamespaces(),
+      cached: (namespace) => source.cached(namespace),
+    };
+    const again = new ReportMetrics(new Registry());
+    await again.refresh(blind, NOW);
+    expect(await again.refresh(blind, NOW)).toEqual({ built: source.namespaces.length, kept: 0 });
   });
 });
 
