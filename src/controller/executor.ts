@@ -837,6 +837,8 @@ export class Executor {
     resourceVersion: string | undefined,
     check: { mode: string; schedule?: SnapshotSchedule },
   ): Promise<'deleted' | 'gone' | 'changed'> {
+    const kind = resource === this.kube.snapshots ? 'snapshot' : 'group';
+    this.own?.deleting(kind, namespace, name);
     try {
       await this.kube.write(
         () =>
@@ -850,6 +852,7 @@ export class Executor {
       );
       return 'deleted';
     } catch (err) {
+      this.own?.deleteFailed(kind, namespace, name);
       if (statusOf(err) === 404) return 'gone';
       if (statusOf(err) === 409) return 'changed';
       throw err;

@@ -12,6 +12,7 @@ import { ManualClock } from '../support/manual-clock.ts';
 import {
   boundPvc,
   createSchedule,
+  createSnapshot,
   eventually,
   getSchedule,
   kubeconfigPath,
@@ -142,6 +143,54 @@ describe('the Controller in-process with a controlled clock', () => {
       await settle();
       expect(await passes()).toBe(before + 2);
       expect((await getSchedule(ns(), 'echo')).status?.snapshots).toMatchObject({ ready: 1, pending: 2 });
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it("a prune's delete makes no pass of its own: the pass that deleted already counted it", async () => {
+    const start = startOfTwoFires();
+    await boundPvc(ns(), 'data-0');
+    // Fires once a day, at an hour this test never reaches: only events make passes here.
+    await createSchedule(ns(), 'prune', {
+      schedule: `0 ${(new Date(start).getUTCHours() + 12) % 24} * * *`,
+      timeZone: 'UTC',
+      retention: { maxCount: 1 },
+    });
+    const clock = new ManualClock(start);
+    const metrics = new Metrics();
+    const passes = async (): Promise<number> => {
+      const line = (await metrics.registry.metrics())
+        .split('\n')
+        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const settle = async (): Promise<void> => {
+      await sleep(1500);
+      clock.advance(2_000);
+      await sleep(1000);
+    };
+    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'prune')).status?.nextScheduleTime, 10_000);
+      // Two copies another writer made, both pending: news, but nothing to delete yet.
+      const takenAt = { older: new Date(start - 3 * 3_600_000), newer: new Date(start - 2 * 3_600_000) };
+      for (const [name, at] of Object.entries(takenAt))
+        await createSnapshot(ns(), name, { pvc: 'data-0', schedule: 'prune', takenAt: at });
+      await settle();
+      const before = await passes();
+      // Both turn ready: one pass sees it, keeps the newer (maxCount 1) and deletes the older.
+      for (const [name, at] of Object.entries(takenAt))
+        await setSnapshotStatus(ns(), name, { readyToUse: true, creationTime: at.toISOString() });
+      await settle();
+      await eventually(
+        async () => (await listSnapshots(ns())).map((s) => s.metadata.name).join() === 'newer' || undefined,
+        10_000,
+      );
+      await settle(); // the delete's event is in
+      expect(await passes()).toBe(before + 1);
+      expect((await getSchedule(ns(), 'prune')).status?.snapshots).toMatchObject({ ready: 1, pending: 0 });
     } finally {
       await controller.stop();
     }

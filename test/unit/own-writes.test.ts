@@ -51,6 +51,43 @@ describe('OwnWrites: creates', () => {
   });
 });
 
+describe('OwnWrites: deletes', () => {
+  it("a delete's events (marked for deletion, then gone) are echoes; gone ends it", () => {
+    const { own } = setup();
+    own.deleting('snapshot', 'db', 'a');
+    // Finalizers run: updates that carry the deletion mark, then the object goes.
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'update', true)).toBe(true);
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'update', true)).toBe(true);
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'delete', true)).toBe(true);
+    // Gone: an object of that name made again is someone else's news.
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'update', true)).toBe(false);
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'delete', false)).toBe(false);
+    // Other names, kinds and namespaces are news.
+    own.deleting('snapshot', 'db', 'b');
+    expect(own.isDeleteEcho('snapshot', 'db', 'c', 'delete', false)).toBe(false);
+    expect(own.isDeleteEcho('group', 'db', 'b', 'delete', false)).toBe(false);
+    expect(own.isDeleteEcho('snapshot', 'other', 'b', 'delete', false)).toBe(false);
+  });
+
+  it('an update not marked for deletion is news (a change racing the delete), and a failed delete makes all news', () => {
+    const { own } = setup();
+    own.deleting('snapshot', 'db', 'a');
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'update', false)).toBe(false);
+    own.deleteFailed('snapshot', 'db', 'a');
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'update', true)).toBe(false);
+    expect(own.isDeleteEcho('snapshot', 'db', 'a', 'delete', false)).toBe(false);
+  });
+
+  it('forgets a delete whose event never came after CREATE_ECHO_MS', () => {
+    const { own, clock } = setup();
+    own.deleting('group', 'db', 'lost');
+    clock.t += CREATE_ECHO_MS + 1;
+    own.deleting('group', 'db', 'new');
+    expect(own.isDeleteEcho('group', 'db', 'lost', 'delete', false)).toBe(false);
+    expect(own.isDeleteEcho('group', 'db', 'new', 'delete', false)).toBe(true);
+  });
+});
+
 describe('OwnWrites: status writes', () => {
   it('the event of the version a write answered is an echo, whichever comes first', () => {
     const a = setup();
