@@ -37,6 +37,30 @@ describe('the Controller in-process with a controlled clock', () => {
       clock,
     });
 
+  /**
+   * A started in-process controller on a test clock at `start`, with its successful passes
+   * counted, and `settle`: lets the watch bring what was written, then moves the clock past the
+   * events' coalescing delay.
+   */
+  const counted = async (start: number) => {
+    const clock = new ManualClock(start);
+    const metrics = new Metrics();
+    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
+    await controller.start();
+    const passes = async (): Promise<number> => {
+      const line = (await metrics.registry.metrics())
+        .split('\n')
+        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const settle = async (): Promise<void> => {
+      await sleep(1500);
+      clock.advance(2_000);
+      await sleep(1000);
+    };
+    return { clock, controller, passes, settle };
+  };
+
   /** A start on the test clock two hours ahead of the wall clock, with two fire minutes left in its hour. */
   const startOfTwoFires = (): number => {
     const start = Math.floor(Date.now() / 60_000) * 60_000 + 2 * 3_600_000;
@@ -106,22 +130,7 @@ describe('the Controller in-process with a controlled clock', () => {
       timeZone: 'UTC',
       retention: { maxCount: 10 },
     });
-    const clock = new ManualClock(start);
-    const metrics = new Metrics();
-    const passes = async (): Promise<number> => {
-      const line = (await metrics.registry.metrics())
-        .split('\n')
-        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
-      return Number(line?.split(' ').pop() ?? 0);
-    };
-    /** Lets the watch bring what was written, then moves the test clock past the events' coalescing delay. */
-    const settle = async (): Promise<void> => {
-      await sleep(1500);
-      clock.advance(2_000);
-      await sleep(1000);
-    };
-    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
-    await controller.start();
+    const { clock, controller, passes, settle } = await counted(start);
     try {
       await eventually(async () => (await getSchedule(ns(), 'echo')).status?.nextScheduleTime, 10_000);
       await settle(); // the first pass's own status write
@@ -157,21 +166,7 @@ describe('the Controller in-process with a controlled clock', () => {
       timeZone: 'UTC',
       retention: { maxCount: 1 },
     });
-    const clock = new ManualClock(start);
-    const metrics = new Metrics();
-    const passes = async (): Promise<number> => {
-      const line = (await metrics.registry.metrics())
-        .split('\n')
-        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
-      return Number(line?.split(' ').pop() ?? 0);
-    };
-    const settle = async (): Promise<void> => {
-      await sleep(1500);
-      clock.advance(2_000);
-      await sleep(1000);
-    };
-    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
-    await controller.start();
+    const { controller, passes, settle } = await counted(start);
     try {
       await eventually(async () => (await getSchedule(ns(), 'prune')).status?.nextScheduleTime, 10_000);
       // Two copies another writer made, both pending: news, but nothing to delete yet.
