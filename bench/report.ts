@@ -87,6 +87,9 @@ function world(namespaces: number, together = false): Pick<ReportInput, 'schedul
   return { schedules, pvcs, snapshots };
 }
 
+const median = (samples: number[]): number =>
+  samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)] as number;
+
 /** Median of `runs` timings, in ms. */
 function time(fn: () => void, runs = 3): number {
   const samples: number[] = [];
@@ -95,7 +98,7 @@ function time(fn: () => void, runs = 3): number {
     fn();
     samples.push(performance.now() - start);
   }
-  return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)] as number;
+  return median(samples);
 }
 
 const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' } } });
@@ -184,7 +187,7 @@ rows.push(['build, full vs half size', '', '', '', grow()]);
       await fn();
       samples.push(performance.now() - start);
     }
-    return samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)] as number;
+    return median(samples);
   };
   process.stderr.write('bench: the alert gauges refresh…\n');
   const m = new ReportMetrics(new Registry());

@@ -283,13 +283,7 @@ export class Controller {
       });
       pvcs.store.on(verb, (p) => this.enqueueNamespace(p.metadata.namespace));
       snapshots.store.on(verb, (s) => {
-        const [namespace, name] = [s.metadata.namespace ?? '', s.metadata.name ?? ''];
-        if (
-          verb === 'add'
-            ? this.own.isCreateEcho('snapshot', namespace, name)
-            : this.own.isDeleteEcho('snapshot', namespace, name, verb, !!s.metadata.deletionTimestamp)
-        )
-          return;
+        if (this.own.isEcho('snapshot', verb, s.metadata)) return;
         for (const owner of schedulesOfSnapshot(schedules.store, s)) this.enqueueSoon(scheduleKey(owner));
         // A group's member (no labels of ours): its group's schedule.
         const group = s.status?.volumeGroupSnapshotName;
@@ -303,13 +297,7 @@ export class Controller {
     await this.caches.start();
     for (const verb of ['add', 'update', 'delete'] as const)
       this.caches.groupSnapshots?.store.on(verb, (g) => {
-        const [namespace, name] = [g.metadata.namespace ?? '', g.metadata.name ?? ''];
-        if (
-          verb === 'add'
-            ? this.own.isCreateEcho('group', namespace, name)
-            : this.own.isDeleteEcho('group', namespace, name, verb, !!g.metadata.deletionTimestamp)
-        )
-          return;
+        if (this.own.isEcho('group', verb, g.metadata)) return;
         for (const owner of schedulesOfSnapshot(schedules.store, g)) this.enqueueSoon(scheduleKey(owner));
       });
     if (this.stopping) return;

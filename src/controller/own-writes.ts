@@ -77,6 +77,21 @@ export class OwnWrites {
     return markedForDeletion;
   }
 
+  /**
+   * A cache event of an object of `kind` (a snapshot or a group): true when it echoes this
+   * process's own create (an add) or delete (an update carrying the deletion mark, or the delete).
+   */
+  isEcho(
+    kind: string,
+    verb: 'add' | 'update' | 'delete',
+    meta: { namespace?: string | undefined; name?: string | undefined; deletionTimestamp?: unknown },
+  ): boolean {
+    const [namespace, name] = [meta.namespace ?? '', meta.name ?? ''];
+    return verb === 'add'
+      ? this.isCreateEcho(kind, namespace, name)
+      : this.isDeleteEcho(kind, namespace, name, verb, !!meta.deletionTimestamp);
+  }
+
   /** Adds `key` at the back, dropping entries older than CREATE_ECHO_MS or past MAX_CREATES. */
   private remember(entries: Map<string, number>, key: string): void {
     const at = this.now();

@@ -88,6 +88,21 @@ describe('OwnWrites: deletes', () => {
   });
 });
 
+describe('OwnWrites: cache events', () => {
+  it('isEcho reads an add as a create echo and an update or delete as a delete echo', () => {
+    const { own } = setup();
+    own.creating('snapshot', 'db', 'a');
+    own.deleting('snapshot', 'db', 'b');
+    expect(own.isEcho('snapshot', 'add', { namespace: 'db', name: 'b' })).toBe(false);
+    expect(own.isEcho('snapshot', 'add', { namespace: 'db', name: 'a' })).toBe(true);
+    expect(own.isEcho('snapshot', 'update', { namespace: 'db', name: 'b' })).toBe(false);
+    expect(own.isEcho('snapshot', 'update', { namespace: 'db', name: 'b', deletionTimestamp: 'now' })).toBe(
+      true,
+    );
+    expect(own.isEcho('snapshot', 'delete', { namespace: 'db', name: 'b' })).toBe(true);
+  });
+});
+
 describe('OwnWrites: status writes', () => {
   it('the event of the version a write answered is an echo, whichever comes first', () => {
     const a = setup();
