@@ -20,6 +20,30 @@ export default tseslint.config(
     },
   },
   {
+    // What the controller imports stays in its memory for its life (test/unit/module-footprint.test.ts).
+    files: ['src/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'node:http',
+              allowTypeImports: true,
+              message:
+                "use process.getBuiltinModule('node:http'): an ES import loads undici and http2 for its WebSocket export (see src/kube/rest.ts)",
+            },
+            {
+              name: '@kubernetes/client-node',
+              allowTypeImports: true,
+              message: 'types only: loading it costs about 90 MiB; exec hooks import() it when first needed',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Decide modules stay pure: no cluster client, no cloud SDK, no I/O.
     files: ['src/schedule/**', 'src/retention/**', 'src/api/**', 'src/restore/select*.ts'],
     rules: {

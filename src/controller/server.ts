@@ -1,7 +1,10 @@
 /** /metrics, /healthz and /readyz on one plain HTTP port. */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { ReportResponse } from '../report/http.ts';
 import type { Metrics } from './metrics.ts';
+
+// Not `import`: see kube/rest.ts (an ES import of node:http loads undici for its WebSocket export).
+const { createServer } = process.getBuiltinModule('node:http');
 
 /** /metrics, /healthz, /readyz and, when given, /report (the retention report from the caches). */
 export function startHttpServer(
