@@ -989,10 +989,12 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     global.gc?.();
     const rss = rssOf(ctl2.proc.pid ?? 0);
     const split = rssSplit(ctl2.proc.pid ?? 0);
+    const page = await ctl2.metrics();
     const bareSplit = await bareNodeSplit();
     const naive = await naiveInformerRss(controllerKubeconfig);
     notes.push(
       `controller RSS split: ${mib(split.anon)} MiB anonymous (heaps, buffers), ${mib(split.file)} MiB file-backed (the node binary's pages, shared and reclaimable); a bare node in the same run: ${mib(bareSplit.anon)} + ${mib(bareSplit.file)} MiB`,
+      `controller V8 heap: ${mib(metricSum(page, 'nodejs_heap_size_used_bytes'))} MiB used of ${mib(metricSum(page, 'nodejs_heap_size_total_bytes'))} MiB committed, ${mib(metricSum(page, 'nodejs_external_memory_bytes'))} MiB external (buffers)`,
     );
     add({
       measure: `controller RSS with ${pairs.length} PVCs and ${o.snapshots} VolumeSnapshots cached`,
