@@ -318,6 +318,18 @@ const metric = (text: string, name: string): number => {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : NaN;
 };
 
+/** V8's GC pauses by kind (major, minor, incremental, weakcb) from a /metrics page: count and seconds. */
+const gcByKind = (text: string): Map<string, { count: number; seconds: number }> => {
+  const out = new Map<string, { count: number; seconds: number }>();
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="([^"]+)"\} (\S+)$/gm)) {
+    const e = out.get(m[2] ?? '') ?? { count: 0, seconds: 0 };
+    if (m[1] === 'sum') e.seconds = Number(m[3]);
+    else e.count = Number(m[3]);
+    out.set(m[2] ?? '', e);
+  }
+  return out;
+};
+
 /** Every series of a family, summed. */
 const metricSum = (text: string, name: string): number =>
   text
@@ -873,8 +885,15 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
         value: paced.creates ? (paced.cpuSeconds / paced.creates) * 1000 : 0,
       },
     });
+    const gc0 = gcByKind(before);
     notes.push(
       `controller CPU over the window by thread: main (the event loop) ${threads.main.toFixed(2)} s, the others (V8's GC and compiler workers, libuv's pool) ${threads.others.toFixed(2)} s`,
+      `controller GC pauses over the window and its tail (main thread): ${[...gcByKind(after)]
+        .map(([kind, g]) => {
+          const b = gc0.get(kind) ?? { count: 0, seconds: 0 };
+          return `${kind} ${g.count - b.count} (${(g.seconds - b.seconds).toFixed(2)} s)`;
+        })
+        .join(', ')}`,
     );
     // Runs (a schedule's fire) whose snapshots arrived while the passes were counted.
     const runs = new Set(

@@ -16,7 +16,7 @@ import type { ClusterAccess } from './kubeconfig.ts';
 
 // node:http by getBuiltinModule, not `import`: an ES import builds the module's namespace, which
 // reads its lazy WebSocket/CloseEvent/MessageEvent exports and so loads undici, http2 and web
-// streams: 9 MiB of RSS and 1.8 MiB of heap in every controller for nothing it uses.
+// streams (9 MiB of RSS in a bare Node; in the controller 5 MiB, 1.4 MiB of it heap), none used.
 const { Agent: HttpAgentClass, request: httpRequest } = process.getBuiltinModule('node:http');
 
 /** An API server answer that is not a success: `code` is the HTTP status (statusOf reads it), `body` the answer's text (a Status, as JSON). */

@@ -3,7 +3,7 @@
  * its whole life: the README promises that @kubernetes/client-node is loaded only to exec hooks
  * and the ECS SDK only with --cloud, and BENCHMARKS.md counts on node:http being reached
  * without undici, http2 and web streams (an ES import of node:http loads them for its lazy
- * WebSocket export: 9 MiB of RSS). A fresh Node imports the CLI's entry point, as
+ * WebSocket export: 5 MiB of RSS at start-up). A fresh Node imports the CLI's entry point, as
  * `snapcron controller` does before it parses its options, and lists what came in.
  */
 import { execFile } from 'node:child_process';
