@@ -5,11 +5,12 @@
  * own, and never overwrites another holder. (Take-over after a kill and hand-over on SIGTERM are
  * process-level tests in scheduler.test.ts.)
  */
+import type { V1Lease } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../src/controller/leader.ts';
 import { Kube } from '../../src/kube/client.ts';
-import { sleep } from '../../src/kube/retry.ts';
+import { sleep, statusOf } from '../../src/kube/retry.ts';
 import { eventually, kube, kubeconfigPath, useNamespace } from '../env/kube.ts';
 
 describe('leader election on a real Lease', () => {
@@ -45,6 +46,23 @@ describe('leader election on a real Lease', () => {
   }
   const lease = () =>
     kube().coordination.readNamespacedLease({ namespace: ns(), name: 'snapcron-controller' });
+  /** Someone else's write to the Lease: read, change, replace, read again if a renewal came between. */
+  async function writeLease(change: (l: V1Lease) => void): Promise<void> {
+    for (;;) {
+      const l = await lease();
+      change(l);
+      try {
+        await kube().coordination.replaceNamespacedLease({
+          namespace: ns(),
+          name: 'snapcron-controller',
+          body: l,
+        });
+        return;
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+    }
+  }
 
   it('renews with one write a period and no read; a write by someone else sends it back to reading', async () => {
     const a = elector('ctl-a');
@@ -58,12 +76,8 @@ describe('leader election on a real Lease', () => {
 
     // Someone else writes the lease (a label): the leader's copy is stale, its write refused; it
     // reads the lease, finds it still its own, and keeps leading.
-    const l = await lease();
-    l.metadata = { ...l.metadata, labels: { touched: 'yes' } };
-    await kube().coordination.replaceNamespacedLease({
-      namespace: ns(),
-      name: 'snapcron-controller',
-      body: l,
+    await writeLease((l) => {
+      l.metadata = { ...l.metadata, labels: { touched: 'yes' } };
     });
     const reads1 = a.reads();
     await eventually(async () => a.reads() > reads1, 5000, 20);
@@ -76,16 +90,12 @@ describe('leader election on a real Lease', () => {
   it('never renews over another holder: a lease taken meanwhile stops it leading', async () => {
     const a = elector('ctl-a');
     await eventually(async () => a.e.isLeader, 5000, 20);
-    const l = await lease();
-    l.spec = {
-      ...l.spec,
-      holderIdentity: 'ctl-elsewhere',
-      renewTime: new Date().toISOString().replace('Z', '000Z') as unknown as Date,
-    };
-    await kube().coordination.replaceNamespacedLease({
-      namespace: ns(),
-      name: 'snapcron-controller',
-      body: l,
+    await writeLease((l) => {
+      l.spec = {
+        ...l.spec,
+        holderIdentity: 'ctl-elsewhere',
+        renewTime: new Date().toISOString().replace('Z', '000Z') as unknown as Date,
+      };
     });
     await eventually(async () => !a.e.isLeader, 5000, 20);
     await sleep(500);
