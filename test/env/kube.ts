@@ -180,7 +180,7 @@ export async function createSchedule(
 }
 
 /** Runs a read-modify-write again while the API server answers 409 Conflict (a few times). */
-async function retryOnConflict(readModifyWrite: () => Promise<unknown>): Promise<void> {
+export async function retryOnConflict(readModifyWrite: () => Promise<unknown>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await readModifyWrite();

@@ -10,8 +10,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LeaderElector } from '../../src/controller/leader.ts';
 import { Kube } from '../../src/kube/client.ts';
-import { sleep, statusOf } from '../../src/kube/retry.ts';
-import { eventually, kube, kubeconfigPath, useNamespace } from '../env/kube.ts';
+import { sleep } from '../../src/kube/retry.ts';
+import { eventually, kube, kubeconfigPath, retryOnConflict, useNamespace } from '../env/kube.ts';
 
 describe('leader election on a real Lease', () => {
   const ns = useNamespace('leader');
@@ -47,22 +47,16 @@ describe('leader election on a real Lease', () => {
   const lease = () =>
     kube().coordination.readNamespacedLease({ namespace: ns(), name: 'snapcron-controller' });
   /** Someone else's write to the Lease: read, change, replace, read again if a renewal came between. */
-  async function writeLease(change: (l: V1Lease) => void): Promise<void> {
-    for (;;) {
+  const writeLease = (change: (l: V1Lease) => void): Promise<void> =>
+    retryOnConflict(async () => {
       const l = await lease();
       change(l);
-      try {
-        await kube().coordination.replaceNamespacedLease({
-          namespace: ns(),
-          name: 'snapcron-controller',
-          body: l,
-        });
-        return;
-      } catch (err) {
-        if (statusOf(err) !== 409) throw err;
-      }
-    }
-  }
+      await kube().coordination.replaceNamespacedLease({
+        namespace: ns(),
+        name: 'snapcron-controller',
+        body: l,
+      });
+    });
 
   it('renews with one write a period and no read; a write by someone else sends it back to reading', async () => {
     const a = elector('ctl-a');
