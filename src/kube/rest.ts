@@ -1,6 +1,8 @@
 /**
- * snapcron's own HTTP transport to the API server: node:https with one keep-alive Agent per TLS
- * identity, the credentials of a ClusterAccess (kubeconfig.ts) on every request, JSON in and out.
+ * snapcron's own HTTP transport to the API server, per TLS identity: short requests (`send`)
+ * through h1.ts's connection pool, lists and watches (`open`, streamed) through node:https with
+ * a keep-alive Agent; the credentials of a ClusterAccess (kubeconfig.ts) on every request, JSON
+ * in and out.
  *
  * Why not @kubernetes/client-node: importing it takes a bare Node 24 from 42 to 134 MiB of RSS
  * (its generated models and serializer) and its serializer walks every object of every answer;
@@ -10,8 +12,10 @@
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { urlToHttpOptions } from 'node:url';
+import { H1Pool, headerLine, type H1Target } from './h1.ts';
 import type { ClusterAccess } from './kubeconfig.ts';
 
 // node:http by getBuiltinModule, not `import`: an ES import builds the module's namespace, which
@@ -86,6 +90,8 @@ interface Agents {
   requests: HttpAgent;
   /** Watches: each holds its connection for minutes, so they never take the requests' slots. */
   streams: HttpAgent;
+  /** `send`'s requests, MAX_CONNECTIONS at most. */
+  pool: H1Pool;
 }
 
 /**
@@ -110,6 +116,10 @@ interface Target {
   /** protocol, hostname (no IPv6 brackets), port and auth, as node:http takes them. */
   options: { protocol: string; hostname: string; port?: number | string; auth?: string };
   basePath: string;
+  /** The URL's user and password as an Authorization header (node:http sends it from `auth`). */
+  basicAuth: string | undefined;
+  /** Host, port and Host header for h1.ts. */
+  host: Omit<H1Target, 'tls'>;
 }
 
 function targetOf(server: string): Target {
@@ -124,6 +134,17 @@ function targetOf(server: string): Target {
       ...(auth ? { auth } : {}),
     },
     basePath: url.pathname.replace(/\/+$/, ''),
+    basicAuth: auth ? `Basic ${Buffer.from(auth).toString('base64')}` : undefined,
+    host: {
+      hostname: hostname ?? '',
+      port:
+        port !== undefined && port !== null && port !== ''
+          ? Number(port)
+          : url.protocol === 'https:'
+            ? 443
+            : 80,
+      hostHeader: url.host,
+    },
   };
 }
 
@@ -153,12 +174,7 @@ export class Rest {
    * Keep-alive Agents for the server's TLS settings and the client certificate in use: an
    * exec plugin that hands out a new certificate gets new Agents (the old sockets idle out).
    */
-  private agentFor(
-    cert: Buffer | undefined,
-    key: Buffer | undefined,
-    secure: boolean,
-    stream: boolean,
-  ): HttpAgent {
+  private agentsFor(cert: Buffer | undefined, key: Buffer | undefined, target: Target): Agents {
     // Static credentials come back as the same Buffers on every request: no hash on the hot path.
     let agents = this.agents;
     if (!agents || agents.cert !== cert || agents.clientKey !== key) {
@@ -168,6 +184,7 @@ export class Rest {
         .update(key ?? '')
         .digest('hex');
       const a = this.access;
+      const { secure } = target;
       // One TLS context for the identity, not ca/cert/key as Agent options: https.Agent names its
       // connection pool after its options, so every request built a name holding the whole PEM
       // texts (5 KB with a client certificate) and looked the pool up by it, 5 % of everything
@@ -189,13 +206,30 @@ export class Rest {
               rejectUnauthorized: !a.insecure,
             })
           : new OneServerHttpAgent({ keepAlive: true, maxSockets });
+      const servername = a.servername ?? (isIP(target.host.hostname) ? undefined : target.host.hostname);
+      const pool = (): H1Pool =>
+        new H1Pool(
+          {
+            ...target.host,
+            tls: secureContext ? { secureContext, servername, rejectUnauthorized: !a.insecure } : undefined,
+          },
+          MAX_CONNECTIONS,
+        );
+      if (agents && agents.key !== id) agents.pool.retire();
       agents =
         agents?.key === id
           ? { ...agents, cert, clientKey: key } // the same identity in new Buffers: keep the connections
-          : { key: id, cert, clientKey: key, requests: make(MAX_CONNECTIONS), streams: make(Infinity) };
+          : {
+              key: id,
+              cert,
+              clientKey: key,
+              requests: make(MAX_CONNECTIONS),
+              streams: make(Infinity),
+              pool: pool(),
+            };
       this.agents = agents;
     }
-    return stream ? agents.streams : agents.requests;
+    return agents;
   }
 
   /**
@@ -225,6 +259,7 @@ export class Rest {
     }
     const timeout = opts.timeoutMs ?? this.timeoutMs;
     const send = secure ? httpsRequest : httpRequest;
+    const agents = this.agentsFor(creds.cert, creds.key, target);
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(
         {
@@ -232,7 +267,7 @@ export class Rest {
           path: withQuery(target.basePath + path, opts.query),
           method,
           headers,
-          agent: this.agentFor(creds.cert, creds.key, secure, opts.stream === true),
+          agent: opts.stream === true ? agents.streams : agents.requests,
         },
         (res) => {
           req.removeListener('error', reject);
@@ -257,16 +292,29 @@ export class Rest {
    * A 401 is tried once more with fresh credentials (an expired exec token or rotated file).
    */
   async send<T>(method: string, path: string, opts: SendOptions = {}): Promise<T> {
+    const target = (this.target ??= targetOf(this.access.server));
+    const fullPath = withQuery(target.basePath + path, opts.query);
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    let headers = 'Accept: application/json\r\n';
+    if (payload !== undefined) headers += headerLine('Content-Type', opts.contentType ?? 'application/json');
     for (let attempt = 1; ; attempt++) {
-      const res = await this.open(method, path, opts);
-      const text = await readAll(res);
-      const code = res.statusCode ?? 0;
-      if (code >= 200 && code < 300) return (text === '' ? {} : JSON.parse(text)) as T;
-      if (code === 401 && attempt === 1) {
+      const creds = await this.access.credentials();
+      const authorization = creds.authorization ?? target.basicAuth;
+      const { pool } = this.agentsFor(creds.cert, creds.key, target);
+      const { status, body } = await pool.request(
+        method,
+        fullPath,
+        authorization === undefined ? headers : headers + headerLine('Authorization', authorization),
+        payload,
+        opts.timeoutMs ?? this.timeoutMs,
+        `${method} ${path}`,
+      );
+      if (status >= 200 && status < 300) return (body === '' ? {} : JSON.parse(body)) as T;
+      if (status === 401 && attempt === 1) {
         this.access.invalidate();
         continue;
       }
-      throw statusError(code, text, `${method} ${path}`);
+      throw statusError(status, body, `${method} ${path}`);
     }
   }
 }

@@ -1,0 +1,530 @@
+/**
+ * The API server's short requests (a create, a status write, a GET) over HTTP/1.1 on kept-alive
+ * connections, without node:http. Lists and watches stream through node:http (rest.ts `open`).
+ *
+ * Why our own: at the controller's pace (20 creates at once every 0.6 s) node's HTTP client cost
+ * 0.35–0.37 ms of CPU per create and this one 0.155–0.159 ms, with 12 MiB less RSS (a probe
+ * against the local API server, BENCHMARKS.md). undici measured no better than node:http. What
+ * the API server answers is a small part of HTTP/1.1: a status line, headers, and a body framed
+ * by Content-Length, by chunks, or by the connection's close. The request is one write we build.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
+
+export interface H1Target {
+  /** Host name or address, no IPv6 brackets. */
+  hostname: string;
+  port: number;
+  /** The Host header: `host:port`, brackets kept, the scheme's default port left out. */
+  hostHeader: string;
+  /** TLS settings; plain TCP when absent. */
+  tls?:
+    | { secureContext: SecureContext; servername?: string | undefined; rejectUnauthorized: boolean }
+    | undefined;
+}
+
+export interface H1Answer {
+  status: number;
+  body: string;
+}
+
+/** A request that failed without an answer: a lost connection, a deadline, a bad answer. No numeric `code`: retry.ts counts it transient. */
+export class H1Error extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'H1Error';
+  }
+}
+
+/** Most bytes of a status line and headers; more is not an API server. */
+const MAX_HEAD = 64 * 1024;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Characters node:http refuses in a request path (control characters, spaces, beyond latin-1). */
+const BAD_PATH = /[^\u0021-\u00ff]/;
+const BAD_HEADER_VALUE = /[\r\n\0]/;
+
+/** Where a ResponseReader is in an answer. */
+const Framing = {
+  Head: 0,
+  Length: 1,
+  ChunkSize: 2,
+  ChunkData: 3,
+  ChunkEnd: 4,
+  Trailers: 5,
+  UntilClose: 6,
+  Done: 7,
+} as const;
+type Framing = (typeof Framing)[keyof typeof Framing];
+
+/**
+ * Reads one response at a time from a connection's bytes. `feed` takes each chunk as it comes;
+ * the answer is complete when `framing` is Done.
+ */
+export class ResponseReader {
+  framing: Framing = Framing.Head;
+  status = 0;
+  keepAlive = true;
+  /** Bytes of the answer seen so far (a connection closed before any is safe to retry). */
+  seen = 0;
+  /** The head so far, or a chunk-size or trailer line split across reads. */
+  private carry: Buffer | undefined;
+  private remaining = 0;
+  private parts: Buffer[] = [];
+  private size = 0;
+
+  private readonly method: string;
+
+  /** `method`: a HEAD's answer has no body, whatever its headers say. */
+  constructor(method: string) {
+    this.method = method;
+  }
+
+  /** Consumes `chunk`; returns how many bytes of it belong to this answer. Throws H1Error on what is not HTTP/1.1. */
+  feed(chunk: Buffer): number {
+    this.seen += chunk.length;
+    let at = 0;
+    while (at < chunk.length && this.framing !== Framing.Done) {
+      switch (this.framing) {
+        case Framing.Head:
+          at = this.readHead(chunk, at);
+          break;
+        case Framing.Length:
+        case Framing.ChunkData: {
+          const take = Math.min(this.remaining, chunk.length - at);
+          this.push(chunk.subarray(at, at + take));
+          at += take;
+          this.remaining -= take;
+          if (this.remaining === 0) {
+            if (this.framing === Framing.Length) this.framing = Framing.Done;
+            else {
+              this.framing = Framing.ChunkEnd;
+              this.remaining = 2;
+            }
+          }
+          break;
+        }
+        case Framing.ChunkEnd: {
+          // The CRLF after a chunk's data, possibly split across reads.
+          const take = Math.min(this.remaining, chunk.length - at);
+          for (let i = 0; i < take; i++) {
+            const want = this.remaining - i === 2 ? 0x0d : 0x0a;
+            if (chunk[at + i] !== want) throw new H1Error('a chunk of the answer does not end with CRLF');
+          }
+          at += take;
+          this.remaining -= take;
+          if (this.remaining === 0) this.framing = Framing.ChunkSize;
+          break;
+        }
+        case Framing.ChunkSize:
+        case Framing.Trailers: {
+          const line = this.readLine(chunk, at);
+          if (line === undefined) return chunk.length;
+          at = line.next;
+          if (this.framing === Framing.Trailers) {
+            if (line.text === '') this.framing = Framing.Done;
+            break;
+          }
+          const hex = line.text.split(';', 1)[0]!.trim();
+          if (!/^[0-9a-fA-F]{1,12}$/.test(hex))
+            throw new H1Error(
+              `a chunk size that is not hexadecimal: ${JSON.stringify(line.text.slice(0, 40))}`,
+            );
+          const n = parseInt(hex, 16);
+          if (n === 0) this.framing = Framing.Trailers;
+          else {
+            this.framing = Framing.ChunkData;
+            this.remaining = n;
+          }
+          break;
+        }
+        case Framing.UntilClose:
+          this.push(chunk.subarray(at));
+          at = chunk.length;
+          break;
+      }
+    }
+    return at;
+  }
+
+  /** The connection closed: an answer framed by the close is complete, any other is cut short. */
+  end(): boolean {
+    if (this.framing === Framing.UntilClose) this.framing = Framing.Done;
+    return this.framing === Framing.Done;
+  }
+
+  body(): string {
+    if (this.parts.length === 1) return this.parts[0]!.toString('utf8');
+    return Buffer.concat(this.parts, this.size).toString('utf8');
+  }
+
+  private push(b: Buffer): void {
+    if (b.length === 0) return;
+    this.parts.push(b);
+    this.size += b.length;
+  }
+
+  private readLine(chunk: Buffer, at: number): { text: string; next: number } | undefined {
+    const end = chunk.indexOf(0x0a, at);
+    if (end < 0) {
+      const rest = chunk.subarray(at);
+      this.carry = this.carry ? Buffer.concat([this.carry, rest]) : Buffer.from(rest);
+      if (this.carry.length > MAX_HEAD) throw new H1Error('a chunk-size or trailer line longer than 64 KiB');
+      return undefined;
+    }
+    let line = chunk.subarray(at, end);
+    if (this.carry) {
+      line = Buffer.concat([this.carry, line]);
+      this.carry = undefined;
+    }
+    const text = line.toString('latin1');
+    return { text: text.endsWith('\r') ? text.slice(0, -1) : text, next: end + 1 };
+  }
+
+  private readHead(chunk: Buffer, at: number): number {
+    let buf = chunk;
+    let from = at;
+    let searchFrom = at;
+    if (this.carry) {
+      // Search again from just before the old end: the CRLFCRLF may straddle the two reads.
+      searchFrom = Math.max(0, this.carry.length - 3);
+      buf = Buffer.concat([this.carry, chunk.subarray(at)]);
+      from = 0;
+    }
+    const end = buf.indexOf(CRLFCRLF, searchFrom);
+    if (end < 0) {
+      this.carry = this.carry ? buf : Buffer.from(chunk.subarray(at));
+      if (this.carry.length > MAX_HEAD) throw new H1Error('an answer whose head is longer than 64 KiB');
+      return chunk.length;
+    }
+    const consumed = this.carry ? end + 4 - this.carry.length + at : end + 4;
+    this.carry = undefined;
+    this.parseHead(buf.toString('latin1', from, end));
+    return consumed;
+  }
+
+  private parseHead(head: string): void {
+    const lines = head.split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0]!);
+    if (!m) throw new H1Error(`an answer that is not HTTP/1.1: ${JSON.stringify(lines[0]!.slice(0, 60))}`);
+    const status = Number(m[2]);
+    let length: number | undefined;
+    let chunked = false;
+    let connection = '';
+    for (let i = 1; i < lines.length; i++) {
+      const l = lines[i]!;
+      const colon = l.indexOf(':');
+      if (colon <= 0) throw new H1Error(`a header line without a name: ${JSON.stringify(l.slice(0, 60))}`);
+      const name = l.slice(0, colon).trim().toLowerCase();
+      const value = l.slice(colon + 1).trim();
+      if (name === 'content-length') {
+        if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== Number(value)))
+          throw new H1Error(`an answer with a bad Content-Length: ${JSON.stringify(value)}`);
+        length = Number(value);
+      } else if (name === 'transfer-encoding') {
+        chunked = value
+          .toLowerCase()
+          .split(',')
+          .some((v) => v.trim() === 'chunked');
+        if (!chunked) throw new H1Error(`an answer in a transfer coding this client does not read: ${value}`);
+      } else if (name === 'connection') connection += `${value.toLowerCase()},`;
+    }
+    if (status >= 100 && status < 200) {
+      if (status === 101) throw new H1Error('an answer that switches protocols, which was not asked for');
+      return; // 100 Continue, 103 Early Hints: the answer follows
+    }
+    this.status = status;
+    this.keepAlive =
+      m[1] === '1' ? !/(^|,)\s*close\s*,/.test(connection) : /(^|,)\s*keep-alive\s*,/.test(connection);
+    if (this.method === 'HEAD' || status === 204 || status === 304) this.framing = Framing.Done;
+    else if (chunked) this.framing = Framing.ChunkSize;
+    else if (length !== undefined) {
+      this.remaining = length;
+      this.framing = length === 0 ? Framing.Done : Framing.Length;
+    } else {
+      this.framing = Framing.UntilClose;
+      this.keepAlive = false;
+    }
+  }
+}
+
+interface Job {
+  method: string;
+  /** The whole request as one write: request line, headers, body. */
+  data: string;
+  /** `METHOD path`, for errors. */
+  what: string;
+  timeoutMs: number;
+  /** Sent once more on a fresh connection when a kept-alive one closed before any answer. */
+  retryable: boolean;
+  resolve: (a: H1Answer) => void;
+  reject: (e: Error) => void;
+}
+
+/** Methods safe to send again when a kept-alive connection closed before answering (RFC 9110 idempotent ones). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+/** One connection: one request at a time, its answer read by a ResponseReader. */
+class Connection {
+  readonly socket: Socket;
+  job: Job | undefined;
+  reader: ResponseReader | undefined;
+  /** It has answered a request before: the server may have closed it while it sat idle. */
+  reused = false;
+  idleSince = 0;
+  closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
+  /** Whether the head has come: the deadline then watches for a stalled body instead. */
+  private answered = false;
+
+  private readonly pool: H1Pool;
+
+  constructor(pool: H1Pool, target: H1Target) {
+    this.pool = pool;
+    const common = {
+      host: target.hostname,
+      port: target.port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: 1000,
+    };
+    this.socket = target.tls
+      ? tlsConnect({
+          ...common,
+          secureContext: target.tls.secureContext,
+          rejectUnauthorized: target.tls.rejectUnauthorized,
+          ALPNProtocols: ['http/1.1'],
+          ...(target.tls.servername ? { servername: target.tls.servername } : {}),
+        })
+      : netConnect(common);
+    this.socket.on('data', (c: Buffer) => this.onData(c));
+    this.socket.on('error', (e: Error) => this.fail(e));
+    this.socket.on('close', () => this.fail(undefined));
+  }
+
+  start(job: Job): void {
+    this.job = job;
+    this.reader = new ResponseReader(job.method);
+    this.answered = false;
+    this.socket.ref();
+    if (this.timer === undefined || this.timerMs !== job.timeoutMs) {
+      clearTimeout(this.timer);
+      this.timerMs = job.timeoutMs;
+      this.timer = setTimeout(() => this.onTimeout(), job.timeoutMs);
+      this.timer.unref();
+    } else this.timer.refresh();
+    this.socket.write(job.data, 'utf8');
+  }
+
+  private onTimeout(): void {
+    const job = this.job;
+    if (!job) {
+      // Idle this long: close it before the server does, so no request races its close.
+      if (Date.now() - this.idleSince >= this.timerMs) this.destroy();
+      else this.timer?.refresh();
+      return;
+    }
+    const e = this.answered
+      ? new H1Error(`${job.what}: the answer stopped for ${job.timeoutMs} ms`)
+      : new H1Error(`${job.what}: no answer within ${job.timeoutMs} ms`);
+    this.fail(e);
+  }
+
+  private onData(chunk: Buffer): void {
+    const reader = this.reader;
+    if (!reader || !this.job) {
+      this.fail(new H1Error('the API server sent bytes nobody asked for'));
+      return;
+    }
+    this.timer?.refresh();
+    let used: number;
+    try {
+      used = reader.feed(chunk);
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    if (reader.status !== 0) this.answered = true;
+    if (reader.framing !== Framing.Done) return;
+    if (used < chunk.length) {
+      // Bytes beyond the answer: nothing is pipelined, so the connection is out of step.
+      reader.keepAlive = false;
+    }
+    this.finish();
+  }
+
+  private finish(): void {
+    const job = this.job!;
+    const reader = this.reader!;
+    this.job = undefined;
+    this.reader = undefined;
+    let answer: H1Answer;
+    try {
+      answer = { status: reader.status, body: reader.body() };
+    } catch (e) {
+      this.fail(e as Error);
+      return;
+    }
+    if (reader.keepAlive) {
+      this.reused = true;
+      this.pool.release(this);
+    } else this.destroy();
+    job.resolve(answer);
+  }
+
+  /** The connection is lost (`e` undefined: closed). A request in flight fails, or goes again once. */
+  fail(e: Error | undefined): void {
+    const job = this.job;
+    const reader = this.reader;
+    if (job && reader && e === undefined && reader.end()) {
+      this.finish(); // an answer framed by the close
+      return;
+    }
+    this.job = undefined;
+    this.reader = undefined;
+    this.destroy();
+    if (!job) return;
+    if (
+      this.reused &&
+      job.retryable &&
+      reader !== undefined &&
+      reader.seen === 0 &&
+      !(e instanceof H1Error)
+    ) {
+      job.retryable = false;
+      this.pool.enqueue(job, true);
+      return;
+    }
+    job.reject(
+      e instanceof H1Error
+        ? e
+        : new H1Error(`${job.what}: ${e ? e.message : 'the connection closed before the answer'}`, {
+            cause: e,
+          }),
+    );
+  }
+
+  destroy(): void {
+    clearTimeout(this.timer);
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    this.pool.forget(this);
+  }
+
+  idle(): void {
+    this.idleSince = Date.now();
+    this.socket.unref(); // an idle pool never keeps the process alive
+  }
+}
+
+/**
+ * Connections to one server with one TLS identity, `max` at most; requests beyond wait in order.
+ * The most recently used idle connection goes first, so a quiet controller keeps few open.
+ */
+export class H1Pool {
+  private readonly idleConns: Connection[] = [];
+  private readonly busy = new Set<Connection>();
+  private readonly queue: Job[] = [];
+  private queueHead = 0;
+  private retired = false;
+  private readonly target: H1Target;
+  private readonly max: number;
+
+  constructor(target: H1Target, max: number) {
+    this.target = target;
+    this.max = max;
+  }
+
+  /** Sends `METHOD path` with `headers` (each `Name: value\r\n`, validated here) and `body`. */
+  request(
+    method: string,
+    path: string,
+    headers: string,
+    body: string | undefined,
+    timeoutMs: number,
+    what = `${method} ${path}`,
+  ): Promise<H1Answer> {
+    if (BAD_PATH.test(path))
+      return Promise.reject(new H1Error(`${what}: the path has characters a request line cannot carry`));
+    const length = body === undefined ? '' : `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+    const data = `${method} ${path} HTTP/1.1\r\nHost: ${this.target.hostHeader}\r\n${headers}${length}\r\n${body ?? ''}`;
+    return new Promise<H1Answer>((resolve, reject) => {
+      this.enqueue(
+        { method, data, what, timeoutMs, retryable: IDEMPOTENT.has(method), resolve, reject },
+        false,
+      );
+    });
+  }
+
+  /** A connection for `job` now, or a place in the queue. `fresh`: not on an idle one (a retry). */
+  enqueue(job: Job, fresh: boolean): void {
+    const idle = fresh ? undefined : this.idleConns.pop();
+    if (idle) return this.run(idle, job);
+    if (this.busy.size + this.idleConns.length < this.max)
+      return this.run(new Connection(this, this.target), job);
+    if (fresh && this.idleConns.length > 0) {
+      this.idleConns.shift()!.destroy(); // make room for a new connection
+      return this.run(new Connection(this, this.target), job);
+    }
+    this.queue.push(job);
+  }
+
+  private run(c: Connection, job: Job): void {
+    this.busy.add(c);
+    c.start(job);
+  }
+
+  /** A connection has answered and may be kept: the next waiting request, or the idle list. */
+  release(c: Connection): void {
+    this.busy.delete(c);
+    if (this.retired) return c.destroy();
+    const next = this.dequeue();
+    if (next) return this.run(c, next);
+    c.idle();
+    this.idleConns.push(c);
+  }
+
+  /** A connection is gone: its slot goes to the next waiting request. */
+  forget(c: Connection): void {
+    this.busy.delete(c);
+    const i = this.idleConns.indexOf(c);
+    if (i >= 0) this.idleConns.splice(i, 1);
+    if (this.busy.size + this.idleConns.length < this.max) {
+      const next = this.dequeue();
+      if (next) this.run(new Connection(this, this.target), next);
+    }
+  }
+
+  private dequeue(): Job | undefined {
+    if (this.queueHead >= this.queue.length) return undefined;
+    const job = this.queue[this.queueHead]!;
+    this.queue[this.queueHead++] = undefined as unknown as Job;
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    return job;
+  }
+
+  /** Connections open now (idle and busy). */
+  get connections(): number {
+    return this.busy.size + this.idleConns.length;
+  }
+
+  /** No new connections: idle ones close now, busy ones when their answer is in. Waiting requests still run. */
+  retire(): void {
+    this.retired = true;
+    for (const c of [...this.idleConns]) c.destroy();
+  }
+}
+
+/** A header line, refusing values that would end the line (a token with a newline, say). */
+export function headerLine(name: string, value: string): string {
+  if (BAD_HEADER_VALUE.test(value))
+    throw new H1Error(`the ${name} header has a line break or NUL in its value`);
+  return `${name}: ${value}\r\n`;
+}
