@@ -286,6 +286,22 @@ describe('H1Pool: kept-alive connections to one server', () => {
     expect(await p.request('GET', '/fine', '', undefined, 100)).toEqual({ status: 200, body: '{}' });
   });
 
+  it('an idle connection is closed after the request timeout, before the API server’s own idle close (90 s)', async () => {
+    let closed = 0;
+    const s = await rawServer((_req, socket) => socket.write(ok('{}')));
+    server?.on('connection', (c: Socket) => c.on('close', () => closed++));
+    const p = pool(s.port, 2);
+    await p.request('GET', '/a', '', undefined, 150);
+    await new Promise((r) => setTimeout(r, 60));
+    await p.request('GET', '/b', '', undefined, 150); // still open: reused
+    expect(s.connections()).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(closed).toBe(1);
+    expect(p.connections).toBe(0);
+    await p.request('GET', '/c', '', undefined, 150);
+    expect(s.connections()).toBe(2);
+  });
+
   it('bytes nobody asked for end the connection; a path a request line cannot carry is refused', async () => {
     const s = await rawServer((_req, socket) => socket.write(ok('{}') + 'HTTP/1.1 200 OK\r\n'));
     const p = pool(s.port, 1);

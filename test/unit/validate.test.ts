@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { SnapshotSchedule } from '../../src/api/types.generated.ts';
 import { validateSchedule, validateStoredSpec } from '../../src/api/validate.ts';
+import { keepSpec } from '../../src/kube/caches.ts';
 
 const good = {
   apiVersion: 'snapcron.io/v1',
@@ -196,5 +197,31 @@ describe('validateStoredSpec', () => {
     expect(again.errors.map((e) => e.path)).toEqual(['spec.schedule']);
     // Another kind on the same spec object is not answered from the cache.
     expect(validateStoredSpec({ ...stored, kind: 'Other' }).errors[0]?.path).toBe('kind');
+  });
+});
+
+describe('keepSpec: the schedule cache keeps an unchanged spec object across updates', () => {
+  it('a status write’s echo (a new copy, the same spec) is answered from the cache; a changed spec is not', () => {
+    const cached = structuredClone(good) as unknown as SnapshotSchedule;
+    const first = validateStoredSpec(cached);
+    // What the watch brings after a status write: a new object parsed from JSON, equal spec.
+    const echo = keepSpec(
+      {
+        ...(structuredClone(cached) as SnapshotSchedule),
+        status: { lastScheduleTime: '2026-11-27T00:00:00Z' },
+      },
+      cached,
+    );
+    expect(echo.spec).toBe(cached.spec);
+    expect(echo.status).toEqual({ lastScheduleTime: '2026-11-27T00:00:00Z' });
+    expect(validateStoredSpec(echo)).toBe(first);
+    // An edit (or a CRD default that appeared): the new spec, validated afresh.
+    const edited = structuredClone(cached) as SnapshotSchedule;
+    edited.spec = { ...edited.spec, schedule: '61 * * * *' };
+    const kept = keepSpec(edited, cached);
+    expect(kept.spec).toBe(edited.spec);
+    expect(validateStoredSpec(kept).errors.map((e) => e.path)).toEqual(['spec.schedule']);
+    // Nothing cached yet: the new copy as it is.
+    expect(keepSpec(edited, undefined)).toBe(edited);
   });
 });
