@@ -207,7 +207,7 @@ describe('keepSpec: the schedule cache keeps an unchanged spec object across upd
     // What the watch brings after a status write: a new object parsed from JSON, equal spec.
     const echo = keepSpec(
       {
-        ...(structuredClone(cached) as SnapshotSchedule),
+        ...structuredClone(cached),
         status: { lastScheduleTime: '2026-11-27T00:00:00Z' },
       },
       cached,
@@ -216,7 +216,7 @@ describe('keepSpec: the schedule cache keeps an unchanged spec object across upd
     expect(echo.status).toEqual({ lastScheduleTime: '2026-11-27T00:00:00Z' });
     expect(validateStoredSpec(echo)).toBe(first);
     // An edit (or a CRD default that appeared): the new spec, validated afresh.
-    const edited = structuredClone(cached) as SnapshotSchedule;
+    const edited = structuredClone(cached);
     edited.spec = { ...edited.spec, schedule: '61 * * * *' };
     const kept = keepSpec(edited, cached);
     expect(kept.spec).toBe(edited.spec);
