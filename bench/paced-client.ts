@@ -5,12 +5,19 @@
  * settings, and nothing else: no watches, caches, passes, status, events or metrics. What the
  * controller spends per create above this is its own work.
  *
+ * With `transport: "node-https"` the same creates go through node's https with a keep-alive
+ * Agent of as many connections (what src/kube/rest.ts used before src/kube/h1.ts): the baseline
+ * for the controller's own HTTP/1.1 client, measured in the same run.
+ *
  * bench/scale.ts runs it as `node bench/paced-client.ts '<json Options>'` with the controller's
  * NODE_OPTIONS and KUBECONFIG; it prints `{"creates":n,"cpuSeconds":s}`: the CPU of its whole
  * process (every thread) from the first create to the last answer.
  */
+import { Agent, request } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { Kube } from '../src/kube/client.ts';
+import { MAX_CONNECTIONS } from '../src/kube/rest.ts';
 import { snapshotMetadata } from '../src/snapshot/naming.ts';
 import { benchPvcs, sleep } from './fixtures.ts';
 
@@ -25,6 +32,8 @@ interface Options {
   seconds: number;
   qps: number;
   burst: number;
+  /** Which HTTP client makes the creates: snapcron's (default) or node's https. */
+  transport?: 'h1' | 'node-https';
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as Options;
@@ -32,12 +41,75 @@ const kube = Kube.fromFile(process.env.KUBECONFIG ?? '', { qps: o.qps, burst: o.
 const pvcs = benchPvcs(o.namespaces, o.pvcsPerSchedule);
 const byNamespace = Map.groupBy(pvcs, (p) => p.ns);
 
+/** A create through node:https with one keep-alive Agent, the identity's TLS context and credentials. */
+async function nodeHttpsClient(): Promise<(path: string, body: object) => Promise<unknown>> {
+  const access = kube.rest.access;
+  const creds = await access.credentials();
+  const url = new URL(access.server);
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: MAX_CONNECTIONS,
+    secureContext: createSecureContext({
+      ...(access.ca ? { ca: access.ca } : {}),
+      ...(creds.cert ? { cert: creds.cert } : {}),
+      ...(creds.key ? { key: creds.key } : {}),
+    }),
+    ...(access.servername ? { servername: access.servername } : {}),
+    rejectUnauthorized: !access.insecure,
+  });
+  return (path, body) =>
+    new Promise((resolve, reject) => {
+      const payload = JSON.stringify(body);
+      const headers: Record<string, string> = {
+        accept: 'application/json',
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(payload)),
+      };
+      if (creds.authorization) headers.authorization = creds.authorization;
+      const req = request(
+        {
+          hostname: url.hostname,
+          port: url.port,
+          path: url.pathname.replace(/\/+$/, '') + path,
+          method: 'POST',
+          headers,
+          agent,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.once('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode === 201) resolve(JSON.parse(text));
+            else reject(new Error(`POST ${path}: HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
+          });
+          res.once('error', reject);
+        },
+      );
+      req.once('error', reject);
+      req.end(payload);
+    });
+}
+const viaNode = o.transport === 'node-https' ? await nodeHttpsClient() : undefined;
+const create = (namespace: string, body: object): Promise<unknown> =>
+  viaNode
+    ? viaNode(`/apis/snapshot.storage.k8s.io/v1/namespaces/${namespace}/volumesnapshots`, body)
+    : kube.custom.createNamespacedCustomObject({ ...kube.snapshots, namespace, body });
+
 // Warm up as the controller is warm by its window: the first requests open connections and
 // compile the client's code.
 await Promise.all(
-  pvcs
-    .slice(0, 32)
-    .map((p) => kube.core.readNamespacedPersistentVolumeClaim({ namespace: p.ns, name: p.name })),
+  pvcs.slice(0, 32).map((p, i) =>
+    create(p.ns, {
+      apiVersion: 'snapshot.storage.k8s.io/v1',
+      kind: 'VolumeSnapshot',
+      metadata: {
+        name: `paced-warm-${o.transport ?? 'h1'}-${i}`,
+        ...snapshotMetadata(p.name, 'bench', new Date()),
+      },
+      spec: { source: { persistentVolumeClaimName: p.name } },
+    }),
+  ),
 );
 
 const start = performance.now();
@@ -54,15 +126,14 @@ for (const [i, ns] of o.namespaces.entries()) {
     made.push(
       kube.write(
         () =>
-          kube.custom.createNamespacedCustomObject({
-            ...kube.snapshots,
-            namespace: ns,
-            body: {
-              apiVersion: 'snapshot.storage.k8s.io/v1',
-              kind: 'VolumeSnapshot',
-              metadata: { name: `paced-${p.name}-${i}`, ...snapshotMetadata(p.name, 'bench', scheduledAt) },
-              spec: { source: { persistentVolumeClaimName: p.name } },
+          create(ns, {
+            apiVersion: 'snapshot.storage.k8s.io/v1',
+            kind: 'VolumeSnapshot',
+            metadata: {
+              name: `paced-${o.transport ?? 'h1'}-${p.name}-${i}`,
+              ...snapshotMetadata(p.name, 'bench', scheduledAt),
             },
+            spec: { source: { persistentVolumeClaimName: p.name } },
           }),
         { key: ns, lane: 'create' },
       ),

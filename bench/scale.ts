@@ -356,8 +356,10 @@ async function pacedClientCpu(
   kubeconfig: string,
   o: ScaleOptions,
   namespaces: string[],
+  transport: 'h1' | 'node-https' = 'h1',
 ): Promise<{ creates: number; cpuSeconds: number }> {
   const options = {
+    transport,
     namespaces,
     pvcsPerSchedule: o.pvcsPerSchedule,
     periodSeconds: o.period * 60,
@@ -668,6 +670,16 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     log(
       `paced bare client: ${paced.creates} creates over ${PACED_SECONDS(o)} s at the window's pace, ${paced.cpuSeconds.toFixed(2)} s of CPU`,
     );
+    // The same through node's https (what src/kube/rest.ts used before src/kube/h1.ts).
+    const pacedNode = await pacedClientCpu(
+      controllerKubeconfig,
+      o,
+      namespaces.filter((ns) => !brokenSet.has(ns)),
+      'node-https',
+    );
+    log(
+      `paced bare client through node:https: ${pacedNode.creates} creates, ${pacedNode.cpuSeconds.toFixed(2)} s of CPU`,
+    );
     await pool(namespaces, 50, async (ns) => {
       await admin.custom.deleteCollectionNamespacedCustomObject({ ...admin.snapshots, namespace: ns });
     });
@@ -883,6 +895,15 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
       baseline: {
         name: "a bare Node process making the window's creates at its pace, the controller's V8 settings",
         value: paced.creates ? (paced.cpuSeconds / paced.creates) * 1000 : 0,
+      },
+    });
+    add({
+      measure: "the short-request HTTP client alone: CPU per create at the window's pace (src/kube/h1.ts)",
+      value: paced.creates ? (paced.cpuSeconds / paced.creates) * 1000 : 0,
+      unit: 'ms',
+      baseline: {
+        name: 'the same creates through node:https with a keep-alive Agent',
+        value: pacedNode.creates ? (pacedNode.cpuSeconds / pacedNode.creates) * 1000 : 0,
       },
     });
     const gc0 = gcByKind(before);
