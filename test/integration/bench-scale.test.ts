@@ -59,6 +59,15 @@ describe('bench:scale, small', () => {
       const cpu = find(r.figures, 'controller CPU per 1,000 creates');
       expect(cpu.baseline?.value).toBeGreaterThan(0);
       expect(cpu.value).toBeGreaterThan(0);
+      // The same creates through node's https: the README says h1.ts costs about half of that.
+      expect(lines).toContainEqual(
+        expect.stringMatching(
+          new RegExp(`paced bare client through node:https: ${healthy * SMALL.pvcsPerSchedule} creates`),
+        ),
+      );
+      const client = find(r.figures, 'the short-request HTTP client alone');
+      expect(client.value).toBeGreaterThan(0);
+      expect(client.value).toBeLessThan(client.baseline?.value ?? 0);
       const webhook = find(r.figures, 'PVC create p99 through the webhook');
       expect(find(r.figures, 'webhook admission p99 in the webhook').value).toBeLessThan(100);
       expect(webhook.value - (webhook.baseline?.value ?? 0)).toBeLessThan(500);
