@@ -341,7 +341,8 @@ class Connection {
     try {
       used = reader.feed(chunk);
     } catch (e) {
-      this.fail(e as Error);
+      // The reader says what was wrong; the request it answered is named here.
+      this.fail(new H1Error(`${this.job.what}: ${(e as Error).message}`, { cause: e }));
       return;
     }
     if (reader.status !== 0) this.answered = true;

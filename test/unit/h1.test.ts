@@ -313,6 +313,16 @@ describe('H1Pool: kept-alive connections to one server', () => {
     );
   });
 
+  it('an answer that is not HTTP/1.1 fails the request naming it, and is not sent again', async () => {
+    const s = await rawServer((_req, socket) => socket.write('SSH-2.0-OpenSSH_9.6\r\n\r\n'));
+    const err = await pool(s.port)
+      .request('GET', '/api', '', undefined, 5000)
+      .catch((e: unknown) => e);
+    expect(String(err)).toMatch(/GET \/api: an answer that is not HTTP\/1\.1: "SSH-2\.0/);
+    expect(isTransient(err)).toBe(true);
+    expect(s.requests).toHaveLength(1);
+  });
+
   it('a connection that cannot be made fails the request as transient, naming it', async () => {
     const s = await rawServer(() => undefined);
     const port = s.port;
