@@ -96,20 +96,20 @@ const create = (namespace: string, body: object): Promise<unknown> =>
     ? viaNode(`/apis/snapshot.storage.k8s.io/v1/namespaces/${namespace}/volumesnapshots`, body)
     : kube.custom.createNamespacedCustomObject({ ...kube.snapshots, namespace, body });
 
+/** A VolumeSnapshot of `pvc` named `name`, as the controller would create it for `at`. */
+const snapshotOf = (name: string, pvc: string, at: Date): object => ({
+  apiVersion: 'snapshot.storage.k8s.io/v1',
+  kind: 'VolumeSnapshot',
+  metadata: { name, ...snapshotMetadata(pvc, 'bench', at) },
+  spec: { source: { persistentVolumeClaimName: pvc } },
+});
+
 // Warm up as the controller is warm by its window: the first requests open connections and
 // compile the client's code.
 await Promise.all(
-  pvcs.slice(0, 32).map((p, i) =>
-    create(p.ns, {
-      apiVersion: 'snapshot.storage.k8s.io/v1',
-      kind: 'VolumeSnapshot',
-      metadata: {
-        name: `paced-warm-${o.transport ?? 'h1'}-${i}`,
-        ...snapshotMetadata(p.name, 'bench', new Date()),
-      },
-      spec: { source: { persistentVolumeClaimName: p.name } },
-    }),
-  ),
+  pvcs
+    .slice(0, 32)
+    .map((p, i) => create(p.ns, snapshotOf(`paced-warm-${o.transport ?? 'h1'}-${i}`, p.name, new Date()))),
 );
 
 const start = performance.now();
@@ -125,16 +125,7 @@ for (const [i, ns] of o.namespaces.entries()) {
     creates++;
     made.push(
       kube.write(
-        () =>
-          create(ns, {
-            apiVersion: 'snapshot.storage.k8s.io/v1',
-            kind: 'VolumeSnapshot',
-            metadata: {
-              name: `paced-${o.transport ?? 'h1'}-${p.name}-${i}`,
-              ...snapshotMetadata(p.name, 'bench', scheduledAt),
-            },
-            spec: { source: { persistentVolumeClaimName: p.name } },
-          }),
+        () => create(ns, snapshotOf(`paced-${o.transport ?? 'h1'}-${p.name}-${i}`, p.name, scheduledAt)),
         { key: ns, lane: 'create' },
       ),
     );

@@ -3,8 +3,8 @@
  * connections, without node:http. Lists and watches stream through node:http (rest.ts `open`).
  *
  * Why our own: at the controller's pace (20 creates at once every 0.6 s) node's HTTP client cost
- * 0.35–0.37 ms of CPU per create and this one 0.155–0.159 ms, with 12 MiB less RSS (a probe
- * against the local API server, BENCHMARKS.md). undici measured no better than node:http. What
+ * 0.35–0.37 ms of CPU per create and this one 0.155–0.159 ms (a probe against the local API
+ * server; bench:scale measures both in each run, BENCHMARKS.md). undici measured no better than node:http. What
  * the API server answers is a small part of HTTP/1.1: a status line, headers, and a body framed
  * by Content-Length, by chunks, or by the connection's close. The request is one write we build.
  */
@@ -363,7 +363,9 @@ class Connection {
     try {
       answer = { status: reader.status, body: reader.body() };
     } catch (e) {
-      this.fail(e as Error);
+      // An answer too large for one string: the request fails, named; the connection goes.
+      this.destroy();
+      job.reject(new H1Error(`${job.what}: ${(e as Error).message}`, { cause: e }));
       return;
     }
     if (reader.keepAlive) {

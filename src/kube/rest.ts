@@ -171,8 +171,9 @@ export class Rest {
   }
 
   /**
-   * Keep-alive Agents for the server's TLS settings and the client certificate in use: an
-   * exec plugin that hands out a new certificate gets new Agents (the old sockets idle out).
+   * Keep-alive Agents and the h1.ts pool for the server's TLS settings and the client certificate
+   * in use: an exec plugin that hands out a new certificate gets new ones (the old Agents' sockets
+   * idle out; the old pool is retired, closing its idle connections now).
    */
   private agentsFor(cert: Buffer | undefined, key: Buffer | undefined, target: Target): Agents {
     // Static credentials come back as the same Buffers on every request: no hash on the hot path.
@@ -206,15 +207,8 @@ export class Rest {
               rejectUnauthorized: !a.insecure,
             })
           : new OneServerHttpAgent({ keepAlive: true, maxSockets });
+      // SNI from the host name, as node's Agent gives it (none for an address).
       const servername = a.servername ?? (isIP(target.host.hostname) ? undefined : target.host.hostname);
-      const pool = (): H1Pool =>
-        new H1Pool(
-          {
-            ...target.host,
-            tls: secureContext ? { secureContext, servername, rejectUnauthorized: !a.insecure } : undefined,
-          },
-          MAX_CONNECTIONS,
-        );
       if (agents && agents.key !== id) agents.pool.retire();
       agents =
         agents?.key === id
@@ -225,7 +219,15 @@ export class Rest {
               clientKey: key,
               requests: make(MAX_CONNECTIONS),
               streams: make(Infinity),
-              pool: pool(),
+              pool: new H1Pool(
+                {
+                  ...target.host,
+                  tls: secureContext
+                    ? { secureContext, servername, rejectUnauthorized: !a.insecure }
+                    : undefined,
+                },
+                MAX_CONNECTIONS,
+              ),
             };
       this.agents = agents;
     }
