@@ -1,6 +1,7 @@
 /**
- * The API server's short requests (a create, a status write, a GET) over HTTP/1.1 on kept-alive
- * connections, without node:http. Lists and watches stream through node:http (rest.ts `open`).
+ * snapcron's HTTP/1.1 client for the API server, without node:http: short requests (a create, a
+ * status write, a GET) through a pool of kept-alive connections (`H1Pool`), and each
+ * reflector's lists and watches, streamed, on a connection of its own (`H1Channel`).
  *
  * Why our own: at the controller's pace (20 creates at once every 0.6 s) node's HTTP client cost
  * 0.35–0.37 ms of CPU per create and this one 0.155–0.159 ms (a probe against the local API
@@ -71,6 +72,8 @@ export class ResponseReader {
   private remaining = 0;
   private parts: Buffer[] = [];
   private size = 0;
+  /** A streamed answer: body bytes go here as they come instead of being kept for `body()`. */
+  sink: ((b: Buffer) => void) | undefined;
 
   private readonly method: string;
 
@@ -159,6 +162,7 @@ export class ResponseReader {
 
   private push(b: Buffer): void {
     if (b.length === 0) return;
+    if (this.sink) return this.sink(b);
     this.parts.push(b);
     this.size += b.length;
   }
@@ -258,14 +262,40 @@ interface Job {
   retryable: boolean;
   resolve: (a: H1Answer) => void;
   reject: (e: Error) => void;
+  /** A streamed answer: its head resolves `opened` with the stream, its body goes to the stream. */
+  stream?: H1Stream | undefined;
+  opened?: ((s: H1Stream) => void) | undefined;
 }
 
 /** Methods safe to send again when a kept-alive connection closed before answering (RFC 9110 idempotent ones). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
+/** The request as one write: request line, Host, `headers` (each `Name: value\r\n`), body. */
+function requestText(
+  target: H1Target,
+  method: string,
+  path: string,
+  headers: string,
+  body: string | undefined,
+): string {
+  const length = body === undefined ? '' : `Content-Length: ${Buffer.byteLength(body)}\r\n`;
+  return `${method} ${path} HTTP/1.1\r\nHost: ${target.hostHeader}\r\n${headers}${length}\r\n${body ?? ''}`;
+}
+
+/** What a connection answers to: a pool or a channel. */
+interface Owner {
+  /** The answer is in and the connection may be kept. */
+  release(c: Connection): void;
+  /** The connection is gone. */
+  forget(c: Connection): void;
+  /** Send `job` (again): `fresh`, on a new connection. */
+  enqueue(job: Job, fresh: boolean): void;
+}
+
 /** One connection: one request at a time, its answer read by a ResponseReader. */
 class Connection {
   readonly socket: Socket;
+  readonly target: H1Target;
   job: Job | undefined;
   reader: ResponseReader | undefined;
   /** It has answered a request before: the server may have closed it while it sat idle. */
@@ -274,13 +304,16 @@ class Connection {
   closed = false;
   private timer: NodeJS.Timeout | undefined;
   private timerMs = 0;
+  /** How long it may sit idle: the last request's timeout (the API server closes after 90 s). */
+  private idleMs = 0;
   /** Whether the head has come: the deadline then watches for a stalled body instead. */
   private answered = false;
 
-  private readonly pool: H1Pool;
+  private readonly owner: Owner;
 
-  constructor(pool: H1Pool, target: H1Target) {
-    this.pool = pool;
+  constructor(owner: Owner, target: H1Target) {
+    this.owner = owner;
+    this.target = target;
     const common = {
       host: target.hostname,
       port: target.port,
@@ -304,16 +337,25 @@ class Connection {
 
   start(job: Job): void {
     this.job = job;
-    this.reader = new ResponseReader(job.method);
+    const reader = new ResponseReader(job.method);
+    const stream = job.stream;
+    if (stream) reader.sink = (b) => stream.push(b);
+    this.reader = reader;
     this.answered = false;
+    this.idleMs = job.timeoutMs;
     this.socket.ref();
-    if (this.timer === undefined || this.timerMs !== job.timeoutMs) {
+    this.deadline(job.timeoutMs);
+    this.socket.write(job.data, 'utf8');
+  }
+
+  /** The deadline, from now: for the head, then for each read of the body (an idle connection: its close). */
+  deadline(ms: number): void {
+    if (this.timer === undefined || this.timerMs !== ms) {
       clearTimeout(this.timer);
-      this.timerMs = job.timeoutMs;
-      this.timer = setTimeout(() => this.onTimeout(), job.timeoutMs);
+      this.timerMs = ms;
+      this.timer = setTimeout(() => this.onTimeout(), ms);
       this.timer.unref();
     } else this.timer.refresh();
-    this.socket.write(job.data, 'utf8');
   }
 
   private onTimeout(): void {
@@ -324,15 +366,22 @@ class Connection {
       else this.timer?.refresh();
       return;
     }
+    const onIdle = this.answered ? job.stream?.onIdle : undefined;
+    if (onIdle) {
+      this.timer?.refresh();
+      onIdle(); // the stream's reader decides (a watch ends, to be resumed)
+      return;
+    }
     const e = this.answered
-      ? new H1Error(`${job.what}: the answer stopped for ${job.timeoutMs} ms`)
-      : new H1Error(`${job.what}: no answer within ${job.timeoutMs} ms`);
+      ? new H1Error(`${job.what}: the answer stopped for ${this.timerMs} ms`)
+      : new H1Error(`${job.what}: no answer within ${this.timerMs} ms`);
     this.fail(e);
   }
 
   private onData(chunk: Buffer): void {
     const reader = this.reader;
-    if (!reader || !this.job) {
+    const job = this.job;
+    if (!reader || !job) {
       this.fail(new H1Error('the API server sent bytes nobody asked for'));
       return;
     }
@@ -342,10 +391,13 @@ class Connection {
       used = reader.feed(chunk);
     } catch (e) {
       // The reader says what was wrong; the request it answered is named here.
-      this.fail(new H1Error(`${this.job.what}: ${(e as Error).message}`, { cause: e }));
+      this.fail(new H1Error(`${job.what}: ${(e as Error).message}`, { cause: e }));
       return;
     }
-    if (reader.status !== 0) this.answered = true;
+    if (reader.status !== 0 && !this.answered) {
+      this.answered = true;
+      if (job.stream) job.stream.open(reader.status, this, job.opened!);
+    }
     if (reader.framing !== Framing.Done) return;
     if (used < chunk.length) {
       // Bytes beyond the answer: nothing is pipelined, so the connection is out of step.
@@ -359,6 +411,11 @@ class Connection {
     const reader = this.reader!;
     this.job = undefined;
     this.reader = undefined;
+    if (job.stream) {
+      this.keepOrClose(reader.keepAlive);
+      job.stream.end(undefined);
+      return;
+    }
     let answer: H1Answer;
     try {
       answer = { status: reader.status, body: reader.body() };
@@ -368,11 +425,15 @@ class Connection {
       job.reject(new H1Error(`${job.what}: ${(e as Error).message}`, { cause: e }));
       return;
     }
-    if (reader.keepAlive) {
-      this.reused = true;
-      this.pool.release(this);
-    } else this.destroy();
+    this.keepOrClose(reader.keepAlive);
     job.resolve(answer);
+  }
+
+  private keepOrClose(keepAlive: boolean): void {
+    if (keepAlive) {
+      this.reused = true;
+      this.owner.release(this);
+    } else this.destroy();
   }
 
   /** The connection is lost (`e` undefined: closed). A request in flight fails, or goes again once. */
@@ -387,6 +448,16 @@ class Connection {
     this.reader = undefined;
     this.destroy();
     if (!job) return;
+    const err =
+      e instanceof H1Error
+        ? e
+        : new H1Error(`${job.what}: ${e ? e.message : 'the connection closed before the answer'}`, {
+            cause: e,
+          });
+    if (job.stream && this.answered) {
+      job.stream.end(err); // its head was given out: the stream's reader hears of the loss
+      return;
+    }
     if (
       this.reused &&
       job.retryable &&
@@ -395,16 +466,10 @@ class Connection {
       !(e instanceof H1Error)
     ) {
       job.retryable = false;
-      this.pool.enqueue(job, true);
+      this.owner.enqueue(job, true);
       return;
     }
-    job.reject(
-      e instanceof H1Error
-        ? e
-        : new H1Error(`${job.what}: ${e ? e.message : 'the connection closed before the answer'}`, {
-            cause: e,
-          }),
-    );
+    job.reject(err);
   }
 
   destroy(): void {
@@ -412,12 +477,90 @@ class Connection {
     if (this.closed) return;
     this.closed = true;
     this.socket.destroy();
-    this.pool.forget(this);
+    this.owner.forget(this);
   }
 
   idle(): void {
     this.idleSince = Date.now();
-    this.socket.unref(); // an idle pool never keeps the process alive
+    this.deadline(this.idleMs); // not a watch's longer idle timeout
+    this.socket.unref(); // an idle connection never keeps the process alive
+  }
+}
+
+/**
+ * An answer read as it comes (a watch's events, a list's page): `read` takes the body's bytes
+ * and its end. Bytes that come before `read` is called wait for it.
+ */
+export class H1Stream {
+  status = 0;
+  /** Called when the body stalls for the time `setIdleTimeout` gave (instead of failing it). */
+  onIdle: (() => void) | undefined;
+  private conn: Connection | undefined;
+  private waiting: Buffer[] = [];
+  private onData: ((b: Buffer) => void) | undefined;
+  private onEnd: ((e: Error | undefined) => void) | undefined;
+  private ended = false;
+  private endError: Error | undefined;
+  private destroyed = false;
+
+  /** The head is in (Connection). */
+  open(status: number, conn: Connection, opened: (s: H1Stream) => void): void {
+    this.status = status;
+    this.conn = conn;
+    opened(this);
+  }
+
+  /** Body bytes (Connection). */
+  push(b: Buffer): void {
+    if (this.destroyed) return;
+    if (this.onData) this.onData(b);
+    else this.waiting.push(b);
+  }
+
+  /** The answer is complete (`e` undefined) or lost (Connection). */
+  end(e: Error | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.endError = e;
+    this.conn = undefined;
+    this.onEnd?.(e);
+  }
+
+  /** Takes the body: `onData` for each read, then `onEnd` once (an Error: the answer was cut short). */
+  read(onData: (b: Buffer) => void, onEnd: (e: Error | undefined) => void): void {
+    this.onData = onData;
+    this.onEnd = onEnd;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const b of waiting) {
+      if (this.destroyed) break;
+      onData(b);
+    }
+    if (this.ended) onEnd(this.endError);
+  }
+
+  /** The whole body as text. */
+  text(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      this.read(
+        (b) => parts.push(b),
+        (e) => (e ? reject(e) : resolve(Buffer.concat(parts).toString('utf8'))),
+      );
+    });
+  }
+
+  /** From now on, a body silent for `ms` calls `onIdle` (again every `ms` while it stays silent). */
+  setIdleTimeout(ms: number, onIdle: () => void): void {
+    this.onIdle = onIdle;
+    this.conn?.deadline(ms);
+  }
+
+  /** Stops reading: the connection closes and `onEnd` hears `e` (if the answer was not complete). */
+  destroy(e?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.conn?.fail(e ?? new H1Error('the stream was destroyed'));
   }
 }
 
@@ -425,7 +568,7 @@ class Connection {
  * Connections to one server with one TLS identity, `max` at most; requests beyond wait in order.
  * The most recently used idle connection goes first, so a quiet controller keeps few open.
  */
-export class H1Pool {
+export class H1Pool implements Owner {
   private readonly idleConns: Connection[] = [];
   private readonly busy = new Set<Connection>();
   private readonly queue: Job[] = [];
@@ -450,8 +593,7 @@ export class H1Pool {
   ): Promise<H1Answer> {
     if (BAD_PATH.test(path))
       return Promise.reject(new H1Error(`${what}: the path has characters a request line cannot carry`));
-    const length = body === undefined ? '' : `Content-Length: ${Buffer.byteLength(body)}\r\n`;
-    const data = `${method} ${path} HTTP/1.1\r\nHost: ${this.target.hostHeader}\r\n${headers}${length}\r\n${body ?? ''}`;
+    const data = requestText(this.target, method, path, headers, body);
     return new Promise<H1Answer>((resolve, reject) => {
       this.enqueue(
         { method, data, what, timeoutMs, retryable: IDEMPOTENT.has(method), resolve, reject },
@@ -522,6 +664,67 @@ export class H1Pool {
   retire(): void {
     this.retired = true;
     for (const c of [...this.idleConns]) c.destroy();
+  }
+}
+
+/**
+ * One connection for one reader's requests in turn (a reflector's list pages, then its watch,
+ * then the watch resumed), kept alive between them and outside any pool: a watch holds its
+ * connection for minutes and must never take a short request's place. A new target (a new
+ * client certificate) or a request while one is in flight closes the connection in use.
+ */
+export class H1Channel implements Owner {
+  private conn: Connection | undefined;
+  private target: H1Target | undefined;
+
+  /** Sends a body-less `METHOD path`; resolves with the stream once the answer's head is in. */
+  open(
+    target: H1Target,
+    method: string,
+    path: string,
+    headers: string,
+    timeoutMs: number,
+    what = `${method} ${path}`,
+  ): Promise<H1Stream> {
+    if (BAD_PATH.test(path))
+      return Promise.reject(new H1Error(`${what}: the path has characters a request line cannot carry`));
+    this.target = target;
+    const data = requestText(target, method, path, headers, undefined);
+    return new Promise<H1Stream>((resolve, reject) => {
+      const job: Job = {
+        method,
+        data,
+        what,
+        timeoutMs,
+        retryable: IDEMPOTENT.has(method),
+        resolve: () => undefined,
+        reject,
+        stream: new H1Stream(),
+        opened: resolve,
+      };
+      this.enqueue(job, false);
+    });
+  }
+
+  enqueue(job: Job, fresh: boolean): void {
+    const c = this.conn;
+    if (c && (fresh || c.job !== undefined || c.target !== this.target))
+      c.fail(new H1Error(`${c.job?.what ?? 'a request'}: replaced by ${job.what}`));
+    this.conn ??= new Connection(this, this.target!);
+    this.conn.start(job);
+  }
+
+  release(c: Connection): void {
+    c.idle();
+  }
+
+  forget(c: Connection): void {
+    if (this.conn === c) this.conn = undefined;
+  }
+
+  /** Closes the connection; a request or stream in flight ends with `e`. */
+  close(e?: Error): void {
+    this.conn?.fail(e ?? new H1Error('the channel was closed'));
   }
 }
 

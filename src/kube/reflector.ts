@@ -30,12 +30,11 @@
  * has delivered an event or stayed open `resumeConfirmMs` without an error, so a resume the
  * server answers with 410 right away never flips `synced` to true on a stale cache.
  */
-import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { IndexedStore, type IndexFunc, type Keyed } from './index-cache.ts';
 import { errorMessage } from './retry.ts';
 import { DEFAULT_BACKOFF, restartDelay, type BackoffOptions } from './backoff.ts';
-import { ApiError, readAll, statusError, type Query, type Rest } from './rest.ts';
+import { ApiError, H1Channel, statusError, type H1Stream, type Query, type Rest } from './rest.ts';
 
 export { collectionPath } from './paths.ts';
 
@@ -140,7 +139,8 @@ export class Reflector<T extends Keyed> {
   private healthySince = 0;
   private down: number | undefined;
   private loop: Promise<void> | undefined;
-  private inflight: ClientRequest | undefined;
+  /** The connection of this reflector's lists and watches, one at a time; stop() closes it. */
+  private readonly channel = new H1Channel();
   private wake: (() => void) | undefined;
   private readonly waiters: (() => void)[] = [];
 
@@ -194,7 +194,7 @@ export class Reflector<T extends Keyed> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.inflight?.destroy(new StoppedError());
+    this.channel.close(new StoppedError());
     this.wake?.();
     this.setOk(false);
     for (const w of this.waiters.splice(0)) w();
@@ -376,19 +376,8 @@ export class Reflector<T extends Keyed> {
 
   private async getJson(query: Query): Promise<unknown> {
     const res = await this.open(query);
-    const timeout = this.o.requestTimeoutMs ?? 60_000;
-    const body = await new Promise<string>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      this.inflight?.setTimeout(timeout, () =>
-        this.inflight?.destroy(new Error(`LIST ${this.o.path}: no data for ${timeout} ms`)),
-      );
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-      res.once('error', reject);
-      res.once('aborted', () => reject(new Error(`LIST ${this.o.path}: connection aborted`)));
-    });
-    this.inflight = undefined;
-    if (res.statusCode !== 200) throw statusError(res.statusCode ?? 0, body);
+    const body = await res.text();
+    if (res.status !== 200) throw statusError(res.status, body);
     return JSON.parse(body);
   }
 
@@ -401,7 +390,7 @@ export class Reflector<T extends Keyed> {
 
   private async watch(fromList: boolean): Promise<WatchEnd> {
     const started = this.now();
-    let res: IncomingMessage;
+    let res: H1Stream;
     try {
       this.stats.watchRequests++;
       res = await this.open({
@@ -416,14 +405,12 @@ export class Reflector<T extends Keyed> {
       if (this.stopped) return { kind: 'stopped' };
       return { kind: 'error', err, confirmed: false };
     }
-    if (res.statusCode !== 200) {
-      const body = await readAll(res).catch(() => '');
-      this.inflight = undefined;
-      const err = statusError(res.statusCode ?? 0, body);
+    if (res.status !== 200) {
+      const body = await res.text().catch(() => '');
+      const err = statusError(res.status, body);
       if (this.stopped) return { kind: 'stopped' };
       return isGone(err) ? { kind: 'gone', err, events: 0 } : { kind: 'error', err, confirmed: false };
     }
-    const req = this.inflight;
     return new Promise<WatchEnd>((resolve) => {
       let events = 0;
       let confirmed = false;
@@ -431,7 +418,8 @@ export class Reflector<T extends Keyed> {
       let ended = false;
       let gone: unknown;
       let failure: unknown;
-      let rest = '';
+      /** A line's start, split across reads. */
+      let carry: Buffer[] = [];
       const confirm = (): void => {
         if (confirmed || ended) return;
         confirmed = true;
@@ -444,9 +432,7 @@ export class Reflector<T extends Keyed> {
         if (ended) return;
         ended = true;
         clearTimeout(confirmTimer);
-        this.inflight = undefined;
-        res.removeAllListeners('data');
-        req?.destroy();
+        res.destroy(); // a watch that ended by itself has given its connection back already
         const ms = this.now() - started;
         if (this.stopped) resolve({ kind: 'stopped' });
         else if (gone !== undefined) resolve({ kind: 'gone', err: gone, events });
@@ -495,39 +481,44 @@ export class Reflector<T extends Keyed> {
       };
       if (fromList) confirm();
       const idleMs = this.o.idleTimeoutMs ?? 90_000;
-      req?.setTimeout(idleMs, () => {
+      res.setIdleTimeout(idleMs, () => {
         idle = true;
         finish(new Error(`watch idle for ${idleMs} ms`));
       });
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        const lines = (rest + chunk).split('\n');
-        rest = lines.pop() ?? '';
-        for (const line of lines) {
-          if (ended) return;
-          if (line.trim() !== '') onEvent(line);
-        }
-      });
-      res.once('end', () => finish());
-      res.once('error', (err) => finish(err));
-      res.once('aborted', () => finish(new Error('watch connection aborted')));
-      res.once('close', () => finish(new Error('watch connection closed')));
+      // One event per line; lines are cut at newline bytes, so a character split across reads
+      // is whole again before it is decoded.
+      res.read(
+        (chunk) => {
+          let from = 0;
+          for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+            let line: string;
+            if (carry.length > 0) {
+              carry.push(chunk.subarray(from, nl));
+              line = Buffer.concat(carry).toString('utf8');
+              carry = [];
+            } else line = chunk.toString('utf8', from, nl);
+            from = nl + 1;
+            if (line.trim() !== '') onEvent(line);
+            if (ended) return;
+          }
+          if (from < chunk.length) carry.push(chunk.subarray(from));
+        },
+        (err) => finish(err), // none: the server ended the watch (its timeout)
+      );
     });
   }
 
   // ---- HTTP ---------------------------------------------------------------------------
 
-  /** Sends a GET for the collection with `query`; resolves with the response (any status). */
-  private async open(query: Query): Promise<IncomingMessage> {
+  /** Sends a GET for the collection with `query`; resolves with the answer (any status), its body unread. */
+  private async open(query: Query): Promise<H1Stream> {
     if (this.stopped) throw new StoppedError();
-    const res = await this.o.rest.open('GET', this.o.path, {
+    const res = await this.o.rest.stream(this.channel, this.o.path, {
       query,
       timeoutMs: this.o.requestTimeoutMs ?? 60_000,
-      stream: query.watch === 'true',
-      onRequest: (req) => (this.inflight = req),
     });
     // An expired exec token or rotated token file: fresh credentials for the restart.
-    if (res.statusCode === 401) this.o.rest.access.invalidate();
+    if (res.status === 401) this.o.rest.access.invalidate();
     if (this.stopped) {
       res.destroy();
       throw new StoppedError();

@@ -10,7 +10,15 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { H1Error, H1Pool, ResponseReader, headerLine } from '../../src/kube/h1.ts';
+import {
+  H1Channel,
+  H1Error,
+  H1Pool,
+  ResponseReader,
+  headerLine,
+  type H1Stream,
+  type H1Target,
+} from '../../src/kube/h1.ts';
 import { isTransient, statusOf } from '../../src/kube/retry.ts';
 
 /** Feeds `raw` to a reader in the pieces `cuts` makes; the answer, or how far it got. */
@@ -356,5 +364,108 @@ describe('H1Pool: kept-alive connections to one server', () => {
     expect(out).toBe('{"done":true}');
     expect(Date.now() - started).toBeLessThan(10_000); // the connection is still open on the server's side
     expect(s.connections()).toBe(1);
+  });
+});
+
+const target = (port: number): H1Target => ({ hostname: '127.0.0.1', port, hostHeader: `127.0.0.1:${port}` });
+
+/** The body of `s` as it comes: each read, then how it ended. */
+function collect(s: H1Stream): { reads: string[]; ended: Promise<Error | undefined> } {
+  const reads: string[] = [];
+  const ended = new Promise<Error | undefined>((resolve) =>
+    s.read((b) => reads.push(b.toString('utf8')), resolve),
+  );
+  return { reads, ended };
+}
+
+describe('H1Channel: a reflector’s lists and watches, streamed, on one connection of its own', () => {
+  it('list pages and the watch after them share one kept-alive connection; a body sent with the head waits for read()', async () => {
+    const s = await rawServer((req, socket) => {
+      if (req.includes('watch=true'))
+        socket.write(
+          'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n' + chunked(['{"type":"ADDED"}\n']) + '\r\n',
+        );
+      else socket.write(ok('{"items":[]}')); // head and body in one write
+    });
+    const ch = new H1Channel();
+    const t = target(s.port);
+    const page1 = await ch.open(t, 'GET', '/pods?limit=2', 'Accept: application/json\r\n', 5000);
+    expect(page1.status).toBe(200);
+    expect(await page1.text()).toBe('{"items":[]}');
+    const page2 = await ch.open(t, 'GET', '/pods?limit=2&continue=x', '', 5000);
+    expect(await page2.text()).toBe('{"items":[]}');
+    const watch = await ch.open(t, 'GET', '/pods?watch=true', '', 5000);
+    const { reads, ended } = collect(watch);
+    expect(await ended).toBeUndefined(); // the server ended it: a complete answer
+    expect(reads.join('')).toBe('{"type":"ADDED"}\n');
+    expect(s.connections()).toBe(1);
+    expect(s.requests.map((r) => r.split(' ')[1])).toEqual([
+      '/pods?limit=2',
+      '/pods?limit=2&continue=x',
+      '/pods?watch=true',
+    ]);
+    ch.close();
+  });
+
+  it('a watch’s events reach the reader as they come, long before the answer ends; a lost connection ends it with an error', async () => {
+    let held: Socket | undefined;
+    const s = await rawServer((_req, socket) => {
+      held = socket;
+      socket.write(
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n' + chunked(['{"n":1}\n']).slice(0, -3),
+      );
+    });
+    const ch = new H1Channel();
+    const t = target(s.port);
+    const watch = await ch.open(t, 'GET', '/w', '', 5000);
+    const { reads, ended } = collect(watch);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reads.join('')).toBe('{"n":1}\n');
+    held?.write(chunked(['{"n":2}\n']).slice(0, -3));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(reads.join('')).toBe('{"n":1}\n{"n":2}\n');
+    held?.destroy();
+    const err = await ended;
+    expect(err).toBeInstanceOf(H1Error);
+    expect(String(err)).toMatch(/GET \/w: (the connection closed before the answer|read ECONNRESET)/);
+  });
+
+  it('a silent body calls onIdle after setIdleTimeout’s time, not the request deadline; destroy ends the stream and the connection', async () => {
+    const s = await rawServer((_req, socket) =>
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'),
+    );
+    const ch = new H1Channel();
+    const t = target(s.port);
+    const watch = await ch.open(t, 'GET', '/w', '', 60);
+    const started = Date.now();
+    const idle = new Promise<number>((resolve) =>
+      watch.setIdleTimeout(200, () => resolve(Date.now() - started)),
+    );
+    const { ended } = collect(watch);
+    expect(await idle).toBeGreaterThanOrEqual(150);
+    watch.destroy(new Error('idle'));
+    expect(String(await ended)).toMatch(/idle/);
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await ch.open(t, 'GET', '/w2', '', 60);
+    again.destroy();
+    expect(s.connections()).toBe(2); // the destroyed stream's connection was not reused
+  });
+
+  it('close() before the head rejects the request; a new target (a new certificate) gets a new connection', async () => {
+    const s = await rawServer((req, socket) => {
+      if (!req.startsWith('GET /silent')) socket.write(ok('{}'));
+    });
+    const ch = new H1Channel();
+    const t = target(s.port);
+    const pending = ch.open(t, 'GET', '/silent', '', 5000);
+    await new Promise((r) => setTimeout(r, 20));
+    ch.close(new Error('reflector stopped'));
+    await expect(pending).rejects.toThrow('GET /silent: reflector stopped');
+    expect(await (await ch.open(t, 'GET', '/a', '', 5000)).text()).toBe('{}');
+    expect(await (await ch.open(t, 'GET', '/b', '', 5000)).text()).toBe('{}');
+    expect(s.connections()).toBe(2);
+    expect(await (await ch.open(target(s.port), 'GET', '/c', '', 5000)).text()).toBe('{}'); // an equal but new target
+    expect(s.connections()).toBe(3);
+    ch.close();
   });
 });

@@ -11,7 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CoreV1Api, CustomObjectsApi } from '../../src/kube/api.ts';
 import type { ClusterAccess } from '../../src/kube/kubeconfig.ts';
-import { ApiError, MAX_CONNECTIONS, Rest } from '../../src/kube/rest.ts';
+import { ApiError, H1Channel, MAX_CONNECTIONS, Rest } from '../../src/kube/rest.ts';
 import { errorMessage, isTransient, statusOf } from '../../src/kube/retry.ts';
 import { CertificateAuthority } from '../../src/tls/authority.ts';
 
@@ -97,15 +97,15 @@ describe('Rest: snapcron’s transport to the API server', () => {
     });
     server?.on('request', (_req, res: ServerResponse) => res.once('finish', () => inFlight--));
     const rest = new Rest(access(api.url));
-    // Watches the server holds open (open() resolves only on an answer's headers: not awaited).
-    for (let i = 0; i < MAX_CONNECTIONS + 8; i++)
-      void rest
-        .open('GET', '/api/v1/pods', { query: { watch: 'true' }, stream: true })
-        .catch(() => undefined);
+    // Watches the server holds open, each on its channel (stream() resolves only on an answer's head: not awaited).
+    const channels = Array.from({ length: MAX_CONNECTIONS + 8 }, () => new H1Channel());
+    for (const channel of channels)
+      void rest.stream(channel, '/api/v1/pods', { query: { watch: 'true' } }).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 100));
     await Promise.all(Array.from({ length: 200 }, () => rest.send('GET', '/api/v1/namespaces')));
     expect(most).toBeLessThanOrEqual(MAX_CONNECTIONS);
     expect(api.connections()).toBe(MAX_CONNECTIONS + 8 + MAX_CONNECTIONS);
+    for (const channel of channels) channel.close();
   });
 
   it('sends the credentials with every request, and fresh ones once after a 401', async () => {
