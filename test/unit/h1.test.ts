@@ -469,3 +469,25 @@ describe('H1Channel: a reflector’s lists and watches, streamed, on one connect
     ch.close();
   });
 });
+
+describe('H1Channel: a kept-alive connection the server closed while it sat idle', () => {
+  it('the next GET (a watch resumed after a backoff) goes again on a new connection, once', async () => {
+    const s = await rawServer((_req, socket, n) => {
+      if (n === 2)
+        socket.destroy(); // closed without a word, as an idle close races a request
+      else socket.write(ok('{"items":[]}'));
+    });
+    const ch = new H1Channel();
+    const t = target(s.port);
+    expect(await (await ch.open(t, 'GET', '/pods?limit=500', '', 5000)).text()).toBe('{"items":[]}');
+    const again = await ch.open(t, 'GET', '/pods?watch=true', '', 5000);
+    expect(again.status).toBe(200);
+    expect(s.requests.map((r) => r.split(' ')[1])).toEqual([
+      '/pods?limit=500',
+      '/pods?watch=true',
+      '/pods?watch=true',
+    ]);
+    expect(s.connections()).toBe(2);
+    ch.close();
+  });
+});
