@@ -59,7 +59,8 @@ describe('bench:scale, small', () => {
       const cpu = find(r.figures, 'controller CPU per 1,000 creates');
       expect(cpu.baseline?.value).toBeGreaterThan(0);
       expect(cpu.value).toBeGreaterThan(0);
-      // The same creates through node's https: the README says h1.ts costs about half of that.
+      // The same creates through node's https: the README says h1.ts costs about 0.6 of that at the
+      // bench's loads; at CI's size, on a shared machine, it must at least cost less.
       expect(lines).toContainEqual(
         expect.stringMatching(
           new RegExp(`paced bare client through node:https: ${healthy * SMALL.pvcsPerSchedule} creates`),
