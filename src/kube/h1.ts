@@ -262,9 +262,8 @@ interface Job {
   retryable: boolean;
   resolve: (a: H1Answer) => void;
   reject: (e: Error) => void;
-  /** A streamed answer: its head resolves `opened` with the stream, its body goes to the stream. */
+  /** A streamed answer: its head opens the stream, its body goes to the stream. */
   stream?: H1Stream | undefined;
-  opened?: ((s: H1Stream) => void) | undefined;
 }
 
 /** Methods safe to send again when a kept-alive connection closed before answering (RFC 9110 idempotent ones). */
@@ -396,7 +395,7 @@ class Connection {
     }
     if (reader.status !== 0 && !this.answered) {
       this.answered = true;
-      if (job.stream) job.stream.open(reader.status, this, job.opened!);
+      if (job.stream) job.stream.open(reader.status, this);
     }
     if (reader.framing !== Framing.Done) return;
     if (used < chunk.length) {
@@ -502,12 +501,18 @@ export class H1Stream {
   private ended = false;
   private endError: Error | undefined;
   private destroyed = false;
+  private readonly opened: (s: H1Stream) => void;
+
+  /** `opened`: called with the stream once the answer's head is in. */
+  constructor(opened: (s: H1Stream) => void) {
+    this.opened = opened;
+  }
 
   /** The head is in (Connection). */
-  open(status: number, conn: Connection, opened: (s: H1Stream) => void): void {
+  open(status: number, conn: Connection): void {
     this.status = status;
     this.conn = conn;
-    opened(this);
+    this.opened(this);
   }
 
   /** Body bytes (Connection). */
@@ -699,8 +704,7 @@ export class H1Channel implements Owner {
         retryable: IDEMPOTENT.has(method),
         resolve: () => undefined,
         reject,
-        stream: new H1Stream(),
-        opened: resolve,
+        stream: new H1Stream(resolve),
       };
       this.enqueue(job, false);
     });

@@ -184,7 +184,11 @@ export class Rest {
    * resolves with the stream once the answer's head is in, whatever its status. `timeoutMs`:
    * for the head, then for each read of the body (a watch sets its own with setIdleTimeout).
    */
-  async stream(channel: H1Channel, path: string, opts: SendOptions = {}): Promise<H1Stream> {
+  async stream(
+    channel: H1Channel,
+    path: string,
+    opts: Pick<SendOptions, 'query' | 'timeoutMs'> = {},
+  ): Promise<H1Stream> {
     const target = (this.target ??= targetOf(this.access.server));
     const { headers, identity } = await this.headers(target);
     return channel.open(
