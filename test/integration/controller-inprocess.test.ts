@@ -251,6 +251,8 @@ describe('the Controller in-process with a controlled clock', () => {
     await controller.start();
     try {
       await eventually(async () => (await getSchedule(ns(), 'twice')).status?.nextScheduleTime, 10_000);
+      // The start-up pass aims a promotion at this fire until it ends: let it end first.
+      await eventually(async () => controller.idle, 10_000);
       clock.advanceTo(fire);
       await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
       // Its own snapshots' watch events re-add the schedule while the pass runs (after the
@@ -288,13 +290,18 @@ describe('the Controller in-process with a controlled clock', () => {
     await controller.start();
     try {
       await eventually(async () => (await getSchedule(ns(), 'edited')).status?.nextScheduleTime, 10_000);
+      // The start-up pass aims a promotion at this fire until it ends: let it end first.
+      await eventually(async () => controller.idle, 10_000);
       clock.advanceTo(fire);
       await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
       // While that pass waits for the budget, the timetable moves to a fire a minute away.
-      await updateScheduleSpec(ns(), 'edited', {
-        schedule: `${at(sooner).getUTCMinutes()} ${at(sooner).getUTCHours()} * * *`,
-      });
-      await sleep(1500); // the watch brings the edit
+      const soonerCron = `${at(sooner).getUTCMinutes()} ${at(sooner).getUTCHours()} * * *`;
+      await updateScheduleSpec(ns(), 'edited', { schedule: soonerCron });
+      // The watch brings the edit (its handler re-aims at once): the cache holds the new timetable.
+      await eventually(
+        async () => controller.cached(ns()).schedules[0]?.spec.schedule === soonerCron,
+        10_000,
+      );
       expect(promoted).toEqual([]);
       clock.advanceTo(sooner);
       expect(promoted).toEqual([`${ns()}/edited`]);
