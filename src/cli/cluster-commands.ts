@@ -21,6 +21,7 @@ import { ALIBABA_FLAGS, alibabaOptions } from './alibaba-options.ts';
 import { UserError } from './errors.ts';
 import { readSnapshotInfra } from './report.ts';
 import { defineCommand, parseCommand, type Options } from './options.ts';
+import { onFirstStopSignal } from './signals.ts';
 
 /** Options controller and tick share: scope, client-side write rate, log level. */
 const scope = {
@@ -322,8 +323,7 @@ export async function runController(args: string[]): Promise<number> {
         .catch((err: unknown) => log.error({ err }, 'error while stopping'))
         .finally(() => void closeServer(server).then(resolve));
     };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    onFirstStopSignal(shutdown);
   });
   await controller.start();
   cloud?.start();
