@@ -160,7 +160,7 @@ export interface Hooks {
 
 /** Exec'd in every Running pod that podSelector selects, all at once, before the run's snapshots are created (e.g. a database's flush and lock, or fsfreeze --freeze). */
 export interface Hook {
-  /** Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace. */
+  /** Label selector over pods in the schedule's namespace: the hook runs in each Running pod it selects. An empty selector selects every pod in the namespace. */
   podSelector: LabelSelector;
   /** The container to exec in; unset uses the pod's first container. */
   container?: string;
@@ -633,11 +633,11 @@ export const openAPIV3Schema: Record<string, unknown> = {
               "properties": {
                 "podSelector": {
                   "type": "object",
-                  "description": "Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace.",
+                  "description": "Label selector over pods in the schedule's namespace: the hook runs in each Running pod it selects. An empty selector selects every pod in the namespace.",
                   "properties": {
                     "matchLabels": {
                       "type": "object",
-                      "description": "Labels a PVC must carry, key to value.",
+                      "description": "Labels a pod must carry, key to value.",
                       "additionalProperties": {
                         "type": "string",
                         "maxLength": 63
@@ -646,7 +646,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
                     },
                     "matchExpressions": {
                       "type": "array",
-                      "description": "Label requirements a PVC must meet, ANDed together.",
+                      "description": "Label requirements a pod must meet, ANDed together.",
                       "maxItems": 64,
                       "items": {
                         "type": "object",
@@ -743,11 +743,11 @@ export const openAPIV3Schema: Record<string, unknown> = {
               "properties": {
                 "podSelector": {
                   "type": "object",
-                  "description": "Label selector over PersistentVolumeClaims in the schedule's namespace. Empty or unset selects every PVC in the namespace.",
+                  "description": "Label selector over pods in the schedule's namespace: the hook runs in each Running pod it selects. An empty selector selects every pod in the namespace.",
                   "properties": {
                     "matchLabels": {
                       "type": "object",
-                      "description": "Labels a PVC must carry, key to value.",
+                      "description": "Labels a pod must carry, key to value.",
                       "additionalProperties": {
                         "type": "string",
                         "maxLength": 63
@@ -756,7 +756,7 @@ export const openAPIV3Schema: Record<string, unknown> = {
                     },
                     "matchExpressions": {
                       "type": "array",
-                      "description": "Label requirements a PVC must meet, ANDed together.",
+                      "description": "Label requirements a pod must meet, ANDed together.",
                       "maxItems": 64,
                       "items": {
                         "type": "object",

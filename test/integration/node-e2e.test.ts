@@ -44,7 +44,15 @@ type HostState = Record<string, string | boolean>;
 /** The host settings a kubelet and its pods change, as dev/node.ts's stop() must restore them. */
 function hostState(): HostState {
   const state: HostState = {};
-  for (const key of ['vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops', 'net.ipv4.ip_forward'])
+  for (const key of [
+    'vm.overcommit_memory',
+    'vm.panic_on_oom',
+    'kernel.panic',
+    'kernel.panic_on_oops',
+    'kernel.keys.root_maxkeys',
+    'kernel.keys.root_maxbytes',
+    'net.ipv4.ip_forward',
+  ])
     state[key] = readFileSync(join('/proc/sys', ...key.split('.')), 'utf8').trim();
   const cgroups = existsSync('/sys/fs/cgroup') ? readdirSync('/sys/fs/cgroup') : [];
   for (const path of [

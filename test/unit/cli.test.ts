@@ -351,3 +351,28 @@ describe('the shipped manifests', () => {
     }
   });
 });
+
+describe('snapcron controller: the defaults the README gives', () => {
+  it('each flag defaults to what README "snapcron controller" and "Monitoring" say', () => {
+    const controller = subcommands.find((s) => s.command.name === 'controller');
+    expect(controller).toBeDefined();
+    const { values } = parseCommand(controller!.command, []);
+    const readme = readFileSync('README.md', 'utf8').replace(/\s+/g, ' ');
+    const promised: [string, string, string][] = [
+      ['metrics-addr', ':8080', '`--metrics-addr :8080`'],
+      ['lease-duration', '15s', '`--lease-duration 15s`'],
+      ['retry-period', '2s', '`--retry-period 2s`'],
+      ['qps', '100', '`--qps 100 --burst 200`'],
+      ['burst', '200', '`--qps 100 --burst 200`'],
+      ['concurrency', '1000', '`--concurrency 1000`'],
+      ['lease-name', 'snapcron-controller', 'Lease `snapcron-controller`'],
+      ['webhook-addr', ':9443', '`--webhook-addr :9443`'],
+      ['report-metrics-period', '60s', '`--report-metrics-period` (60 s)'],
+      ['cloud-refresh', '10m', '`--cloud-refresh` (default `10m`)'],
+    ];
+    for (const [flag, value, sentence] of promised) {
+      expect((values as Record<string, unknown>)[flag], flag).toBe(value);
+      expect(readme, flag).toContain(sentence);
+    }
+  });
+});

@@ -57,6 +57,45 @@ describe('decide: one pass over one schedule', () => {
     });
   });
 
+  it("puts the snapshotTemplate's labels and annotations on every snapshot, under snapcron's own", () => {
+    const templated = withMeta(
+      schedule('hourly', {
+        schedule: '0 * * * *',
+        claimSelector: { matchLabels: { app: 'web' } },
+        snapshotTemplate: { labels: { team: 'storage' }, annotations: { 'example.com/ticket': 'OPS-1' } },
+      }),
+    );
+    const plan = decide({
+      schedule: templated,
+      pvcs: [pvc('web-0'), pvc('web-1')],
+      snapshots: [],
+      now: new Date('2026-01-01T01:00:01Z'),
+    });
+    expect(plan.creates).toHaveLength(2);
+    for (const c of plan.creates)
+      expect(c.manifest.metadata).toMatchObject({
+        labels: { team: 'storage', 'snapcron.io/schedule': 'hourly' },
+        annotations: { 'example.com/ticket': 'OPS-1', 'snapcron.io/scheduled-at': '2026-01-01T01:00:00Z' },
+      });
+  });
+
+  it('creates first for the PVCs whose newest snapshot is oldest (never snapshotted: first of all)', () => {
+    // web-0 and web-1 were taken at midnight; web-2 was left out then (a burst ran out of time),
+    // and web-3 is new. The budget serves creates in this order, so they lead this time.
+    const midnight = '2026-01-01T00:00:00Z';
+    const plan = decide({
+      schedule: withMeta(hourly, { lastScheduleTime: midnight }),
+      pvcs: [pvc('web-0'), pvc('web-1'), pvc('web-2'), pvc('web-3')],
+      snapshots: [
+        snap('a', { at: midnight, pvc: 'web-0', schedule: 'hourly' }),
+        snap('b', { at: midnight, pvc: 'web-1', schedule: 'hourly' }),
+        snap('c', { at: '2025-12-31T23:00:00Z', pvc: 'web-2', schedule: 'hourly' }),
+      ],
+      now: new Date('2026-01-01T01:00:01Z'),
+    });
+    expect(plan.creates.map((c) => c.pvc)).toEqual(['web-3', 'web-2', 'web-0', 'web-1']);
+  });
+
   it('skips a PVC that is not Bound, and records no success for the run', () => {
     const plan = decide({
       schedule: hourly,

@@ -441,6 +441,31 @@ describe('the webhook decision with groups', () => {
     });
   });
 
+  it('denies a PVC that already names a different data source, and admits one that names the same', () => {
+    const plain = [snap('plain', { at: '2026-06-15T07:00:00Z', pvc: 'web-0' })];
+    const none = { groups: () => [], siblings: () => [] };
+    const withSource = (name: string, via: 'dataSource' | 'dataSourceRef'): AdmissionRequest => {
+      const r = admission('web-restore-0', { 'snapcron.io/restore-from': 'web-0' });
+      const pvc = r.object as PersistentVolumeClaim;
+      pvc.spec = {
+        ...pvc.spec,
+        [via]: { apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name },
+      };
+      return r;
+    };
+    for (const via of ['dataSource', 'dataSourceRef'] as const) {
+      const other = admitRestore(withSource('older', via), plain, none);
+      expect(other.response.allowed, via).toBe(false);
+      expect(other.response.status?.code).toBe(400);
+      expect(other.response.status?.message).toMatch(
+        /already has data source VolumeSnapshot\/older, but the newest fitting snapshot is plain: remove the data source or the restore annotations/,
+      );
+      const same = admitRestore(withSource('plain', via), plain, none);
+      expect(same.response.allowed, via).toBe(true);
+      expect(same.summary).toMatchObject({ result: 'restored', snapshot: 'plain' });
+    }
+  });
+
   it('asks for groups and siblings only when a member is among the snapshots', () => {
     const groups = vi.fn(() => [a.group, b.group]);
     const siblings = vi.fn((): PersistentVolumeClaim[] => []);

@@ -25,6 +25,12 @@ describe('validateSchedule against the CRD schema and its rules', () => {
     );
     expect(docs.length).toBeGreaterThanOrEqual(3);
     for (const doc of docs) expect(validateSchedule(doc).errors).toEqual([]);
+    // and the one in README.md's "The CRD by example", every field set.
+    const readme = readFileSync('README.md', 'utf8');
+    const byExample = readme.match(/## The CRD by example\s+```yaml\n([\s\S]*?)```/)?.[1];
+    const example = parseAllDocuments(byExample ?? '')[0]?.toJS() as { spec?: Record<string, unknown> };
+    expect(example?.spec?.retention).toBeTruthy();
+    expect(validateSchedule(example).errors).toEqual([]);
     const { schedule } = validateSchedule(good);
     expect(schedule?.spec).toMatchObject({
       timeZone: 'UTC',
