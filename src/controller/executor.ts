@@ -335,7 +335,7 @@ export class Executor {
     } catch (err) {
       rethrowIfFenced(err);
       throw new Error(
-        `SnapshotSchedule ${namespace}/${name}: could not list pods for spec.hooks.${which}.podSelector: ${errorMessage(err)} (hooks need the pods get/list and pods/exec create permissions, see the README's Hooks section)`,
+        `SnapshotSchedule ${namespace}/${name}: could not list pods for spec.hooks.${which}.podSelector: ${errorMessage(err)} (hooks need the pods get/list and pods/exec get/create permissions, see the README's Hooks section)`,
         { cause: err },
       );
     }

@@ -80,5 +80,7 @@ export function errorMessage(err: unknown): string {
   } else if (body && typeof body === 'object' && 'message' in body) {
     return String(body.message);
   }
-  return err instanceof Error ? err.message : String(err);
+  // Not only Errors carry a message: a WebSocket's ErrorEvent (client-node's Exec) does too.
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(err);
 }

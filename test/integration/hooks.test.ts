@@ -370,7 +370,7 @@ describe('hooks without a node', () => {
       async () => ctl.output().includes('could not list pods for spec.hooks.pre.podSelector'),
       30_000,
     );
-    expect(ctl.output()).toContain('pods/exec create permissions');
+    expect(ctl.output()).toContain('pods/exec get/create permissions');
     expect(await listSnapshots(ns())).toEqual([]);
     await ctl.kill();
   });

@@ -12,12 +12,15 @@ import {
   kube,
   kubeConfig,
   kubeconfigFor,
+  kubeconfigPath,
   listSnapshots,
   setSnapshotStatus,
   statusCode,
   useNamespace,
 } from '../env/kube.ts';
 import { runTick, startController } from '../env/processes.ts';
+import { HookRunner } from '../../src/controller/hooks.ts';
+import { Kube } from '../../src/kube/client.ts';
 import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 
 const SA_USER = 'system:serviceaccount:snapcron-system:snapcron';
@@ -108,6 +111,27 @@ describe('least privilege: deploy/ RBAC on the real API server', () => {
     expect(await grants('volumegroupsnapshots')).toEqual(['get', 'list', 'watch', 'create', 'delete']);
     expect(await grants('volumegroupsnapshotclasses')).toEqual(['get', 'list', 'watch']);
     expect(await grants('volumegroupsnapshotcontents')).toEqual([]);
+  });
+
+  it('the ServiceAccount may exec a hook (pods/exec by WebSocket: the upgrade is a GET, and 1.35+ also checks create)', async () => {
+    // A pod bound to a node that does not exist: the API server authorizes the exec, then finds
+    // no kubelet to reach. The ServiceAccount must get exactly as far as the admin does.
+    await kube().core.createNamespacedPod({
+      namespace: ns(),
+      body: {
+        metadata: { name: 'db' },
+        spec: { containers: [{ name: 'db', image: 'registry.invalid/db' }], nodeName: 'no-such-node' },
+      },
+    });
+    const hook = { podSelector: {}, command: ['true'], container: 'db', timeoutSeconds: 10 };
+    const execAs = async (kubeconfig: string) =>
+      (await new HookRunner(Kube.fromFile(kubeconfig)).run(ns(), ['db'], hook))[0];
+    const admin = await execAs(kubeconfigPath());
+    const sa = await execAs(saKubeconfig);
+    expect(admin?.ok).toBe(false);
+    expect(admin?.error).not.toMatch(/\b403\b|forbidden/i);
+    expect(sa?.error).not.toMatch(/\b403\b|forbidden/i);
+    expect(sa?.error).toBe(admin?.error);
   });
 
   it('controller and tick do their whole job as the ServiceAccount, without one refusal', async () => {

@@ -206,7 +206,7 @@ describe('hook failure messages', () => {
 });
 
 describe('the RBAC hooks need (README "Hooks")', () => {
-  it('is the ClusterRole’s last two rules, pods get/list and pods/exec create, and the README’s patch drops exactly them', () => {
+  it('is the ClusterRole’s last two rules, pods get/list and pods/exec get/create, and the README’s patch drops exactly them', () => {
     const docs = parseAllDocuments(readFileSync('deploy/base/rbac.yaml', 'utf8')).map(
       (d) => d.toJS() as { kind?: string; metadata?: { name?: string }; rules?: Rule[] },
     );
@@ -215,7 +215,7 @@ describe('the RBAC hooks need (README "Hooks")', () => {
     expect(rules.length).toBe(8);
     expect(rules.slice(6)).toEqual([
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
-      { apiGroups: [''], resources: ['pods/exec'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['pods/exec'], verbs: ['get', 'create'] },
     ]);
     // The patch the README gives: remove /rules/7, then /rules/6.
     const patched = rules.filter((_, i) => i !== 7).filter((_, i) => i !== 6);

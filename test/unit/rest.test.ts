@@ -152,6 +152,15 @@ describe('Rest: snapcron’s transport to the API server', () => {
     expect(isTransient(err)).toBe(false);
   });
 
+  it('errorMessage reads the message of what is not an Error (a WebSocket ErrorEvent), and prints the rest', () => {
+    const wsError = { type: 'error', message: 'Unexpected server response: 403', error: new Error('x') };
+    expect(errorMessage(wsError)).toBe('Unexpected server response: 403');
+    expect(errorMessage(new Error('plain'))).toBe('plain');
+    expect(errorMessage('text')).toBe('text');
+    expect(errorMessage({ message: 7 })).toBe('[object Object]');
+    expect(errorMessage(undefined)).toBe('undefined');
+  });
+
   it('an answer that is not a Status still names the request and the HTTP code', async () => {
     const api = await serve(() => ({ status: 503, body: 'overloaded' }));
     const err = await new Rest(access(api.url)).send('GET', '/api/v1/pods').catch((e: unknown) => e);
