@@ -35,6 +35,8 @@ import {
   type Dashboard,
 } from '../monitoring/promql.ts';
 import { hackScriptOutput } from '../../dev/hack-script.ts';
+import type { SkipReason } from '../../src/controller/decide.ts';
+import type { AdmissionOutcome } from '../../src/restore/admission.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -104,6 +106,33 @@ describe('alert rules (deploy/overlays/monitoring/prometheusrule.yaml) under pro
     );
   });
 
+  it("README's alert table lists every alert, with the rule's severity and 'for'", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `(Snapcron\w+)` \|.*\| (\w+), ([\w ]+) \|$/gm)];
+    const rules = readPrometheusRule()
+      .spec.groups.flatMap((g) => g.rules)
+      .filter((r) => r.alert);
+    expect(rows.map((m) => m[1]).sort()).toEqual(rules.map((r) => r.alert).sort());
+    for (const [, name, severity, wait] of rows) {
+      const rule = rules.find((r) => r.alert === name);
+      expect(rule?.labels?.severity, name).toBe(severity);
+      expect(rule?.for, name).toBe(wait === 'at once' ? '0m' : wait);
+    }
+  });
+
+  it('the label values the alerts filter on are ones snapcron exports (typed: a renamed value fails typecheck)', () => {
+    const skipped: SkipReason[] = ['PreviousNotReady', 'TooManyPending', 'DeadlinePassed'];
+    const refused: AdmissionOutcome['summary']['result'][] = ['denied', 'empty'];
+    const exprs = readPrometheusRule()
+      .spec.groups.flatMap((g) => g.rules)
+      .map((r) => r.expr)
+      .join('\n');
+    const matchers = [...exprs.matchAll(/(\w+)=~"([^"]+)"/g)].map((m) => `${m[1]}=${m[2]}`);
+    expect(matchers.length).toBeGreaterThan(0);
+    for (const m of matchers)
+      expect([`reason=${skipped.join('|')}`, `result=${refused.join('|')}`]).toContain(m);
+  });
+
   it("the ServiceMonitor keeps the metrics' namespace label, which the alerts name", () => {
     const objects = parseAllDocuments(
       readFileSync(join(ROOT, 'deploy/overlays/monitoring/servicemonitor.yaml'), 'utf8'),
@@ -154,6 +183,46 @@ describe('alert rules (deploy/overlays/monitoring/prometheusrule.yaml) under pro
   it('promtool test rules passes on the synthetic series', () => {
     const { dir } = ruleFiles();
     const r = spawnSync(promtool(), ['test', 'rules', 'alerts.test.yaml'], { cwd: dir, encoding: 'utf8' });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(out).toMatch(/SUCCESS/);
+    expect(r.status, out).toBe(0);
+  });
+
+  it("the README's query for a copy older than twice the interval runs on two replicas' gauges", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const expr = readme.match(/"No good copy for twice the\s+interval"[\s\S]*?```\n([^`]+)```/)?.[1];
+    expect(expr).toBeTruthy();
+    const dir = mkdtempSync(join(tmpdir(), 'snapcron-readme-query-'));
+    tempDirs.push(dir);
+    writeFileSync(
+      join(dir, 'rules.yaml'),
+      stringify({ groups: [{ name: 'readme', rules: [{ alert: 'ReadmeQuery', expr }] }] }),
+    );
+    // The first case's series: pods a and b export the same gauges; db-0's copy is from t=0.
+    const series = readRuleTests().tests[0]?.input_series;
+    expect(JSON.stringify(series)).toMatch(/snapcron-b/);
+    writeFileSync(
+      join(dir, 'tests.yaml'),
+      stringify({
+        rule_files: ['rules.yaml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: series,
+            alert_rule_test: [
+              { eval_time: '1h', alertname: 'ReadmeQuery', exp_alerts: [] },
+              {
+                eval_time: '2h10m',
+                alertname: 'ReadmeQuery',
+                exp_alerts: [{ exp_labels: { namespace: 'shop', schedule: 'hourly', pvc: 'db-0' } }],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const r = spawnSync(promtool(), ['test', 'rules', 'tests.yaml'], { cwd: dir, encoding: 'utf8' });
     const out = `${r.stdout}${r.stderr}`;
     expect(out).toMatch(/SUCCESS/);
     expect(r.status, out).toBe(0);
@@ -292,6 +361,10 @@ describe("the controller's real /metrics", () => {
       if (missing.length > 0) throw new Error(`not yet on /metrics: ${missing.join(', ')}`);
       return t;
     }, 60_000);
+    // SnapcronRestoreRefused counts this label value.
+    expect(text).toMatch(
+      /^snapcron_webhook_admission_duration_seconds_count\{[^}]*result="denied"[^}]*\} [1-9]/m,
+    );
     await ctl.kill();
   });
 

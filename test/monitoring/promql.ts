@@ -38,6 +38,7 @@ export interface RuleTests {
   rule_files: string[];
   tests: {
     name?: string;
+    input_series?: { series: string; values: string }[];
     alert_rule_test?: { alertname: string; eval_time: string; exp_alerts?: unknown[] }[];
   }[];
 }
