@@ -15,6 +15,7 @@ import {
   createSnapshot,
   eventually,
   getSchedule,
+  kube,
   kubeconfigPath,
   listSnapshots,
   setSnapshotStatus,
@@ -267,6 +268,51 @@ describe('the Controller in-process with a controlled clock', () => {
       expect(promoted).toEqual([`${ns()}/twice`]);
       expect((await listSnapshots(ns())).length).toBeLessThan(8); // the first pass was still running
       await eventually(async () => (await listSnapshots(ns())).length === 16, 60_000);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a create that waits for the write budget past startingDeadlineSeconds is skipped and recorded, not taken late', async () => {
+    const start = startOfTwoFires();
+    const fire = start + 60_000;
+    const at = new Date(fire);
+    for (let i = 0; i < 5; i++) await boundPvc(ns(), `data-${i}`);
+    await createSchedule(ns(), 'late', {
+      schedule: `${at.getUTCMinutes()} ${at.getUTCHours()} * * *`,
+      timeZone: 'UTC',
+      startingDeadlineSeconds: 10,
+    });
+    const clock = new ManualClock(start);
+    const metrics = new Metrics();
+    // One write a second, events and status included: the pass outlasts the steps below.
+    const { kube: slow } = slowKube();
+    const controller = inProcess(slow, clock, metrics);
+    await controller.start();
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'late')).status?.nextScheduleTime, 10_000);
+      await eventually(async () => controller.idle, 10_000);
+      clock.advanceTo(fire);
+      await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
+      // The deadline passes on the controller's clock while the other creates wait for the budget.
+      clock.advanceTo(fire + 11_000);
+      const lastRun = await eventually(async () => {
+        const run = (await getSchedule(ns(), 'late')).status?.lastRun;
+        return run?.skips?.some((k) => k.reason === 'DeadlinePassed') ? run : undefined;
+      }, 90_000);
+      const late = (lastRun.skips ?? []).filter((k) => k.reason === 'DeadlinePassed').map((k) => k.pvc);
+      const taken = (await listSnapshots(ns())).map((s) => s.spec.source.persistentVolumeClaimName);
+      // Every PVC is either taken or named as skipped, never both, never neither.
+      expect(late.length).toBeGreaterThan(0);
+      expect([...taken, ...late].sort()).toEqual(Array.from({ length: 5 }, (_, i) => `data-${i}`));
+      // Nothing is taken late afterwards.
+      await sleep(2000);
+      expect((await listSnapshots(ns())).length).toBe(taken.length);
+      const events = (await kube().core.listNamespacedEvent({ namespace: ns() })).items;
+      expect(events.map((e) => e.reason)).toContain('SkippedDeadlinePassed');
+      expect(await metrics.registry.metrics()).toMatch(
+        new RegExp(`snapcron_pvcs_skipped_total\\{[^}]*reason="DeadlinePassed"[^}]*\\} ${late.length}\\b`),
+      );
     } finally {
       await controller.stop();
     }

@@ -205,6 +205,10 @@ describe('issue 9 on a real API server', () => {
     const port = await ctl.metricsPort();
     await sleep(8000);
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(503);
+    // The report would describe caches it does not have: refused, saying why (README "/report").
+    const early = await fetch(`http://127.0.0.1:${port}/report`);
+    expect(early.status).toBe(503);
+    expect(await early.text()).toBe('caches not synced\n');
     const logs = ctl.logs();
     const attempts = logs.filter((l) => l.msg === 'restarting watch after backoff');
     // 500 ms, 1 s, 2 s, 4 s (jittered to half at most): at most 6 tries in 8 s, not one every 500 ms.
@@ -229,6 +233,7 @@ describe('issue 9 on a real API server', () => {
       250,
     );
     expect(ctl.logs().some((l) => l.msg === 'watch restarted; cache re-listed')).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port}/report`)).status).toBe(200);
     await eventually(async () => (await listSnapshots(ns())).length > 0, 10_000);
     await ctl.kill();
   });

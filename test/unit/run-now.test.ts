@@ -182,6 +182,25 @@ describe('a run-now request in decide', () => {
   });
 });
 
+describe('a run-now request under concurrencyPolicy: Forbid', () => {
+  it('skips a PVC whose previous snapshot is not ready yet, as a timed run would, and takes the others', () => {
+    const previous = snap(snapshotName('data-0', 'nightly', new Date('2026-06-10T02:00:00Z')), {
+      at: '2026-06-10T02:00:00Z',
+      pvc: 'data-0',
+      state: 'pending',
+    });
+    const forbid = nightly({ 'snapcron.io/run-now': 'x1' }, ran, { concurrencyPolicy: 'Forbid' });
+    const plan = decide(observe(forbid, { snapshots: [previous] }));
+    expect(plan.creates.map((c) => c.pvc)).toEqual(['data-1']);
+    expect(plan.skips).toEqual([
+      expect.objectContaining({ pvc: 'data-0', reason: 'PreviousNotReady', trigger: 'RunNow' }),
+    ]);
+    // Allow (the default) takes it anyway.
+    const allow = decide(observe(nightly({ 'snapcron.io/run-now': 'x1' }, ran), { snapshots: [previous] }));
+    expect(allow.creates.map((c) => c.pvc).sort()).toEqual(['data-0', 'data-1']);
+  });
+});
+
 describe('spec.runOnCreate in decide', () => {
   const yearly = (status: SnapshotScheduleStatus = {}, extra = {}): SnapshotSchedule =>
     nightly({}, status, { schedule: '0 0 1 1 *', runOnCreate: true, ...extra });
