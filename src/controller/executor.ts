@@ -735,6 +735,10 @@ export class Executor {
     }
     if (result.createFailures.length > 0) {
       status.lastSuccessfulTime = schedule.status?.lastSuccessfulTime;
+      // A timed run with a failed create is not taken yet: the pass's retry (backoff) plans it
+      // again and creates what is missing (the PVCs that have their snapshot are not asked again).
+      if (result.createFailures.length > odFailed.length)
+        status.lastScheduleTime = schedule.status?.lastScheduleTime;
       status.conditions = setConditions(
         status.conditions,
         [

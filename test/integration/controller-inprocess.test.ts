@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Controller } from '../../src/controller/controller.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
 import { Kube } from '../../src/kube/client.ts';
+import { snapshotName } from '../../src/snapshot/naming.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import {
   boundPvc,
@@ -312,6 +313,92 @@ describe('the Controller in-process with a controlled clock', () => {
       expect(events.map((e) => e.reason)).toContain('SkippedDeadlinePassed');
       expect(await metrics.registry.metrics()).toMatch(
         new RegExp(`snapcron_pvcs_skipped_total\\{[^}]*reason="DeadlinePassed"[^}]*\\} ${late.length}\\b`),
+      );
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('a failing pass backs off, is reported once per streak, and takes the missing snapshot once it can; the other schedules fire on time', async () => {
+    const start = startOfTwoFires();
+    const fire = start + 60_000;
+    const at = new Date(fire);
+    const cron = `${at.getUTCMinutes()} ${at.getUTCHours()} * * *`;
+    await boundPvc(ns(), 'good-0', { app: 'good' });
+    await boundPvc(ns(), 'bad-0', { app: 'bad' });
+    for (const app of ['good', 'bad'])
+      await createSchedule(ns(), app, {
+        schedule: cron,
+        timeZone: 'UTC',
+        claimSelector: { matchLabels: { app } },
+      });
+    // Someone else's object already holds the name of bad's snapshot: its create fails, every time.
+    await createSnapshot(ns(), snapshotName('bad-0', 'bad', at), { pvc: 'bad-0' });
+    type Line = { level: number; msg: string; schedule?: string };
+    const lines: Line[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Line) });
+    const clock = new ManualClock(start);
+    const metrics = new Metrics();
+    const controller = new Controller({
+      kube: Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }),
+      log,
+      metrics,
+      namespace: ns(),
+      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
+      clock,
+    });
+    await controller.start();
+    const failures = async (): Promise<number> =>
+      Number(
+        /^snapcron_passes_total\{result="error"\} (\d+)/m.exec(await metrics.registry.metrics())?.[1] ?? 0,
+      );
+    try {
+      await eventually(async () => (await getSchedule(ns(), 'bad')).status?.nextScheduleTime, 10_000);
+      await eventually(async () => controller.idle, 10_000);
+      clock.advanceTo(fire);
+      await eventually(async () => (await failures()) >= 1, 10_000);
+      const good = (await listSnapshots(ns())).filter(
+        (x) => x.spec.source.persistentVolumeClaimName === 'good-0',
+      );
+      expect(good).toHaveLength(1);
+      // Retries come at 1 s, 2 s, 4 s, … of the controller's clock (jittered): move it a minute.
+      for (let i = 0; i < 60; i++) {
+        clock.advance(1_000);
+        await sleep(20);
+      }
+      await eventually(async () => (await failures()) >= 4, 10_000);
+      const bad = lines.filter((l) => l.schedule === 'bad');
+      expect(bad.filter((l) => l.msg === 'pass failed' && l.level === 50)).toHaveLength(1);
+      expect(bad.filter((l) => l.msg === 'pass failed again').every((l) => l.level === 20)).toBe(true);
+      expect(bad.filter((l) => l.msg === 'pass failed again').length).toBeGreaterThanOrEqual(3);
+      // Retries are backed off, not every second: fewer than a minute's worth.
+      expect(await failures()).toBeLessThan(12);
+      const events = (await kube().core.listNamespacedEvent({ namespace: ns() })).items.filter(
+        (e) => e.reason === 'PassFailed',
+      );
+      expect(events).toHaveLength(1);
+      expect(events[0]?.count ?? 1).toBe(1);
+      expect(events[0]?.involvedObject.name).toBe('bad');
+      expect(events[0]?.message).toMatch(/retrying with backoff/);
+
+      // The obstacle goes: a retry takes the run's missing snapshot, for the same fire time, not
+      // the next one (the PVCs that had theirs are not asked again).
+      const k = kube();
+      const name = snapshotName('bad-0', 'bad', at);
+      await k.custom.deleteNamespacedCustomObject({ ...k.snapshots, namespace: ns(), name });
+      await eventually(async () => {
+        clock.advance(30_000);
+        const s = (await listSnapshots(ns())).find((x) => x.metadata.name === name);
+        return s?.metadata.labels?.['snapcron.io/schedule'] === 'bad';
+      }, 20_000);
+      await eventually(
+        async () =>
+          (await getSchedule(ns(), 'bad')).status?.lastScheduleTime ===
+          at.toISOString().replace('.000Z', 'Z'),
+        10_000,
+      );
+      expect((await listSnapshots(ns())).map((x) => x.metadata.name).sort()).toEqual(
+        [name, snapshotName('good-0', 'good', at)].sort(),
       );
     } finally {
       await controller.stop();
