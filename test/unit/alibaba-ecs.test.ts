@@ -269,6 +269,21 @@ describe('the ECS SDK against our ECS endpoint', () => {
     }
   });
 
+  it('asks DescribeSnapshotLinks for at most 100 disks a call: 250 disks in 3 calls', async () => {
+    // One snapshot on each of 250 disks of their own (untagged: the tag test above is not moved).
+    for (let i = 0; i < 250; i++)
+      ecs.seed(snap(1000 + i, { SourceDiskId: `d-links-${String(i).padStart(3, '0')}`, Tags: {} }));
+    const disks = Array.from({ length: 250 }, (_, i) => `d-links-${String(i).padStart(3, '0')}`);
+    const a = api();
+    const before = ecs.count('DescribeSnapshotLinks');
+    const links = await a.snapshotLinks(disks);
+    expect(links.map((l) => l.sourceDiskId).sort()).toEqual(disks);
+    expect(links.every((l) => l.totalCount === 1)).toBe(true);
+    expect(a.calls.describeSnapshotLinks).toBe(3);
+    // The endpoint refuses more than 100 disks a call, as ECS does: no call was refused.
+    expect(ecs.count('DescribeSnapshotLinks') - before).toBe(3);
+  });
+
   it('NotFound codes are not retried and say what to check', async () => {
     const before = ecs.count('DescribeSnapshots');
     const err = (await api({ regionId: 'cn-nowhere' })

@@ -67,6 +67,25 @@ const row = (r: Report, sched: string, name: string) =>
 describe('buildReport', () => {
   const hourly = created(schedule('hourly', { schedule: '0 * * * *', retention: { maxCount: 3 } }));
 
+  it("keeps a row for a PVC that is gone while its schedule's snapshots of it remain, phase null", () => {
+    const r = report({
+      schedules: [hourly],
+      pvcs: [pvc('data-0')],
+      snapshots: [
+        snap('old-a', { at: '2026-01-01T09:00:00Z', pvc: 'old-0', schedule: 'hourly' }),
+        snap('new-a', { at: '2026-01-01T09:00:00Z', pvc: 'data-0', schedule: 'hourly' }),
+      ],
+    });
+    expect(row(r, 'hourly', 'old-0')).toMatchObject({
+      pvc: 'old-0',
+      phase: null,
+      selected: false,
+      stale: false,
+    });
+    expect(row(r, 'hourly', 'old-0')?.counts).toMatchObject({ ready: 1 });
+    expect(row(r, 'hourly', 'data-0')).toMatchObject({ phase: 'Bound', selected: true });
+  });
+
   it('lists PVCs no active schedule selects first, saying which idle schedule selects them', () => {
     const r = report({
       schedules: [
@@ -372,6 +391,21 @@ describe('buildReport', () => {
       name: 's',
     });
     expect(row(hourlyKeeping(1001), 'hourly', 'a-0')?.nextDeletion).toBeNull();
+  });
+
+  it('looks ahead at most 5 years: a weekly schedule deleting in about 4.8 years says when, in 5.2 years null', () => {
+    const weeklyKeeping = (maxCount: number) =>
+      report({
+        schedules: [created(schedule('weekly', { schedule: '0 0 * * 0', retention: { maxCount } }))],
+        pvcs: [pvc('a-0')],
+        snapshots: [snap('s', { at: hoursAgo(0.5), pvc: 'a-0', schedule: 'weekly' })],
+      });
+    const soon = row(weeklyKeeping(250), 'weekly', 'a-0')?.nextDeletion;
+    expect(soon).toMatchObject({ name: 's', trigger: 'run' });
+    const years = (Date.parse(soon?.at ?? '') - NOW.getTime()) / (365.25 * 86_400_000);
+    expect(years).toBeGreaterThan(4.7);
+    expect(years).toBeLessThan(4.9);
+    expect(row(weeklyKeeping(270), 'weekly', 'a-0')?.nextDeletion).toBeNull();
   });
 
   it('is the same whatever order the objects come in', () => {
