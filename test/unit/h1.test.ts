@@ -278,6 +278,32 @@ describe('H1Pool: kept-alive connections to one server', () => {
     expect(statusOf(err)).toBeUndefined();
   });
 
+  it.each([
+    ['PUT', 'goes again'],
+    ['DELETE', 'goes again'],
+    ['PATCH', 'fails as transient'],
+  ] as const)('the same for a %s: it %s (README "Connecting to the API server")', async (method, outcome) => {
+    const s = await rawServer((_req, socket, n) => {
+      if (n % 2 === 1) socket.write(ok('{}'));
+      else socket.destroy();
+    });
+    const p = pool(s.port, 1);
+    await p.request('GET', '/first', '', undefined, 5000);
+    const result = await p.request(method, '/x', '', '{}', 5000).catch((e: unknown) => e);
+    if (outcome === 'goes again') {
+      expect(result).toEqual({ status: 200, body: '{}' });
+      expect(s.requests.map((r) => r.split(' ').slice(0, 2).join(' '))).toEqual([
+        'GET /first',
+        `${method} /x`,
+        `${method} /x`,
+      ]);
+    } else {
+      expect(result).toBeInstanceOf(H1Error);
+      expect(isTransient(result)).toBe(true);
+      expect(s.requests).toHaveLength(2);
+    }
+  });
+
   it('no answer, or an answer that stops, within the deadline fails naming the request; the pool goes on', async () => {
     const s = await rawServer((req, socket) => {
       if (req.startsWith('GET /silent')) return;
