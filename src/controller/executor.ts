@@ -213,7 +213,7 @@ export class Executor {
   private readonly view: FreshView;
   /** Reads from the API server, for what the view (the controller's caches) may not have yet. */
   private readonly api: FreshView;
-  private readonly hooks: HookRunner;
+  private readonly hooks: Pick<HookRunner, 'selectPods' | 'run'>;
   /**
    * Each schedule's last status write, until the cache shows it: a pass that follows its own
    * write (a snapshot turned ready a moment later) before the watch brings that write would plan
@@ -230,6 +230,8 @@ export class Executor {
     now: () => Date = () => new Date(),
     view?: FreshView,
     own?: OwnWrites,
+    /** Where hooks find pods and exec in them; pods/exec through the API server unless a test gives its own. */
+    hooks?: Pick<HookRunner, 'selectPods' | 'run'>,
   ) {
     this.own = own;
     this.kube = kube;
@@ -239,7 +241,7 @@ export class Executor {
     this.now = now;
     this.api = apiView(kube);
     this.view = view ?? this.api;
-    this.hooks = new HookRunner(kube);
+    this.hooks = hooks ?? new HookRunner(kube);
   }
 
   /** Runs one hook in the pods, counts and logs each outcome; returns the failures, described. */
