@@ -85,6 +85,19 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
     }, 100);
   };
 
+  /** snapcron's executor with the exec recorded. */
+  const executorWith = (client: Kube, hooks: RecordingHooks): Executor =>
+    new Executor(
+      client,
+      new EventRecorder(client, log),
+      log,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      hooks,
+    );
+
   /** A schedule with hooks, due now: its pass as the controller would make it. */
   const duePass = async (hooks: SnapshotSchedule['spec']['hooks'], kubeconfig = kubeconfigPath()) => {
     await boundPvc(ns(), 'db-0', { app: 'db' });
@@ -110,16 +123,7 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
       post: { podSelector: { matchLabels: { app: 'elsewhere' } }, command: ['post'] },
     });
     const hooks = new RecordingHooks(['db-0', 'db-1']);
-    const executor = new Executor(
-      client,
-      new EventRecorder(client, log),
-      log,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      hooks,
-    );
+    const executor = executorWith(client, hooks);
     const result = await executor.execute(schedule, plan);
     expect(result.created).toHaveLength(1);
     expect(hooks.selected).toEqual([JSON.stringify({ matchLabels: { app: 'db' } })]);
@@ -139,16 +143,7 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
       post: { podSelector: {}, command: ['post'] },
     });
     const hooks = new RecordingHooks(['db-0'], true);
-    const executor = new Executor(
-      client,
-      new EventRecorder(client, log),
-      log,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      hooks,
-    );
+    const executor = executorWith(client, hooks);
     const result = await executor.execute(schedule, plan);
     expect(result.created).toHaveLength(1);
     expect((await listSnapshots(ns())).length).toBe(1);
@@ -194,16 +189,7 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
       await kubeconfigFor('no-status'),
     );
     const hooks = new RecordingHooks(['db-0']);
-    const executor = new Executor(
-      client,
-      new EventRecorder(client, log),
-      log,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      hooks,
-    );
+    const executor = executorWith(client, hooks);
     const err = await executor.execute(schedule, plan).catch((e: unknown) => e);
     expect(String(err)).toMatch(
       /could not record status\.hooks\.pendingPost before the pre hook, so the pre hook was not run: .*forbidden/i,
