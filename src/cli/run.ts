@@ -48,7 +48,7 @@ export const runCommand = defineCommand({
       type: 'boolean',
       default: false,
       description:
-        'wait until every snapshot of the run is ready to use, printing each; exit 1 if one fails or --timeout passes',
+        'wait until every snapshot of the run is ready to use, printing each change (a driver error too: the driver may retry); exit 1 if one is deleted first or --timeout passes',
     },
     hold: {
       type: 'boolean',

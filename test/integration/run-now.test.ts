@@ -264,6 +264,29 @@ describe('runs on demand', () => {
     expect((await getSchedule(ns(), 'weekly')).status?.lastRunNow).toBe(valueOf(r.out));
   });
 
+  it('snapcron run --wait prints a driver error and waits on; a snapshot deleted before it was ready exits 1', async () => {
+    await Promise.all([boundPvc(ns(), 'web-0'), boundPvc(ns(), 'web-1')]);
+    await createSchedule(ns(), 'weekly', { schedule: '0 3 * * 0' });
+    const waiting = runCli(['run', 'weekly', '-n', ns(), '--wait', '--timeout', '60s']);
+    const snaps = await eventually(async () => {
+      const s = (await listSnapshots(ns())).filter((x) => trigger(x) === 'run-now');
+      return s.length === 2 && s;
+    }, 20_000);
+    const [erring, deleted] = snaps.map((x) => x.metadata.name ?? '');
+    await setSnapshotStatus(ns(), erring ?? '', {
+      readyToUse: false,
+      error: { message: 'quota exceeded, retrying', time: new Date().toISOString() },
+    });
+    await sleep(2_500);
+    const k = kube();
+    await k.custom.deleteNamespacedCustomObject({ ...k.snapshots, namespace: ns(), name: deleted ?? '' });
+    const r = await waiting;
+    expect(r.code, r.out + r.err).toBe(1);
+    expect(r.out).toContain(`${erring}: error: quota exceeded, retrying`);
+    expect(r.out).toContain(`${deleted}: gone (deleted)`);
+    expect(r.out).toMatch(/1 snapshot\(s\) of the run were deleted before they were ready/);
+  });
+
   it('runOnCreate takes the first snapshots of a yearly schedule right after it is created', async () => {
     await Promise.all([boundPvc(ns(), 'vol-0'), boundPvc(ns(), 'vol-1')]);
     const ctl = startController(ns());
