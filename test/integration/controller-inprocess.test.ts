@@ -229,6 +229,16 @@ describe('the Controller in-process with a controlled clock', () => {
       }, 10_000);
       expect(stuck.reason).toBe('PendingPastDeadline');
       expect((await getSchedule(ns(), 'deadline')).status?.snapshots?.stuck).toBe(1);
+      // README "Retention": a stuck snapshot is kept and raises a SnapshotStuck event, once.
+      const stuckEvents = await eventually(async () => {
+        const e = (await kube().core.listNamespacedEvent({ namespace: ns() })).items.filter(
+          (x) => x.reason === 'SnapshotStuck',
+        );
+        return e.length > 0 ? e : undefined;
+      }, 10_000);
+      expect(stuckEvents).toHaveLength(1);
+      expect(stuckEvents[0]?.count ?? 1).toBe(1);
+      expect(await listSnapshots(ns())).toHaveLength(1);
     } finally {
       await controller.stop();
     }
