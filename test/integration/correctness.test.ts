@@ -235,6 +235,14 @@ describe('issue 9 on a real API server', () => {
     expect(ctl.logs().some((l) => l.msg === 'watch restarted; cache re-listed')).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/report`)).status).toBe(200);
     await eventually(async () => (await listSnapshots(ns())).length > 0, 10_000);
+    // Its Role grants no VolumeSnapshotClasses (cluster-scoped): one warning naming the grant, and
+    // it works on (README "ACK warnings").
+    expect(
+      ctl.logs().filter((l) => String(l.msg).startsWith('cannot list and watch VolumeSnapshotClasses')),
+    ).toHaveLength(1);
+    expect(
+      ctl.logs().find((l) => String(l.msg).startsWith('cannot list and watch VolumeSnapshotClasses'))?.msg,
+    ).toMatch(/grant get, list, watch on volumesnapshotclasses\.snapshot\.storage\.k8s\.io/);
     await ctl.kill();
   });
 
