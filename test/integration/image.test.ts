@@ -167,10 +167,12 @@ describe.skipIf(skipImage)('the image, run as a kubelet runs the shipped manifes
   it('is small, runs as user 65532 and starts `snapcron`', async () => {
     const [config] = JSON.parse(await podman(['image', 'inspect', image])) as {
       Size: number;
-      Config: { User: string; Entrypoint: string[] };
+      Config: { User: string; Entrypoint: string[]; Cmd?: string[] };
     }[];
     expect(config?.Config.User).toBe('65532:65532');
     expect(config?.Config.Entrypoint.at(-1)).toBe('/app/dist/cli.js');
+    // With no arguments the image runs the controller (README "Image").
+    expect(config?.Config.Cmd).toEqual(['controller']);
     // The README's size, with a margin: dev dependencies or an unstripped Node would pass it.
     expect(config?.Size).toBeLessThan(300e6);
     // Production dependencies only: node_modules holds exactly the lockfile's non-dev packages.
