@@ -378,9 +378,10 @@ describe('install: kustomize and Helm renders on a real API server', () => {
       'ServiceAccount',
     ]);
     const ack = byKey(await kustomize('deploy/overlays/ack'));
-    expect(ack.get('VolumeSnapshotClass//default-snapclass')).toMatchObject({
-      driver: 'diskplugin.csi.alibabacloud.com',
-    });
+    // README: deletionPolicy Delete, and the seed's forceDelete left out (the driver ignores it).
+    const snapClass = ack.get('VolumeSnapshotClass//default-snapclass');
+    expect(snapClass).toMatchObject({ driver: 'diskplugin.csi.alibabacloud.com', deletionPolicy: 'Delete' });
+    expect(JSON.stringify(snapClass)).not.toMatch(/forceDelete/);
     // The group class for spec.group: v1, deleted with its groups, no parameters (none is needed,
     // and the driver refuses retentionDays on groups), and not a default class.
     const groupClass = ack.get('VolumeGroupSnapshotClass//default-groupsnapclass');
