@@ -68,6 +68,28 @@ export async function kubeconfigFor(user: string, groups: string[] = []): Promis
   return res.text();
 }
 
+/** Every verb a namespaced Role rule can grant that tests use. */
+export const ALL_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+
+/** A kubeconfig file for `user`, bound to a Role in `namespace` with exactly `rules`. */
+export async function restrictedKubeconfig(
+  namespace: string,
+  user: string,
+  rules: k8s.V1PolicyRule[],
+): Promise<string> {
+  const rbac = kubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
+  await rbac.createNamespacedRole({ namespace, body: { metadata: { name: user }, rules } });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: user },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user },
+      subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
+  return kubeconfigFor(user);
+}
+
 /** A fresh namespace per test, deleted afterwards; returns a getter for its name. */
 export function useNamespace(prefix = 't'): () => string {
   let name = '';

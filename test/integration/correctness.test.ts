@@ -15,9 +15,10 @@ import {
   eventually,
   getSchedule,
   kube,
+  ALL_VERBS,
   kubeConfig,
-  kubeconfigFor,
   listSnapshots,
+  restrictedKubeconfig,
   setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
@@ -31,27 +32,6 @@ async function eventsOf(namespace: string, reason: string): Promise<{ count?: nu
   const list = await kube().core.listNamespacedEvent({ namespace });
   return list.items.filter((e) => e.reason === reason);
 }
-
-/** A kubeconfig file for `user`, bound to a Role in `namespace` with exactly `rules`. */
-async function restrictedKubeconfig(
-  namespace: string,
-  user: string,
-  rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[],
-): Promise<string> {
-  const rbac = kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createNamespacedRole({ namespace, body: { metadata: { name: user }, rules } });
-  await rbac.createNamespacedRoleBinding({
-    namespace,
-    body: {
-      metadata: { name: user },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user },
-      subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
-    },
-  });
-  return kubeconfigFor(user);
-}
-
-const ALL = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
 
 describe('issue 9 on a real API server', () => {
   const ns = useNamespace('fix');
@@ -196,10 +176,10 @@ describe('issue 9 on a real API server', () => {
       {
         apiGroups: ['snapcron.io'],
         resources: ['snapshotschedules', 'snapshotschedules/status'],
-        verbs: ALL,
+        verbs: ALL_VERBS,
       },
-      { apiGroups: [''], resources: ['persistentvolumeclaims', 'events'], verbs: ALL },
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ALL },
+      { apiGroups: [''], resources: ['persistentvolumeclaims', 'events'], verbs: ALL_VERBS },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ALL_VERBS },
     ]);
     const ctl = startController(ns(), [], 'ctl-w', config);
     const port = await ctl.metricsPort();
@@ -224,7 +204,7 @@ describe('issue 9 on a real API server', () => {
     const role = await rbac.readNamespacedRole({ name: 'no-snapshots', namespace: ns() });
     role.rules = [
       ...(role.rules ?? []),
-      { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ALL },
+      { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ALL_VERBS },
     ];
     await rbac.replaceNamespacedRole({ name: 'no-snapshots', namespace: ns(), body: role });
     await eventually(
@@ -254,10 +234,10 @@ describe('issue 9 on a real API server', () => {
       {
         apiGroups: ['snapcron.io'],
         resources: ['snapshotschedules', 'snapshotschedules/status'],
-        verbs: ALL,
+        verbs: ALL_VERBS,
       },
       { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: [''], resources: ['events'], verbs: ALL },
+      { apiGroups: [''], resources: ['events'], verbs: ALL_VERBS },
       { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ['get', 'list'] },
     ]);
     const k = Kube.fromFile(config, { retry: { attempts: 1 } });

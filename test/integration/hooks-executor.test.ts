@@ -13,18 +13,17 @@ import type { HookOutcome } from '../../src/controller/hooks.ts';
 import { Kube } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
 import {
+  ALL_VERBS,
   boundPvc,
   createSchedule,
   getSchedule,
   kube,
-  kubeconfigFor,
   kubeconfigPath,
-  kubeConfig,
   listSnapshots,
+  restrictedKubeconfig,
   setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 
 /** Records every exec; a pre hook fails when `failPre` says so. */
 class RecordingHooks {
@@ -163,30 +162,14 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
 
   it('when status.hooks.pendingPost cannot be written, pre is not run (nothing would owe its post)', async () => {
     // May read schedules but not write their status; everything else a pass needs.
-    const rbac = kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-    const all = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
-    await rbac.createNamespacedRole({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'no-status' },
-        rules: [
-          { apiGroups: ['snapcron.io'], resources: ['snapshotschedules'], verbs: ['get', 'list', 'watch'] },
-          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: all },
-          { apiGroups: [''], resources: ['events', 'persistentvolumeclaims', 'pods'], verbs: all },
-        ],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'no-status' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'no-status' },
-        subjects: [{ kind: 'User', name: 'no-status', apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    });
+    const noStatus = await restrictedKubeconfig(ns(), 'no-status', [
+      { apiGroups: ['snapcron.io'], resources: ['snapshotschedules'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ALL_VERBS },
+      { apiGroups: [''], resources: ['events', 'persistentvolumeclaims', 'pods'], verbs: ALL_VERBS },
+    ]);
     const { schedule, plan, client } = await duePass(
       { pre: { podSelector: {}, command: ['pre'] }, post: { podSelector: {}, command: ['post'] } },
-      await kubeconfigFor('no-status'),
+      noStatus,
     );
     const hooks = new RecordingHooks(['db-0']);
     const executor = executorWith(client, hooks);

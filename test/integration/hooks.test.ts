@@ -22,6 +22,7 @@ import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../../dev/csi-stack.ts'
 import { DRIVER_NAME } from '../../dev/csi-driver.ts';
 import { Node, PLUGINS_REGISTRY, WEB_IMAGE } from '../../dev/node.ts';
 import {
+  ALL_VERBS,
   boundPvc,
   createSchedule,
   deleteNamespacesAndWait,
@@ -29,9 +30,9 @@ import {
   getSchedule,
   kube,
   kubeConfig,
-  kubeconfigFor,
   kubeconfigPath,
   listSnapshots,
+  restrictedKubeconfig,
   updateScheduleSpec,
   useNamespace,
 } from '../env/kube.ts';
@@ -333,34 +334,18 @@ describe('hooks without a node', () => {
 
   it('without the pods permissions a schedule with hooks takes nothing and the error names what is missing', async () => {
     await boundPvc(ns(), 'data', { app: 'db' });
-    const ALL = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
     // What the ClusterRole grants, minus the two rules hooks need.
-    const rbac = kubeConfig().makeApiClient(k8s.RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'no-pods' },
-        rules: [
-          {
-            apiGroups: ['snapcron.io'],
-            resources: ['snapshotschedules', 'snapshotschedules/status'],
-            verbs: ALL,
-          },
-          { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ALL },
-          { apiGroups: [''], resources: ['persistentvolumeclaims', 'events'], verbs: ALL },
-          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ALL },
-        ],
+    const noPods = await restrictedKubeconfig(ns(), 'no-pods', [
+      {
+        apiGroups: ['snapcron.io'],
+        resources: ['snapshotschedules', 'snapshotschedules/status'],
+        verbs: ALL_VERBS,
       },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns(),
-      body: {
-        metadata: { name: 'no-pods' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'no-pods' },
-        subjects: [{ kind: 'User', name: 'no-pods', apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    });
-    const ctl = startController(ns(), [], 'ctl-np', await kubeconfigFor('no-pods'));
+      { apiGroups: ['snapshot.storage.k8s.io'], resources: ['volumesnapshots'], verbs: ALL_VERBS },
+      { apiGroups: [''], resources: ['persistentvolumeclaims', 'events'], verbs: ALL_VERBS },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ALL_VERBS },
+    ]);
+    const ctl = startController(ns(), [], 'ctl-np', noPods);
     await createSchedule(ns(), 'db', {
       schedule: '*/2 * * * * *',
       claimSelector: { matchLabels: { app: 'db' } },

@@ -5,7 +5,6 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { VolumeSnapshot } from '../../src/api/objects.ts';
 import {
@@ -14,9 +13,9 @@ import {
   eventually,
   getSchedule,
   kube,
-  kubeConfig,
   kubeconfigFor,
   listSnapshots,
+  restrictedKubeconfig,
   setSnapshotStatus,
   useNamespace,
 } from '../env/kube.ts';
@@ -336,32 +335,16 @@ describe('runs on demand', () => {
     await boundPvc(ns(), 'data');
     await createSchedule(ns(), 'daily', { schedule: '0 2 * * *' });
     const user = 'run-only';
-    const rbac = kubeConfig().makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({
-      namespace: ns(),
-      body: {
-        metadata: { name: user },
-        rules: [
-          { apiGroups: ['snapcron.io'], resources: ['snapshotschedules'], verbs: ['patch'] },
-          { apiGroups: ['snapcron.io'], resources: ['snapshotschedules/status'], verbs: ['update'] },
-          { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
-          {
-            apiGroups: ['snapshot.storage.k8s.io'],
-            resources: ['volumesnapshots'],
-            verbs: ['get', 'list', 'create'],
-          },
-        ],
+    const config = await restrictedKubeconfig(ns(), user, [
+      { apiGroups: ['snapcron.io'], resources: ['snapshotschedules'], verbs: ['patch'] },
+      { apiGroups: ['snapcron.io'], resources: ['snapshotschedules/status'], verbs: ['update'] },
+      { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['list'] },
+      {
+        apiGroups: ['snapshot.storage.k8s.io'],
+        resources: ['volumesnapshots'],
+        verbs: ['get', 'list', 'create'],
       },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns(),
-      body: {
-        metadata: { name: user },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: user },
-        subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    });
-    const config = await kubeconfigFor(user);
+    ]);
     const r = await cliAs(config, ['run', 'daily', '-n', ns()]);
     expect(r.code, r.out).toBe(0);
     expect(ofRequest(await listSnapshots(ns()), valueOf(r.out))).toHaveLength(1);
