@@ -25,14 +25,26 @@ import {
 } from '../env/kube.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Passes of one result counted so far (snapcron_passes_total). */
+const passesOf = async (metrics: Metrics, result: 'success' | 'error'): Promise<number> =>
+  Number(
+    new RegExp(`^snapcron_passes_total\\{result="${result}"\\} (\\d+)`, 'm').exec(
+      await metrics.registry.metrics(),
+    )?.[1] ?? 0,
+  );
 
 describe('the Controller in-process with a controlled clock', () => {
   const ns = useNamespace('inproc');
   /** A controller of the test's namespace on the test's clock. */
-  const inProcess = (kube: Kube, clock: ManualClock, metrics = new Metrics()): Controller =>
+  const inProcess = (
+    kube: Kube,
+    clock: ManualClock,
+    metrics = new Metrics(),
+    log = pino({ level: 'silent' }),
+  ): Controller =>
     new Controller({
       kube,
-      log: pino({ level: 'silent' }),
+      log,
       metrics,
       namespace: ns(),
       lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
@@ -49,18 +61,28 @@ describe('the Controller in-process with a controlled clock', () => {
     const metrics = new Metrics();
     const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock, metrics);
     await controller.start();
-    const passes = async (): Promise<number> => {
-      const line = (await metrics.registry.metrics())
-        .split('\n')
-        .find((l) => l.startsWith('snapcron_passes_total{result="success"}'));
-      return Number(line?.split(' ').pop() ?? 0);
-    };
+    const passes = (): Promise<number> => passesOf(metrics, 'success');
     const settle = async (): Promise<void> => {
       await sleep(1500);
       clock.advance(2_000);
       await sleep(1000);
     };
     return { clock, controller, passes, settle };
+  };
+
+  /**
+   * Moves the clock to `fire` once the start-up pass has written the schedule's status and
+   * ended: until it ends, it aims a promotion at that fire.
+   */
+  const fireAfterStartUp = async (
+    controller: Controller,
+    clock: ManualClock,
+    schedule: string,
+    fire: number,
+  ): Promise<void> => {
+    await eventually(async () => (await getSchedule(ns(), schedule)).status?.nextScheduleTime, 10_000);
+    await eventually(async () => controller.idle, 10_000);
+    clock.advanceTo(fire);
   };
 
   /** A start on the test clock two hours ahead of the wall clock, with two fire minutes left in its hour. */
@@ -262,10 +284,7 @@ describe('the Controller in-process with a controlled clock', () => {
     const controller = inProcess(kube, clock);
     await controller.start();
     try {
-      await eventually(async () => (await getSchedule(ns(), 'twice')).status?.nextScheduleTime, 10_000);
-      // The start-up pass aims a promotion at this fire until it ends: let it end first.
-      await eventually(async () => controller.idle, 10_000);
-      clock.advanceTo(fire);
+      await fireAfterStartUp(controller, clock, 'twice', fire);
       await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
       // Its own snapshots' watch events re-add the schedule while the pass runs (after the
       // coalescing delay, on the test clock): the fire it is taking is no reason to go first.
@@ -301,9 +320,7 @@ describe('the Controller in-process with a controlled clock', () => {
     const controller = inProcess(slow, clock, metrics);
     await controller.start();
     try {
-      await eventually(async () => (await getSchedule(ns(), 'late')).status?.nextScheduleTime, 10_000);
-      await eventually(async () => controller.idle, 10_000);
-      clock.advanceTo(fire);
+      await fireAfterStartUp(controller, clock, 'late', fire);
       await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
       // The deadline passes on the controller's clock while the other creates wait for the budget.
       clock.advanceTo(fire + 11_000);
@@ -349,23 +366,16 @@ describe('the Controller in-process with a controlled clock', () => {
     const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Line) });
     const clock = new ManualClock(start);
     const metrics = new Metrics();
-    const controller = new Controller({
-      kube: Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }),
-      log,
-      metrics,
-      namespace: ns(),
-      lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
+    const controller = inProcess(
+      Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }),
       clock,
-    });
+      metrics,
+      log,
+    );
     await controller.start();
-    const failures = async (): Promise<number> =>
-      Number(
-        /^snapcron_passes_total\{result="error"\} (\d+)/m.exec(await metrics.registry.metrics())?.[1] ?? 0,
-      );
+    const failures = (): Promise<number> => passesOf(metrics, 'error');
     try {
-      await eventually(async () => (await getSchedule(ns(), 'bad')).status?.nextScheduleTime, 10_000);
-      await eventually(async () => controller.idle, 10_000);
-      clock.advanceTo(fire);
+      await fireAfterStartUp(controller, clock, 'bad', fire);
       await eventually(async () => (await failures()) >= 1, 10_000);
       const good = (await listSnapshots(ns())).filter(
         (x) => x.spec.source.persistentVolumeClaimName === 'good-0',
@@ -432,10 +442,7 @@ describe('the Controller in-process with a controlled clock', () => {
     const controller = inProcess(kube, clock);
     await controller.start();
     try {
-      await eventually(async () => (await getSchedule(ns(), 'edited')).status?.nextScheduleTime, 10_000);
-      // The start-up pass aims a promotion at this fire until it ends: let it end first.
-      await eventually(async () => controller.idle, 10_000);
-      clock.advanceTo(fire);
+      await fireAfterStartUp(controller, clock, 'edited', fire);
       await eventually(async () => (await listSnapshots(ns())).length >= 1, 10_000);
       // While that pass waits for the budget, the timetable moves to a fire a minute away.
       const soonerCron = `${at(sooner).getUTCMinutes()} ${at(sooner).getUTCHours()} * * *`;
