@@ -33,7 +33,7 @@ import { ANNOTATION_RUN_NOW, labelValue, runNowKey } from '../snapshot/naming.ts
 import { setConditions, type ConditionInput } from './conditions.ts';
 import { scheduleKey, type PvcSkip, type RunTrigger, type SchedulePlan } from './decide.ts';
 import { wantedFinalizers, type DeletionPlan } from './deletion.ts';
-import { describeFailure, HOOK_TIMEOUT_SECONDS, HookRunner } from './hooks.ts';
+import { describeFailure, HOOK_TIMEOUT_SECONDS, HookRunner, type HookExec } from './hooks.ts';
 import type { Metrics } from './metrics.ts';
 import type { OwnWrites } from './own-writes.ts';
 
@@ -213,7 +213,7 @@ export class Executor {
   private readonly view: FreshView;
   /** Reads from the API server, for what the view (the controller's caches) may not have yet. */
   private readonly api: FreshView;
-  private readonly hooks: Pick<HookRunner, 'selectPods' | 'run'>;
+  private readonly hooks: HookExec;
   /**
    * Each schedule's last status write, until the cache shows it: a pass that follows its own
    * write (a snapshot turned ready a moment later) before the watch brings that write would plan
@@ -231,7 +231,7 @@ export class Executor {
     view?: FreshView,
     own?: OwnWrites,
     /** Where hooks find pods and exec in them; pods/exec through the API server unless a test gives its own. */
-    hooks?: Pick<HookRunner, 'selectPods' | 'run'>,
+    hooks?: HookExec,
   ) {
     this.own = own;
     this.kube = kube;

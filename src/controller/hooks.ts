@@ -61,6 +61,9 @@ interface Socket {
   on(event: 'close', listener: () => void): void;
 }
 
+/** What the executor needs of a HookRunner (a test may record instead of exec'ing). */
+export type HookExec = Pick<HookRunner, 'selectPods' | 'run'>;
+
 export class HookRunner {
   private readonly kube: Kube;
   private exec: Promise<k8s.Exec> | undefined;
