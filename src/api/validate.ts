@@ -1,15 +1,15 @@
 /**
  * Validation of a SnapshotSchedule without a cluster: the CRD's own OpenAPI schema
- * (through ajv) plus the rules the CRD states in CEL and those only code can
- * check (a cron that parses, a zone luxon knows). The controller reports the same
+ * (ajv's code for it, generated ahead of time) plus the rules the CRD states in CEL and those only code can
+ * check (a cron that parses, a zone the tz database or ICU knows). The controller reports the same
  * errors as an InvalidSpec condition; `snapcron validate` prints them.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseSchedule, ScheduleError } from '../schedule/cron.ts';
 import { DurationError, parseDuration } from '../schedule/duration.ts';
 import { GROUP, SCHEDULE_KIND, VERSION } from './constants.ts';
-import { openAPIV3Schema, type SnapshotSchedule } from './types.generated.ts';
+import { validate as generatedValidator } from './schedule-validator.generated.ts';
+import type { SnapshotSchedule } from './types.generated.ts';
 
 export interface FieldError {
   /** Dotted path from the object root, e.g. `spec.retention.maxCount`. */
@@ -17,35 +17,8 @@ export interface FieldError {
   message: string;
 }
 
-// ajv-formats is CommonJS; under NodeNext its default export is the module object.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-
-/** The schema as `kubectl apply` with strict field validation sees it: unknown fields are errors. */
-function strictSchema(node: unknown, path: string): unknown {
-  if (Array.isArray(node)) return node.map((n) => strictSchema(n, path));
-  if (node === null || typeof node !== 'object') return node;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) {
-    if (k.startsWith('x-kubernetes-')) continue;
-    out[k] = k === 'properties' ? mapValues(v as Record<string, unknown>, path) : strictSchema(v, path);
-  }
-  if (out.properties && out.additionalProperties === undefined && path !== 'metadata') {
-    out.additionalProperties = false;
-  }
-  return out;
-}
-const mapValues = (props: Record<string, unknown>, _path: string): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(props).map(([k, v]) => [k, strictSchema(v, k)]));
-
-let compiled: ValidateFunction | undefined;
-function schemaValidator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
-    addFormats(ajv);
-    compiled = ajv.compile(strictSchema(openAPIV3Schema, '') as object);
-  }
-  return compiled;
-}
+/** The CRD's schema, compiled by ajv when the CRD changes (`npm run gen`), not at run time. */
+const schemaValidator = generatedValidator as unknown as ValidateFunction;
 
 const dotted = (instancePath: string): string =>
   instancePath
@@ -218,7 +191,7 @@ export function validateSchedule(obj: unknown): { errors: FieldError[]; schedule
       ],
     };
   }
-  const validate = schemaValidator();
+  const validate = schemaValidator;
   const schemaOk = validate(copy);
   const schedule = copy as unknown as SnapshotSchedule;
   // Semantic rules give the friendlier message where both catch the same field.

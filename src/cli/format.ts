@@ -1,11 +1,21 @@
-import { DateTime } from 'luxon';
+import { timeZone } from '../tz/time-zone.ts';
 
 /** `2026-03-29T01:00:00Z` — seconds always, milliseconds never. */
 export const isoUtc = (t: Date): string => t.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-/** Wall-clock time in a zone with its UTC offset, e.g. `2026-03-29 03:00:00 +02:00`. */
-export const localTime = (t: Date, zone: string): string =>
-  DateTime.fromJSDate(t, { zone }).toFormat('yyyy-MM-dd HH:mm:ss ZZ');
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * Wall-clock time in a zone with its UTC offset, e.g. `2026-03-29 03:00:00 +02:00`, from the
+ * same zone data the fire times come from (src/tz/time-zone.ts).
+ */
+export function localTime(t: Date, zone: string): string {
+  const offset = timeZone(zone).offset(t.getTime()); // minutes
+  const wall = new Date(t.getTime() + offset * 60_000).toISOString();
+  const minutes = Math.round(Math.abs(offset));
+  const sign = offset < 0 ? '-' : '+';
+  return `${wall.slice(0, 10)} ${wall.slice(11, 19)} ${sign}${pad2(Math.floor(minutes / 60))}:${pad2(minutes % 60)}`;
+}
 
 /** Renders rows as aligned columns. */
 export function table(header: string[], rows: string[][]): string {

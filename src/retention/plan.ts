@@ -4,11 +4,11 @@
  * reasons. The act layer deletes exactly `plan.deletions` and nothing else,
  * re-checking each with {@link protectionOf} on a fresh read first.
  */
-import { IANAZone } from 'luxon';
 import { LABEL_HOLD, LABEL_SCHEDULE, SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../api/objects.ts';
 import type { KeepRules, RetentionPolicy } from '../api/types.generated.ts';
 import { parseDuration } from '../schedule/duration.ts';
+import { timeZone, type TimeZone } from '../tz/time-zone.ts';
 import { zoneOffset } from '../schedule/zone-offset.ts';
 import { labelValue } from '../snapshot/naming.ts';
 import {
@@ -144,7 +144,7 @@ const HOUR_MS = 3_600_000;
  * plain UTC arithmetic on the shifted time. The plan compares {@link bucketNumbers}, which
  * are equal exactly when these are.
  */
-export function buckets(t: Date, zone: IANAZone): Record<BucketRule, string> {
+export function buckets(t: Date, zone: TimeZone): Record<BucketRule, string> {
   const local = new Date(t.getTime() + zoneOffset(zone, t.getTime()) * MINUTE_MS);
   const y = local.getUTCFullYear();
   const m = local.getUTCMonth() + 1;
@@ -168,7 +168,7 @@ export function buckets(t: Date, zone: IANAZone): Record<BucketRule, string> {
 const inBucketRange = (t: number): boolean => Math.abs(t) < 8.6e15;
 
 /** The wall-clock time of an instant in a zone, as the UTC ms of a Date (whole ms, as Date keeps them). */
-const wallClock = (t: number, zone: IANAZone): number => Math.trunc(t + zoneOffset(zone, t) * MINUTE_MS);
+const wallClock = (t: number, zone: TimeZone): number => Math.trunc(t + zoneOffset(zone, t) * MINUTE_MS);
 
 /**
  * The month of a day (days since 1970-01-01, proleptic Gregorian) as year × 12 + month - 1
@@ -209,7 +209,7 @@ function bucketNumber(rule: BucketRule, wall: number): number {
  * are: the local hour and day since the epoch, the ISO week (Monday) since the epoch, year × 12
  * + month - 1, and the year. Within a Date's range less a day (±8.6e15 ms).
  */
-export function bucketNumbers(t: number, zone: IANAZone): Record<BucketRule, number> {
+export function bucketNumbers(t: number, zone: TimeZone): Record<BucketRule, number> {
   const wall = wallClock(t, zone);
   return {
     hourly: bucketNumber('hourly', wall),
@@ -288,7 +288,7 @@ function keepSelections(
   c: Columns,
   keep: KeepRules,
   rules: readonly number[],
-  zone: IANAZone,
+  zone: TimeZone,
 ): Uint16Array {
   if (markScratch.length < ready.length) markScratch = new Uint16Array(2 * ready.length);
   const marks = markScratch.fill(0, 0, ready.length);
@@ -373,7 +373,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     for (let i = key.indexOf('/'); i >= 0; i = key.indexOf('/', i + 1)) inUseNames.add(key.slice(i + 1));
   const scheduleLabel = scheduleLabelOf(input.scheduleName);
   const keep = input.statesOnly ? undefined : retention.keep;
-  const zone = keep ? IANAZone.create(input.timeZone) : undefined;
+  const zone = keep ? timeZone(input.timeZone) : undefined;
   const rules: number[] = [];
   BUCKET_RULES.forEach((rule, r) => {
     if ((keep?.[rule] ?? 0) > 0) rules.push(r);

@@ -23,7 +23,7 @@
  * differ from one pass to the next. So are `?` and `W`. The CRD's CEL rules check the
  * same things field by field; keep the two in step (test/integration/crd-validation).
  */
-import { IANAZone } from 'luxon';
+import { timeZone as zoneNamed, type TimeZone } from '../tz/time-zone.ts';
 import { zoneOffset } from './zone-offset.ts';
 
 const MACROS: Record<string, string> = {
@@ -77,7 +77,7 @@ export interface CronSchedule {
   readonly timeZone: string;
   /** Debian cron's "wildcard" class: '*' leads the minute or hour field. */
   readonly wildcard: boolean;
-  readonly zone: IANAZone;
+  readonly zone: TimeZone;
   readonly timetable: Timetable;
 }
 
@@ -280,7 +280,7 @@ export function parseSchedule(expression: string, timeZone = 'UTC'): CronSchedul
 }
 
 function parseUncached(expression: string, timeZone: string): CronSchedule {
-  const zone = IANAZone.create(timeZone);
+  const zone = zoneNamed(timeZone);
   if (!zone.isValid) {
     throw new ScheduleError(
       'timeZone',
@@ -433,7 +433,7 @@ function* wallTimes(t: Timetable, after: number): Generator<number> {
 }
 
 /** Offset in ms of the zone at an instant. */
-const offsetAt = (zone: IANAZone, instant: number): number => zoneOffset(zone, instant) * MINUTE;
+const offsetAt = (zone: TimeZone, instant: number): number => zoneOffset(zone, instant) * MINUTE;
 
 /**
  * The offsets in force within a day either side: enough to cover any one transition.
@@ -441,7 +441,7 @@ const offsetAt = (zone: IANAZone, instant: number): number => zoneOffset(zone, i
  * asking Intl for offsets dominated the cost of walking fire times (bench/run.ts).
  */
 const offsetCache = new Map<string, number[]>();
-function nearbyOffsets(zone: IANAZone, instant: number): number[] {
+function nearbyOffsets(zone: TimeZone, instant: number): number[] {
   const day = Math.floor(instant / DAY);
   const key = `${zone.name}\0${day}`;
   let offsets = offsetCache.get(key);
@@ -455,7 +455,7 @@ function nearbyOffsets(zone: IANAZone, instant: number): number[] {
 }
 
 /** The real instants at which a zone's wall clock shows `naive` (a wall time encoded as UTC ms): 0, 1 or 2. */
-export function instantsOfWallTime(zone: IANAZone, naive: number): number[] {
+export function instantsOfWallTime(zone: TimeZone, naive: number): number[] {
   const out: number[] = [];
   for (const offset of nearbyOffsets(zone, naive)) {
     const instant = naive - offset;
@@ -465,7 +465,7 @@ export function instantsOfWallTime(zone: IANAZone, naive: number): number[] {
 }
 
 /** The instant a forward jump skips over `naive`: the first instant after the gap. */
-function gapEnd(zone: IANAZone, naive: number): number {
+function gapEnd(zone: TimeZone, naive: number): number {
   const before = offsetAt(zone, naive - DAY);
   let hi = naive - before; // already past the jump
   let lo = hi - DAY; // still before it

@@ -1,5 +1,5 @@
 /** A time zone's UTC offset at an instant, cached: retention (each snapshot's buckets) and cron (each fire time) ask it. */
-import type { IANAZone } from 'luxon';
+import type { TimeZone } from '../tz/time-zone.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -17,7 +17,7 @@ const offsetCache = new Map<string, Map<number, DayOffsets>>();
 let cachedDays = 0;
 const MAX_CACHED_DAYS = 100_000;
 
-function offsetsOfDay(zone: IANAZone, day: number): DayOffsets {
+function offsetsOfDay(zone: TimeZone, day: number): DayOffsets {
   const start = day * DAY_MS;
   const end = start + DAY_MS - 1;
   const before = zone.offset(start);
@@ -43,7 +43,7 @@ function offsetsOfDay(zone: IANAZone, day: number): DayOffsets {
  * twice within 48 hours from 1970 to 2040 (checked at 6-hour samples; test/unit/retention.test.ts
  * checks DST-edge zones hour by hour).
  */
-export function zoneOffset(zone: IANAZone, t: number): number {
+export function zoneOffset(zone: TimeZone, t: number): number {
   if (!zone.isValid || !Number.isFinite(t)) return zone.offset(t);
   const day = Math.floor(t / DAY_MS);
   let days = offsetCache.get(zone.name);

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Controller } from '../../src/controller/controller.ts';
+import { Controller, RESYNC_MS, type ControllerOptions } from '../../src/controller/controller.ts';
 import { Metrics } from '../../src/controller/metrics.ts';
 import { Kube } from '../../src/kube/client.ts';
 import { snapshotName } from '../../src/snapshot/naming.ts';
@@ -41,6 +41,7 @@ describe('the Controller in-process with a controlled clock', () => {
     clock: ManualClock,
     metrics = new Metrics(),
     log = pino({ level: 'silent' }),
+    more: Partial<ControllerOptions> = {},
   ): Controller =>
     new Controller({
       kube,
@@ -49,6 +50,7 @@ describe('the Controller in-process with a controlled clock', () => {
       namespace: ns(),
       lease: { namespace: ns(), name: 'inproc', identity: 'inproc', durationSeconds: 15, retryPeriodMs: 200 },
       clock,
+      ...more,
     });
 
   /**
@@ -215,6 +217,39 @@ describe('the Controller in-process with a controlled clock', () => {
     }
   });
 
+  it('passes over every schedule again at each full and half hour of its clock (the resync), and not between', async () => {
+    // Two schedules that fire once a year, so a pass between start-up and the resync is the resync's.
+    await boundPvc(ns(), 'data-0');
+    for (const name of ['yearly-a', 'yearly-b'])
+      await createSchedule(ns(), name, {
+        schedule: '0 0 1 1 *',
+        timeZone: 'UTC',
+        retention: { maxCount: 3 },
+      });
+    const start = Date.UTC(2031, 5, 1, 10, 7);
+    const { clock, controller, passes, settle } = await counted(start);
+    try {
+      for (const name of ['yearly-a', 'yearly-b'])
+        await eventually(async () => (await getSchedule(ns(), name)).status?.nextScheduleTime, 10_000);
+      await eventually(async () => controller.idle, 10_000);
+      await settle();
+      const before = await passes();
+      expect(RESYNC_MS).toBe(30 * 60_000);
+      clock.advanceTo(Date.UTC(2031, 5, 1, 10, 29, 59));
+      await sleep(1000);
+      expect(await passes()).toBe(before);
+      clock.advanceTo(Date.UTC(2031, 5, 1, 10, 30, 1));
+      await eventually(async () => ((await passes()) === before + 2 ? true : undefined), 10_000);
+      clock.advanceTo(Date.UTC(2031, 5, 1, 10, 59, 59));
+      await sleep(1000);
+      expect(await passes()).toBe(before + 2);
+      clock.advanceTo(Date.UTC(2031, 5, 1, 11, 0, 1));
+      await eventually(async () => ((await passes()) === before + 4 ? true : undefined), 10_000);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('looks again when a snapshot turns stuck by the clock alone (pendingDeadline), with no event and no resync', async () => {
     const start = startOfTwoFires();
     const fire = start + 60_000;
@@ -226,7 +261,14 @@ describe('the Controller in-process with a controlled clock', () => {
       retention: { maxCount: 10, pendingDeadline: '6h' },
     });
     const clock = new ManualClock(start);
-    const controller = inProcess(Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }), clock);
+    // No resync within the test's hours: the look again must come from the plan's recheckAt.
+    const controller = inProcess(
+      Kube.fromFile(kubeconfigPath(), { qps: 100, burst: 100 }),
+      clock,
+      new Metrics(),
+      pino({ level: 'silent' }),
+      { resyncMs: 100 * 365 * 86_400_000 },
+    );
     await controller.start();
     try {
       await eventually(async () => (await getSchedule(ns(), 'deadline')).status?.nextScheduleTime, 10_000);

@@ -203,6 +203,20 @@ describe.skipIf(skipImage)('the image, run as a kubelet runs the shipped manifes
     const installed = (JSON.parse(listing) as string[]).sort();
     expect(installed).toEqual(production);
     expect(installed).not.toContain('node_modules/typescript');
+    // README "Time": zones come from the image's tz database, not ICU.
+    const zone = await podman([
+      'run',
+      '--rm',
+      '--read-only',
+      '--entrypoint=/usr/local/bin/node',
+      image,
+      '--input-type=module',
+      '-e',
+      `const { timeZone } = await import('/app/dist/tz/time-zone.js');
+       const z = timeZone('Europe/Berlin');
+       console.log(z.constructor.name, z.offset(Date.UTC(2026, 6, 1)));`,
+    ]);
+    expect(zone.trim()).toBe('TzifZone 120');
   });
 
   it('the Deployment: snapshots, probes, metrics, the Lease held and handed over on SIGTERM', async () => {

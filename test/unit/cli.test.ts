@@ -40,6 +40,37 @@ describe('snapcron next', () => {
     expect(r.out.trim()).toBe('2026-01-01T16:00:00Z  2026-01-02 00:00:00 +08:00');
   });
 
+  it('prints the local time with the offset of that instant across a DST change, half-hour zones too', async () => {
+    const berlin = await run(
+      'next',
+      '30 2 * * *',
+      '--tz',
+      'Europe/Berlin',
+      '--from',
+      '2026-03-28T00:00:00Z',
+      '--count',
+      '2',
+    );
+    expect(berlin.out.trim().split('\n')).toEqual([
+      '2026-03-28T01:30:00Z  2026-03-28 02:30:00 +01:00',
+      '2026-03-29T01:00:00Z  2026-03-29 03:00:00 +02:00',
+    ]);
+    const stJohns = await run(
+      'next',
+      '0 12 1 * *',
+      '--tz',
+      'America/St_Johns',
+      '--from',
+      '2026-02-15T00:00:00Z',
+      '--count',
+      '2',
+    );
+    expect(stJohns.out.trim().split('\n')).toEqual([
+      '2026-03-01T15:30:00Z  2026-03-01 12:00:00 -03:30',
+      '2026-04-01T14:30:00Z  2026-04-01 12:00:00 -02:30',
+    ]);
+  });
+
   it.each([
     [['next', '61 * * * *'], /cron: "61 \* \* \* \*" is not a valid cron/],
     [['next', '@daily', '--tz', 'Mars/Olympus'], /--tz: unknown time zone "Mars\/Olympus"/],

@@ -1,11 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { crdPath, generate, outPath } from '../../hack/gen-types.ts';
+import { crdPath, generate, generateValidator, outPath, validatorPath } from '../../hack/gen-types.ts';
 
 describe('the CRD and the TypeScript types', () => {
   it('have not drifted (run npm run gen after changing the CRD)', () => {
     expect(readFileSync(outPath, 'utf8')).toBe(generate(readFileSync(crdPath, 'utf8')));
+  });
+
+  it("and the validator compiled from the CRD's schema have not drifted either", () => {
+    expect(readFileSync(validatorPath, 'utf8')).toBe(generateValidator(readFileSync(crdPath, 'utf8')));
   });
 
   it('describe every field, so kubectl explain teaches the API', () => {
