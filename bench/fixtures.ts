@@ -2,11 +2,24 @@
 // client-node informer baseline both measure against: one definition, so the two benches
 // measure the same thing.
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AdminKube } from '../dev/admin-kube.ts';
 import type { Kube } from '../src/kube/client.ts';
 import { snapshotMetadata } from '../src/snapshot/naming.ts';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * The controller's kubeconfig as JSON, beside the YAML one. In a pod the controller reads its
+ * service account's files and never loads the YAML library, whose parse of a kubeconfig file
+ * holds 6-9 MiB of its RSS for the process's life (BENCHMARKS.md); a JSON kubeconfig is read
+ * with JSON.parse, so the bench measures the controller as a pod runs it.
+ */
+export function jsonKubeconfig(file: string): string {
+  const json = `${file}.json`;
+  writeFileSync(json, JSON.stringify(parseYaml(readFileSync(file, 'utf8'))), { mode: 0o600 });
+  return json;
+}
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

@@ -43,6 +43,7 @@ import {
   createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
+  jsonKubeconfig,
   mib,
   naiveInformerRss,
   pool,
@@ -214,7 +215,7 @@ async function measureController(
       env: {
         ...CONTROLLER_ENV,
         ...process.env,
-        KUBECONFIG: kubeconfig,
+        KUBECONFIG: jsonKubeconfig(kubeconfig),
         NODE_OPTIONS: nodeOptions,
         SNAPCRON_MEMORY_PROBE: '1',
       },

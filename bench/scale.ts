@@ -30,6 +30,7 @@ import {
   createBenchSchedule,
   createBoundPvcs,
   createOldSnapshots,
+  jsonKubeconfig,
   mib,
   naiveInformerRss,
   pool,
@@ -632,7 +633,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
         });
       },
     );
-    const controllerKubeconfig = await cp.kubeconfigFor('bench-controller');
+    const controllerKubeconfig = jsonKubeconfig(await cp.kubeconfigFor('bench-controller'));
     // The webhook configuration the controller keeps the caBundle of (for the admission figure).
     await kc.makeApiClient(k8s.AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: { metadata: { name: 'bench-restore' }, webhooks: [] },

@@ -1,6 +1,6 @@
 /** Reading the YAML/JSON files users hand to the CLI, with errors that name the file and line. */
 import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
+import { yaml } from '../yaml.ts';
 import { UserError } from './errors.ts';
 
 function readText(file: string): string {
@@ -17,7 +17,7 @@ function readText(file: string): string {
 export function readObjects(file: string): unknown[] {
   const text = readText(file);
   const objects: unknown[] = [];
-  for (const doc of parseAllDocuments(text)) {
+  for (const doc of yaml().parseAllDocuments(text)) {
     const first = doc.errors[0];
     if (first) {
       const line = first.linePos?.[0];

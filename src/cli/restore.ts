@@ -2,7 +2,7 @@
  * `snapcron restore`: the webhook's choice, without a webhook — create (or print) a PVC from the
  * best snapshot; or, with `--group`, one PVC per member of a VolumeGroupSnapshot (one instant).
  */
-import { stringify } from 'yaml';
+import { yaml } from '../yaml.ts';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../api/objects.ts';
 import { SNAPSHOT_GROUP, SNAPSHOT_KIND } from '../api/constants.ts';
 import { Kube } from '../kube/client.ts';
@@ -151,7 +151,7 @@ export async function runRestore(args: string[], now: Date, out: (line: string) 
       ? `VolumeSnapshot ${choice.name}`
       : `VolumeSnapshot ${choice.name} of VolumeGroupSnapshot ${choice.group}`;
   if (values['dry-run']) {
-    out(values.output === 'json' ? JSON.stringify(pvc, null, 2) : stringify(pvc).trimEnd());
+    out(values.output === 'json' ? JSON.stringify(pvc, null, 2) : yaml().stringify(pvc).trimEnd());
     process.stderr.write(`# would restore from ${what}, taken ${choice.time.toISOString()} (${age} ago)\n`);
     return 0;
   }
@@ -300,7 +300,7 @@ async function restoreGroup(
     out(
       values.output === 'json'
         ? JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }, null, 2)
-        : manifests.map((m) => stringify(m).trimEnd()).join('\n---\n'),
+        : manifests.map((m) => yaml().stringify(m).trimEnd()).join('\n---\n'),
     );
     process.stderr.write(`# would restore ${manifests.length} PVCs from ${summary}\n`);
     return 0;

@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { isIPv6 } from 'node:net';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { yaml } from '../yaml.ts';
 
 export interface ClusterAccess {
   /** API server URL without trailing slash, e.g. https://10.0.0.1:6443 */
@@ -157,6 +157,15 @@ interface Kubeconfig {
   contexts: Map<string, Entry>;
 }
 
+function jsonOrUndefined(text: string): unknown {
+  if (!text.trimStart().startsWith('{')) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 function readKubeconfigFile(file: string): Kubeconfig {
   let text: string;
   try {
@@ -169,7 +178,8 @@ function readKubeconfigFile(file: string): Kubeconfig {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // JSON is YAML too; JSON.parse first spares loading the YAML library for a JSON kubeconfig.
+    doc = jsonOrUndefined(text) ?? yaml().parse(text);
   } catch (err) {
     throw new Error(
       `kubeconfig ${file} is not valid YAML: ${errText(err)}. Fix: repair the file, or regenerate it (e.g. "kind export kubeconfig").`,

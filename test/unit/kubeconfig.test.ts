@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadDefault, loadFile, loadInCluster } from '../../src/kube/kubeconfig.ts';
 
 const CA = '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n';
@@ -100,6 +100,21 @@ describe('loadFile: cluster and TLS', () => {
     expect(creds.cert?.toString()).toBe(CERT);
     expect(creds.key?.toString()).toBe(KEY);
     expect(creds.authorization).toBeUndefined();
+  });
+
+  it('reads a JSON kubeconfig (kubectl config view -o json) as the same YAML, and a YAML one that starts like JSON', async () => {
+    const yamlFile = kubeconfig('config', { cluster: { 'certificate-authority-data': b64(CA) } });
+    const asJson = write('config.json', JSON.stringify(parse(readFileSync(yamlFile, 'utf8'))));
+    const [fromYaml, fromJson] = [loadFile(yamlFile), loadFile(asJson)];
+    expect(fromJson.server).toBe(fromYaml.server);
+    expect(fromJson.ca?.toString()).toBe(CA);
+    expect((await fromJson.credentials()).authorization).toBe('Bearer t0');
+    // A flow mapping is YAML that JSON.parse refuses: the YAML parser reads it.
+    const flow = write(
+      'flow',
+      "{apiVersion: v1, kind: Config, clusters: [{name: c, cluster: {server: 'https://10.0.0.2:6443'}}], users: [{name: u, user: {token: t1}}], contexts: [{name: ctx, context: {cluster: c, user: u}}], current-context: ctx}",
+    );
+    expect(loadFile(flow).server).toBe('https://10.0.0.2:6443');
   });
 
   it('resolves file fields against the kubeconfig directory, not the working directory', async () => {

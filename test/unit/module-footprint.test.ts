@@ -92,6 +92,8 @@ describe("the controller's start-up footprint", () => {
     expect(builtins.filter((m) => /undici|http2|webstreams/.test(m))).toEqual([]);
     expect(packages.filter((p) => p.startsWith('@kubernetes/') || p.startsWith('@alicloud/'))).toEqual([]);
     expect(packages.filter((p) => p === 'luxon' || p === 'node-cron')).toEqual([]);
+    // YAML only when a kubeconfig file in YAML or manifests are read: never in a pod.
+    expect(packages).not.toContain('yaml');
     // Of ajv, only the runtime helpers its generated code requires.
     expect(modules.filter((m) => /^ajv(-formats)?\//.test(m))).toEqual(
       expect.arrayContaining(['ajv/dist/runtime/ucs2length.js', 'ajv-formats/dist/formats.js']),
