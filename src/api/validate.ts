@@ -191,15 +191,14 @@ export function validateSchedule(obj: unknown): { errors: FieldError[]; schedule
       ],
     };
   }
-  const validate = schemaValidator;
-  const schemaOk = validate(copy);
+  const schemaOk = schemaValidator(copy);
   const schedule = copy as unknown as SnapshotSchedule;
   // Semantic rules give the friendlier message where both catch the same field.
   const semantic = semanticErrors(schedule);
   const semanticPaths = new Set(semantic.map((e) => e.path));
   const seen = new Set<string>();
   const errors = [
-    ...(schemaOk ? [] : (validate.errors ?? []).map(schemaErrorText)).filter(
+    ...(schemaOk ? [] : (schemaValidator.errors ?? []).map(schemaErrorText)).filter(
       (e) => !(e.message.startsWith('must match pattern') && semanticPaths.has(e.path)),
     ),
     ...semantic,

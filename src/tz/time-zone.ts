@@ -37,13 +37,17 @@ export class TzifError extends Error {}
 
 const DAY_S = 86_400;
 
-/** Parses a TZif file: transitions (seconds), the offset after each, and the footer's rule. */
-export function parseTzif(data: Buffer): {
+/** A TZif file's contents: transitions (seconds), the offset after each, and the footer's rule. */
+interface Tzif {
   transitions: number[];
   offsets: number[];
+  /** The offset before the first transition (local time type 0). */
   initial: number;
-  rule?: PosixRule;
-} {
+  rule?: PosixRule | undefined;
+}
+
+/** Parses a TZif file. */
+export function parseTzif(data: Buffer): Tzif {
   if (data.length < 44 || data.toString('latin1', 0, 4) !== 'TZif') throw new TzifError('not a TZif file');
   const version = data[4];
   const header = (at: number) => {
@@ -197,33 +201,27 @@ export function posixOffset(rule: PosixRule, t: number): number {
 class TzifZone implements TimeZone {
   readonly isValid = true;
   readonly name: string;
-  private readonly transitions: number[];
-  private readonly offsets: number[];
-  private readonly initial: number;
-  private readonly rule: PosixRule | undefined;
-  constructor(name: string, tzif: ReturnType<typeof parseTzif>) {
+  private readonly tzif: Tzif;
+  constructor(name: string, tzif: Tzif) {
     this.name = name;
-    this.transitions = tzif.transitions;
-    this.offsets = tzif.offsets;
-    this.initial = tzif.initial;
-    this.rule = tzif.rule;
+    this.tzif = tzif;
   }
 
   offset(ms: number): number {
     if (!Number.isFinite(ms)) return NaN;
+    const { transitions, offsets, initial, rule } = this.tzif;
     const t = Math.floor(ms / 1000);
-    const n = this.transitions.length;
-    if (n === 0 || t < this.transitions[0]!)
-      return (n === 0 && this.rule ? posixOffset(this.rule, t) : this.initial) / 60;
-    if (t >= this.transitions[n - 1]! && this.rule) return posixOffset(this.rule, t) / 60;
+    const n = transitions.length;
+    if (n === 0 || t < transitions[0]!) return (n === 0 && rule ? posixOffset(rule, t) : initial) / 60;
+    if (t >= transitions[n - 1]! && rule) return posixOffset(rule, t) / 60;
     let lo = 0; // transitions[lo] <= t
     let hi = n;
     while (hi - lo > 1) {
       const mid = (lo + hi) >>> 1;
-      if (this.transitions[mid]! <= t) lo = mid;
+      if (transitions[mid]! <= t) lo = mid;
       else hi = mid;
     }
-    return this.offsets[lo]! / 60;
+    return offsets[lo]! / 60;
   }
 }
 

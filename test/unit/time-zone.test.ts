@@ -49,7 +49,11 @@ const zones = Intl.supportedValuesOf('timeZone').filter((z) => readZone(z, TZDIR
 
 const byZone = (obs: Observation[]): Map<string, Observation[]> => {
   const m = new Map<string, Observation[]>();
-  for (const o of obs) m.set(o.zone, [...(m.get(o.zone) ?? []), o]);
+  for (const o of obs) {
+    const list = m.get(o.zone);
+    if (list) list.push(o);
+    else m.set(o.zone, [o]);
+  }
   return m;
 };
 
