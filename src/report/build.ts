@@ -691,7 +691,7 @@ function build(input: ReportInput, validity: { until: number } | undefined): Rep
             trigger: prediction.trigger,
             name: oldest.name,
             time: isoUtc(oldest.time),
-            reasons: oldest.reasons as DeleteReason[],
+            reasons: oldest.reasons as readonly DeleteReason[],
             planned: prediction.planned.has(oldest.name),
             count: prediction.deletions.length,
           };
@@ -724,7 +724,7 @@ function build(input: ReportInput, validity: { until: number } | undefined): Rep
         state: v.state,
         verdict: valid ? v.verdict : 'keep',
         reasons: valid || v.verdict === 'keep' ? v.reasons : [],
-        overridden: valid || v.verdict === 'keep' ? v.overridden : (v.reasons as DeleteReason[]),
+        overridden: valid || v.verdict === 'keep' ? v.overridden : (v.reasons as readonly DeleteReason[]),
         restoreSize: u.sizes.get(v.name)?.text ?? null,
         error: v.error ?? null,
       }));

@@ -112,7 +112,7 @@ export interface PvcReport {
   restoreSizeBytes: number;
   stale: boolean;
   /** Snapshots kept by a protection, and which: hold, in-use, pending, stuck, min-ready. */
-  protected: (SnapshotRef & { reasons: ProtectReason[] })[];
+  protected: (SnapshotRef & { reasons: readonly ProtectReason[] })[];
   nextDeletion: NextDeletion | null;
   /** With --plan: every snapshot with the planner's verdict and reasons, newest first. */
   snapshots?: SnapshotVerdict[];
@@ -126,7 +126,7 @@ export interface NextDeletion {
   /** The oldest snapshot deleted at `at`. */
   name: string;
   time: string;
-  reasons: DeleteReason[];
+  reasons: readonly DeleteReason[];
   /** True when it is a snapshot a future run takes (its name is the one that run will use). */
   planned: boolean;
   /** How many snapshots of the PVC go at `at`, this one included. */
@@ -136,8 +136,8 @@ export interface NextDeletion {
 export interface SnapshotVerdict extends SnapshotRef {
   state: SnapshotState;
   verdict: 'keep' | 'delete';
-  reasons: Reason[];
-  overridden: DeleteReason[];
+  reasons: readonly Reason[];
+  overridden: readonly DeleteReason[];
   restoreSize: string | null;
   error: string | null;
 }
@@ -173,7 +173,7 @@ export interface GroupReport {
   /** Sum of the members' status.restoreSize over the group's recovery points. */
   restoreSizeBytes: number;
   stale: boolean;
-  protected: (SnapshotRef & { reasons: ProtectReason[] })[];
+  protected: (SnapshotRef & { reasons: readonly ProtectReason[] })[];
   nextDeletion: NextDeletion | null;
   /** With --plan: every recovery point with the planner's verdict and its members, newest first. */
   snapshots?: (SnapshotVerdict & { members: MemberSnapshot[] })[];

@@ -49,10 +49,13 @@ export interface Verdict {
   time: Date;
   state: SnapshotState;
   verdict: 'keep' | 'delete';
-  /** For keep: the protections and keep rules that hold it. For delete: every rule that deletes it. */
-  reasons: Reason[];
-  /** Rules that would delete a kept snapshot but were overridden by a protection. */
-  overridden: DeleteReason[];
+  /**
+   * For keep: the protections and keep rules that hold it. For delete: every rule that deletes it.
+   * Read-only and shared between verdicts with the same reasons (frozen).
+   */
+  reasons: readonly Reason[];
+  /** Rules that would delete a kept snapshot but were overridden by a protection (read-only, shared). */
+  overridden: readonly DeleteReason[];
   /** The driver's error (status.error.message), for a failed snapshot or a pending one still retrying. */
   error?: string;
 }
@@ -261,14 +264,36 @@ const KEEP_LAST_BIT = 1;
 const keepBit = (r: number): number => 2 << (2 * r);
 const oldestBit = (r: number): number => 4 << (2 * r);
 
-/** The marks of those bits, as an array of just that length. */
-function keepMarks(bits: number): KeepMark[] {
-  let n = 0;
-  for (let rest = bits; rest !== 0; rest &= rest - 1) n++;
-  const out = new Array<KeepMark>(n);
-  for (let j = 0, i = 0; i < n; j++) if (bits & (1 << j)) out[i++] = KEEP_MARKS[j] as KeepMark;
-  return out;
+/**
+ * Reason lists are shared between verdicts (frozen), one per combination of reasons: a plan of
+ * 100,000 snapshots built 100,000 copies of a few lists, and V8's young-generation collections
+ * spent about half of the plan's time moving them (bench/run.ts with `--trace-gc`).
+ */
+class ReasonLists<T> {
+  private readonly lists = new Map<number, readonly T[]>();
+  private readonly names: readonly T[];
+  /** `names[j]` stands for bit j. */
+  constructor(names: readonly T[]) {
+    this.names = names;
+  }
+
+  /** The names of the bits set, in `names`' order. */
+  of(bits: number): readonly T[] {
+    let list = this.lists.get(bits);
+    if (list === undefined) {
+      const out: T[] = [];
+      for (let j = 0; j < this.names.length; j++) if (bits & (2 ** j)) out.push(this.names[j] as T);
+      this.lists.set(bits, (list = Object.freeze(out)));
+    }
+    return list;
+  }
 }
+const NO_REASONS: readonly never[] = Object.freeze([]);
+const WITHIN_POLICY: readonly KeepReason[] = Object.freeze(['within-policy'] as const);
+/** A kept snapshot's reasons: protections (bits 0-4, see protectionBits), then keep marks (KEEP_MARKS from bit 5). */
+const KEEP_REASON_LISTS = new ReasonLists<KeepReason>([...PROTECT_REASONS, ...KEEP_MARKS]);
+const MARKS_SHIFT = PROTECT_REASONS.length;
+const DELETE_REASON_LISTS = new ReasonLists<DeleteReason>(['failed', 'expired', 'max-count', 'not-kept']);
 
 /** keepSelections' scratch, reused from one PVC to the next (it never runs twice at once). */
 let wallScratch = new Float64Array(1024);
@@ -335,25 +360,22 @@ function keepSelections(
 const newestFirst = (a: { time: Date; name: string }, b: { time: Date; name: string }): number =>
   b.time.getTime() - a.time.getTime() || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
 
-/** The protections of one snapshot, given its facts; shared by the plan and protectionOf. */
-function protections(
+/** The protections of one snapshot, given its facts, as bits in PROTECT_REASONS' order; shared by the plan and protectionOf. */
+function protectionBits(
   held: boolean,
   inUse: boolean,
   state: SnapshotState,
   readyRank: number | undefined,
   minReady: number,
-): ProtectReason[] {
+): number {
   const minReadyApplies = readyRank !== undefined && readyRank <= minReady;
-  const out = new Array<ProtectReason>(
-    +held + +inUse + +(state === 'pending') + +(state === 'stuck') + +minReadyApplies,
+  return (
+    +held |
+    (+inUse << 1) |
+    (+(state === 'pending') << 2) |
+    (+(state === 'stuck') << 3) |
+    (+minReadyApplies << 4)
   );
-  let i = 0;
-  if (held) out[i++] = 'hold';
-  if (inUse) out[i++] = 'in-use';
-  if (state === 'pending') out[i++] = 'pending';
-  if (state === 'stuck') out[i++] = 'stuck';
-  if (minReadyApplies) out[i] = 'min-ready';
-  return out;
 }
 
 const isHeld = (s: VolumeSnapshot): boolean => s.metadata.labels?.[LABEL_HOLD] === 'true';
@@ -440,8 +462,8 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     k: number,
     pvc: string,
     verdict: Verdict['verdict'],
-    reasons: Reason[],
-    overridden: DeleteReason[],
+    reasons: readonly Reason[],
+    overridden: readonly DeleteReason[],
   ): Verdict => {
     const name = names[k] as string;
     const namespace = c.namespaces[k] as string;
@@ -481,43 +503,34 @@ export function planRetention(input: RetentionInput): RetentionPlan {
       const state = states[k] as SnapshotState;
       const rank = state === 'ready' ? ++readyCount : undefined;
       const keepBits = rank !== undefined && marks ? (marks[rank - 1] as number) : 0;
-      const kept = keepBits !== 0 ? keepMarks(keepBits) : undefined;
       counts[state]++;
       if (state === 'pending') (waiting ??= { pvc, pending: [], stuck: [] }).pending.push(name);
       if (state === 'stuck') (waiting ??= { pvc, pending: [], stuck: [] }).stuck.push(name);
       if (input.statesOnly) {
-        verdicts.push(verdictOf(k, pvc, 'keep', [], []));
+        verdicts.push(verdictOf(k, pvc, 'keep', NO_REASONS, NO_REASONS));
         continue;
       }
       const used = inUse.size > 0 && inUseNames.has(name) && inUse.has(`${namespace}/${name}`);
-      // Most snapshots have no protection: no array for them.
-      const protect =
-        held || used || state === 'pending' || state === 'stuck' || (rank !== undefined && rank <= minReady)
-          ? protections(held, used, state, rank, minReady)
-          : undefined;
-
+      const protect = protectionBits(held, used, state, rank, minReady);
       const failed = state === 'failed';
       const expired = expiresMs !== undefined && nowMs - (ms[k] as number) > expiresMs;
       const pastMax = retention.maxCount !== undefined && rank !== undefined && rank > retention.maxCount;
-      const notKept = !!keep && state === 'ready' && kept === undefined;
-      const deletes =
-        failed || expired || pastMax || notKept
-          ? deleteReasons(failed, expired, pastMax, notKept)
-          : undefined;
+      const notKept = !!keep && state === 'ready' && keepBits === 0;
+      const deletes = deleteReasons(failed, expired, pastMax, notKept);
 
       let verdict: Verdict['verdict'] = 'keep';
-      let reasons: Reason[];
-      let overridden: DeleteReason[];
-      if (protect && protect.length > 0) {
-        reasons = kept ? [...protect, ...kept] : protect;
-        overridden = deletes ?? [];
-      } else if (deletes) {
+      let reasons: readonly Reason[];
+      let overridden: readonly DeleteReason[];
+      if (protect !== 0) {
+        reasons = KEEP_REASON_LISTS.of(protect | (keepBits << MARKS_SHIFT));
+        overridden = deletes;
+      } else if (deletes.length > 0) {
         verdict = 'delete';
         reasons = deletes;
-        overridden = [];
+        overridden = NO_REASONS;
       } else {
-        reasons = kept ?? ['within-policy'];
-        overridden = [];
+        reasons = keepBits !== 0 ? KEEP_REASON_LISTS.of(keepBits << MARKS_SHIFT) : WITHIN_POLICY;
+        overridden = NO_REASONS;
       }
       verdicts.push(verdictOf(k, pvc, verdict, reasons, overridden));
     }
@@ -557,14 +570,8 @@ function deleteReasons(
   expired: boolean,
   pastMax: boolean,
   notKept: boolean,
-): DeleteReason[] {
-  const out = new Array<DeleteReason>(+failed + +expired + +pastMax + +notKept);
-  let i = 0;
-  if (failed) out[i++] = 'failed';
-  if (expired) out[i++] = 'expired';
-  if (pastMax) out[i++] = 'max-count';
-  if (notKept) out[i] = 'not-kept';
-  return out;
+): readonly DeleteReason[] {
+  return DELETE_REASON_LISTS.of(+failed | (+expired << 1) | (+pastMax << 2) | (+notKept << 3));
 }
 
 /** pendingByPvc indexed by PVC, built on first use: decide() asks once per selected PVC. */
@@ -639,7 +646,7 @@ export interface ProtectionContext {
  * the same schedule and PVC that are not being deleted). Empty: not protected, deletable.
  * For the executor's re-check on a fresh read just before it deletes.
  */
-export function protectionOf(snapshot: VolumeSnapshot, ctx: ProtectionContext): ProtectReason[] {
+export function protectionOf(snapshot: VolumeSnapshot, ctx: ProtectionContext): readonly ProtectReason[] {
   const namespace = snapshot.metadata.namespace ?? '';
   const name = snapshot.metadata.name ?? '';
   const timing = stateTiming(ctx.retention);
@@ -663,13 +670,14 @@ export function protectionOf(snapshot: VolumeSnapshot, ctx: ProtectionContext): 
       if (newestFirst(other, self) < 0) rank++;
     }
   }
-  return protections(
+  const bits = protectionBits(
     isHeld(snapshot),
     snapshotsInUse(ctx.pvcs).has(`${namespace}/${name}`),
     state,
     rank,
     minReadyOf(ctx.retention),
   );
+  return KEEP_REASON_LISTS.of(bits) as readonly ProtectReason[];
 }
 
 /**

@@ -183,6 +183,31 @@ describe('retention rules', () => {
   });
 });
 
+describe("a verdict's reason lists", () => {
+  // The planner shares one frozen list per combination of reasons between verdicts (a large
+  // plan built a copy per snapshot); a caller that changed one would change them all.
+  it('are read-only, so no caller can change another verdict through a shared list', () => {
+    const snaps = [
+      ...hourly(30),
+      snap('held', { at: hoursAgo(40), hold: true }),
+      snap('p', { at: NOW, state: 'pending' }),
+    ];
+    const { verdicts } = plan(
+      { maxCount: 3, expires: '20h', keep: { last: 2, hourly: 4 }, minReady: 1 },
+      snaps,
+    );
+    const lists = verdicts.flatMap((v) => [v.reasons, v.overridden]);
+    expect(new Set(verdicts.map((v) => v.reasons.join(','))).size).toBeGreaterThan(3);
+    for (const list of lists) expect(Object.isFrozen(list)).toBe(true);
+    const deleted = verdicts.filter((v) => v.verdict === 'delete');
+    expect(deleted.length).toBeGreaterThan(1);
+    expect(() => (deleted[0]?.reasons as string[]).push('hold')).toThrow(TypeError);
+    expect(deleted.every((v) => !v.reasons.includes('hold'))).toBe(true);
+    const ctx = { scheduleName: 'nightly', retention: { minReady: 1 }, snapshots: snaps, pvcs: [], now: NOW };
+    expect(Object.isFrozen(protectionOf(named(snaps, 'held'), ctx))).toBe(true);
+  });
+});
+
 describe('protections', () => {
   it('a held snapshot is kept whatever the rules say', () => {
     const snaps = [...hourly(2), snap('held', { at: hoursAgo(50), hold: true })];
