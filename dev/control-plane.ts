@@ -97,6 +97,12 @@ export class ControlPlane {
 
   private podNetwork: ControlPlaneOptions['podNetwork'];
 
+  /**
+   * Control planes of this process started (or starting) and not yet stopped: what a Ctrl-C
+   * handler stops, even one that comes while a start is still under way (hack/demo.ts).
+   */
+  static readonly running = new Set<ControlPlane>();
+
   private constructor(dir: string) {
     this.dir = dir;
     this.kubeconfigPath = join(dir, 'kubeconfig');
@@ -105,6 +111,7 @@ export class ControlPlane {
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const t0 = Date.now();
     const cp = new ControlPlane(mkdtempSync(join(tmpdir(), 'snapcron-cp-')));
+    ControlPlane.running.add(cp);
     cp.podNetwork = opts.podNetwork;
     try {
       cp.bin = controlPlaneBinaries();
@@ -346,6 +353,8 @@ export class ControlPlane {
   }
 
   private spawn(name: string, bin: string, args: string[]): void {
+    // Stopped while starting: start nothing more (the start fails with this).
+    if (this.stopping) throw new Error(`control plane in ${this.dir} stopped while starting ${name}`);
     const logFile = join(this.dir, `${name}.log`);
     const fd = openSync(logFile, 'a');
     const child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true });
@@ -400,6 +409,7 @@ export class ControlPlane {
   /** Stops every process; removes the directory unless something failed (then its logs are kept). */
   async stop(opts: { keepLogs?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    ControlPlane.running.delete(this);
     for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd']) await this.kill(name);
     if (this.failed || opts.keepLogs) {
       const keep = mkdtempSync(join(tmpdir(), 'snapcron-cp-logs-'));

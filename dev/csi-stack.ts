@@ -32,6 +32,9 @@ export class CsiStack {
   readonly dir: string;
   readonly stateDir: string;
   private readonly procs: ChildProcess[] = [];
+  private stopped = false;
+  /** Stacks of this process started (or starting) and not yet stopped; see ControlPlane.running. */
+  static readonly running = new Set<CsiStack>();
   private constructor(dir: string) {
     this.dir = dir;
     this.stateDir = join(dir, 'driver-state');
@@ -56,10 +59,24 @@ export class CsiStack {
     opts: { node?: { nodeId: string; registrationDir: string } } = {},
   ): Promise<CsiStack> {
     const stack = new CsiStack(dir);
-    mkdirSync(dir, { recursive: true });
+    CsiStack.running.add(stack);
+    try {
+      await stack.boot(kubeconfig, opts);
+      return stack;
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+  }
+
+  private async boot(
+    kubeconfig: string,
+    opts: { node?: { nodeId: string; registrationDir: string } },
+  ): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
     const bin = lastLine('hack/build-csi.sh');
     const proto = lastLine('hack/csi-proto.sh');
-    const socket = join(dir, 'csi.sock');
+    const socket = join(this.dir, 'csi.sock');
     const nodeArgs = opts.node
       ? [
           `--node-id=${opts.node.nodeId}`,
@@ -67,15 +84,16 @@ export class CsiStack {
           `--registration-proto=${lastLine('hack/plugin-registration-proto.sh')}`,
         ]
       : [];
-    stack.spawn('csi-driver', process.execPath, [
+    this.spawn('csi-driver', process.execPath, [
       join(ROOT, 'dev/csi-driver.ts'),
       `--endpoint=unix://${socket}`,
-      `--state-dir=${stack.stateDir}`,
+      `--state-dir=${this.stateDir}`,
       `--proto=${proto}`,
       ...nodeArgs,
     ]);
     for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-    if (!existsSync(socket)) throw new Error(`CSI driver did not open ${socket}; see ${dir}/csi-driver.log`);
+    if (!existsSync(socket))
+      throw new Error(`CSI driver did not open ${socket}; see ${this.dir}/csi-driver.log`);
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(kubeconfig);
     // The group snapshot CRDs come with the control plane (dev/control-plane.ts installCrds): with
@@ -93,18 +111,18 @@ export class CsiStack {
         );
       });
     const common = [`--kubeconfig=${kubeconfig}`, '--leader-election=false'];
-    stack.spawn('snapshot-controller', join(bin, 'snapshot-controller'), [
+    this.spawn('snapshot-controller', join(bin, 'snapshot-controller'), [
       ...common,
       GROUP_SNAPSHOT_GATE,
       '--v=2',
     ]);
-    stack.spawn('csi-snapshotter', join(bin, 'csi-snapshotter'), [
+    this.spawn('csi-snapshotter', join(bin, 'csi-snapshotter'), [
       ...common,
       `--csi-address=${socket}`,
       GROUP_SNAPSHOT_GATE,
       '--v=2',
     ]);
-    stack.spawn('csi-provisioner', join(bin, 'csi-provisioner'), [
+    this.spawn('csi-provisioner', join(bin, 'csi-provisioner'), [
       ...common,
       `--csi-address=${socket}`,
       '--v=2',
@@ -160,15 +178,17 @@ export class CsiStack {
         },
       })
       .catch(ignoreConflict);
-    return stack;
   }
 
   private spawn(name: string, bin: string, args: string[]): void {
+    if (this.stopped) throw new Error(`CSI stack in ${this.dir} stopped while starting ${name}`);
     const fd = openSync(join(this.dir, `${name}.log`), 'a');
     this.procs.push(spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true }));
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    CsiStack.running.delete(this);
     await Promise.all(
       this.procs.map(
         (p) =>

@@ -2,8 +2,11 @@
 // Builds what it needs the first time (with progress), runs `snapcron controller`, and
 // narrates: app volume, data written, schedule applied, snapshots appearing and being
 // pruned, restore by annotation, data verified. `--exit` stops at the end instead of
-// leaving everything up for you to look around.
-import { spawn } from 'node:child_process';
+// leaving everything up for you to look around. Ctrl-C (or SIGTERM, or an error) at any point
+// stops and cleans up everything started so far: the processes run in their own process groups
+// (so that a terminal's Ctrl-C reaches only the demo, which stops them in order), and nothing
+// else would stop them.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,6 +56,43 @@ if (process.argv.includes('--node')) {
   await nodeDemo(exitAtEnd);
 }
 
+let controller: ChildProcess | undefined = undefined;
+/** Set once the flow has run to its end: whether the data came back. */
+let outcome: boolean | undefined = undefined;
+let stopping: Promise<void> | undefined;
+/** Stops what was started, newest first: the controller, CSI stacks, control planes (also ones still starting). */
+async function stopAll(): Promise<void> {
+  if (controller?.exitCode === null && controller.signalCode === null) {
+    const exited = new Promise((r) => controller?.once('exit', r));
+    try {
+      process.kill(-(controller.pid ?? 0), 'SIGTERM');
+      await exited;
+    } catch {
+      /* gone */
+    }
+  }
+  for (const stack of [...CsiStack.running]) await stack.stop();
+  for (const cp of [...ControlPlane.running]) await cp.stop();
+}
+/** Stops everything once, then exits: with the flow's outcome at its end, else with `code`. */
+function stopAndExit(code: number, why: string): void {
+  if (stopping) return;
+  if (outcome === undefined) console.error(`\ndemo: ${why}; stopping what was started…`);
+  stopping = stopAll().then(
+    () => process.exit(outcome === undefined ? code : outcome ? 0 : 1),
+    (err: unknown) => {
+      console.error('demo: could not stop everything:', err);
+      process.exit(1);
+    },
+  );
+}
+process.on('SIGINT', () => stopAndExit(130, 'interrupted'));
+process.on('SIGTERM', () => stopAndExit(143, 'terminated'));
+process.on('uncaughtException', (err) => {
+  console.error(err);
+  stopAndExit(1, 'failed');
+});
+
 mkdirSync(STATE, { recursive: true });
 step(
   1,
@@ -73,7 +113,7 @@ const ns = 'default';
 const port = await freePort();
 await installRestoreWebhook(kc, 'snapcron-restore', port);
 const controllerLog = join(STATE, 'snapcron-controller.log');
-const controller = spawn(
+controller = spawn(
   process.execPath,
   [join(ROOT, 'src/cli.ts'), 'controller', `--webhook-addr=127.0.0.1:${port}`, '--metrics-addr=127.0.0.1:0'],
   {
@@ -231,21 +271,9 @@ console.log(
     '  npm run -s kubectl -- snapcron report',
   ].join('\n'),
 );
-const ok = back.equals(data);
-const stopAll = async (): Promise<void> => {
-  try {
-    process.kill(-(controller.pid ?? 0), 'SIGTERM');
-  } catch {
-    /* gone */
-  }
-  await stack.stop();
-  await cp.stop();
-};
-if (exitAtEnd) {
-  await stopAll();
-  process.exit(ok ? 0 : 1);
+outcome = back.equals(data);
+if (exitAtEnd) stopAndExit(0, 'done');
+else {
+  console.log('Stop: press Ctrl-C (everything started here is stopped and cleaned up).');
+  setInterval(() => undefined, 1 << 30);
 }
-console.log('Stop: press Ctrl-C (everything started here is stopped and cleaned up).');
-process.once('SIGINT', () => void stopAll().then(() => process.exit(ok ? 0 : 1)));
-process.once('SIGTERM', () => void stopAll().then(() => process.exit(ok ? 0 : 1)));
-setInterval(() => undefined, 1 << 30);
