@@ -116,7 +116,9 @@ export function describeEcsError(action: string, err: unknown): EcsError {
   const message = raw
     .replace(/\s*\n\s*/g, ' ')
     .replace(/^code: \d+, /, '')
-    .replace(/ request id: .*$/, '');
+    .replace(/ request id: .*$/, '')
+    // A transport error's message runs into the request line ("read ECONNRESETPOST http://…").
+    .replace(/(?<=\S)(?=(?:GET|POST) https?:\/\/)/, '; ');
   const requestId = typeof e.requestId === 'string' && e.requestId !== 'undefined' ? e.requestId : undefined;
   let advice = '';
   if (
@@ -130,6 +132,9 @@ export function describeEcsError(action: string, err: unknown): EcsError {
   else if (/Timeout/i.test(code))
     advice = ': ECS did not answer in time after the retries; check the endpoint or raise --ecs-timeout';
   else if (/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN)$/.test(code)) advice = ': check --ecs-endpoint or --region';
+  else if (/^(ECONNRESET|EPIPE)$/.test(code))
+    advice =
+      ': the connection to ECS kept breaking after the retries; check the network path to the endpoint';
   const text = `ECS ${action} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${message}${requestId ? ` (request id ${requestId})` : ''}${advice}`;
   return new EcsError(scrub(text), code, status);
 }

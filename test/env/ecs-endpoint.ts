@@ -13,7 +13,7 @@
  * - DescribeSnapshots (RegionId, SnapshotIds ≤ 100, Tag.N.Key/Value, Status, DiskId,
  *   MaxResults/NextToken) and DescribeSnapshotLinks (RegionId, DiskIds ≤ 100,
  *   MaxResults/NextToken) answer in ECS's JSON shapes.
- * - Faults can be injected per action: Throttling.User, 5xx, slow answers, NotFound codes.
+ * - Faults can be injected per action: Throttling.User, 5xx, slow answers, NotFound codes, reset connections.
  */
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -47,6 +47,8 @@ export interface Fault {
   message?: string;
   /** Wait this long before answering (a slow ECS). */
   delayMs?: number;
+  /** Answer nothing: reset the connection (TCP RST), as a load balancer or a broken link does. */
+  reset?: boolean;
 }
 
 export interface RecordedRequest {
@@ -185,6 +187,12 @@ export class EcsEndpoint {
       if (fault) {
         fault.times = (fault.times ?? 1) - 1;
         if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+        if (fault.reset) {
+          record.status = 0;
+          record.code = 'connection reset';
+          req.socket.resetAndDestroy();
+          return;
+        }
         if (fault.code)
           throw new EcsHttpError(fault.status ?? 400, fault.code, fault.message ?? `Injected ${fault.code}.`);
       }

@@ -179,6 +179,27 @@ describe('the ECS SDK against our ECS endpoint', () => {
     expect(ecs.count('DescribeSnapshots') - before).toBe(4);
   });
 
+  it('retries a reset connection, then succeeds', async () => {
+    ecs.inject({ action: 'DescribeSnapshots', reset: true, times: 2 });
+    const before = ecs.count('DescribeSnapshots');
+    const found = await api().snapshotsByIds(['s-000013']);
+    expect(found).toHaveLength(1);
+    expect(ecs.count('DescribeSnapshots') - before).toBe(3);
+  });
+
+  it('a connection reset on every try is one clear line naming it', async () => {
+    ecs.inject({ action: 'DescribeSnapshotLinks', reset: true, times: 3 });
+    const before = ecs.count('DescribeSnapshotLinks');
+    const err = (await api({ retries: 2 })
+      .snapshotLinks(['d-0002'])
+      .catch((e: unknown) => e)) as EcsError;
+    expect(err).toBeInstanceOf(EcsError);
+    expect(err.message).toMatch(
+      /^ECS DescribeSnapshotLinks failed: ECONNRESET: read ECONNRESET; POST http:\/\/127\.0\.0\.1:\d+\/\S* failed\.: the connection to ECS kept breaking after the retries; check the network path to the endpoint$/,
+    );
+    expect(ecs.count('DescribeSnapshotLinks') - before).toBe(3);
+  });
+
   it('gives up after the retries with one clear line', async () => {
     ecs.inject({ action: 'DescribeSnapshotLinks', code: 'InternalError', status: 500, times: 10 });
     const before = ecs.count('DescribeSnapshotLinks');
