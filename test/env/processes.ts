@@ -29,6 +29,7 @@ export function startController(
   extra: string[] = [],
   identity = 'ctl',
   kubeconfig = kubeconfigPath(),
+  env: NodeJS.ProcessEnv = {},
 ): Running {
   const proc = spawn(
     process.execPath,
@@ -45,7 +46,7 @@ export function startController(
       '--log-level=debug',
       ...extra,
     ],
-    { env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: { ...process.env, KUBECONFIG: kubeconfig, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(proc);
   let out = '';
