@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -246,6 +247,13 @@ describe('restore from latest through the admission webhook (real API server, TL
     const secret = await kube().core.readNamespacedSecret({ namespace: ns(), name: 'snapcron-webhook-tls' });
     expect(secret.type).toBe('kubernetes.io/tls');
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    // README: a CA is made for two years, the serving pair for one.
+    const days = (key: string): number => {
+      const c = new X509Certificate(Buffer.from(secret.data?.[key] ?? '', 'base64'));
+      return Math.round((Date.parse(c.validTo) - Date.parse(c.validFrom)) / 86_400_000);
+    };
+    expect(days('ca.crt')).toBe(730);
+    expect(days('tls.crt')).toBe(365);
   });
 
   it('the snapshot chosen for a Pending PVC survives pruning', async () => {

@@ -64,10 +64,10 @@ describe('reasonToRenew (the shared webhook Secret)', () => {
   it('renews within the renewal window, not before it', async () => {
     const pair = await storedPair(90);
     const expiry = Date.parse(new X509Certificate(pair['tls.crt'] ?? '').validTo);
-    expect(reasonToRenew(pair, NAMES, new Date(expiry - RENEW_BEFORE_MS - DAY))).toBeUndefined();
-    expect(reasonToRenew(pair, NAMES, new Date(expiry - RENEW_BEFORE_MS + DAY))).toMatch(
-      /^certificate expires /,
-    );
+    // README: renewed 30 days before expiry.
+    expect(RENEW_BEFORE_MS).toBe(30 * DAY);
+    expect(reasonToRenew(pair, NAMES, new Date(expiry - 31 * DAY))).toBeUndefined();
+    expect(reasonToRenew(pair, NAMES, new Date(expiry - 29 * DAY))).toMatch(/^certificate expires /);
   });
 
   it('renews when the service name changed', async () => {

@@ -400,6 +400,11 @@ describe('snapcron controller: the defaults the README gives', () => {
       ['webhook-addr', ':9443', '`--webhook-addr :9443`'],
       ['report-metrics-period', '60s', '`--report-metrics-period` (60 s)'],
       ['cloud-refresh', '10m', '`--cloud-refresh` (default `10m`)'],
+      [
+        'webhook-dns-names',
+        'snapcron-webhook.snapcron-system.svc,localhost',
+        '`--webhook-dns-names` (default `snapcron-webhook.snapcron-system.svc,localhost`)',
+      ],
     ];
     for (const [flag, value, sentence] of promised) {
       expect((values as Record<string, unknown>)[flag], flag).toBe(value);
