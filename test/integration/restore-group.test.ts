@@ -13,6 +13,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim, VolumeGroupSnapshot, VolumeSnapshot } from '../../src/api/objects.ts';
 import { freePort, snapshotCrdDir } from '../../dev/control-plane.ts';
 import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
+import { EventRecorder } from '../../src/kube/events.ts';
 import { startWebhook } from '../../src/restore/webhook.ts';
 import { eventually, kube, kubeConfig, useNamespace } from '../env/kube.ts';
 import { runCli } from '../env/processes.ts';
@@ -188,6 +189,7 @@ describe('the restore webhook with consistency groups (real API server, TLS)', (
       configName: configName(),
       kube: kube(),
       log: pino({ level: 'silent' }),
+      events: new EventRecorder(kube(), pino({ level: 'silent' })),
       snapshotsOf: (namespace, pvc) =>
         view.snapshots.filter(
           (s) => s.metadata.namespace === namespace && s.spec.source.persistentVolumeClaimName === pvc,
@@ -282,6 +284,29 @@ describe('the restore webhook with consistency groups (real API server, TLS)', (
         'snapcron.io/restore-group': 'vgs-z',
       }),
     ).rejects.toThrow(`VolumeGroupSnapshot ${ns()}/vgs-z does not exist`);
+
+    // A set pinned to a group that is gone restores from the newest, with a warning event.
+    const pinned = await restore('data-x-0', { ...setOf, 'snapcron.io/restore-group': 'vgs-a' });
+    expect(pinned.metadata.annotations?.['snapcron.io/restored-from-group']).toBe('vgs-a');
+    await kube().custom.deleteNamespacedCustomObject({
+      group: 'groupsnapshot.storage.k8s.io',
+      version: 'v1',
+      namespace: ns(),
+      plural: 'volumegroupsnapshots',
+      name: 'vgs-a',
+    });
+    const moved = await restore('data-x-1', setOf);
+    expect(moved.metadata.annotations?.['snapcron.io/restored-from-group']).toBe('vgs-b');
+    const event = await eventually(async () => {
+      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
+      return list.items.find(
+        (e) => e.reason === 'RestoreGroupChanged' && e.involvedObject.name === 'data-x-1',
+      );
+    }, 10_000);
+    expect(event.type).toBe('Warning');
+    expect(event.message).toBe(
+      `PVCs data-x-0 of the same set restored from VolumeGroupSnapshot vgs-a, which cannot serve this one: VolumeGroupSnapshot ${ns()}/vgs-a does not exist; restoring the newest copy instead`,
+    );
   });
 });
 

@@ -180,6 +180,13 @@ describe('restore from latest through the admission webhook (real API server, TL
     expect(empty.metadata.annotations?.['snapcron.io/restore-result']).toMatch(
       /^created empty: no ready VolumeSnapshot/,
     );
+    // README: "says so in snapcron.io/restore-result and an event".
+    const event = await eventually(async () => {
+      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
+      return list.items.find((e) => e.reason === 'RestoreEmpty' && e.involvedObject.name === 'opt');
+    }, 10_000);
+    expect(event.type).toBe('Warning');
+    expect(event.message).toMatch(/no ready VolumeSnapshot of PVC restore-[0-9a-f]+\/db-0/);
   });
 
   it('denies a source in another namespace, a too-small request and malformed annotations', async () => {
