@@ -5,6 +5,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import type { PersistentVolumeClaim, VolumeSnapshot } from '../../src/api/objects.ts';
 import { freePort } from '../../dev/control-plane.ts';
 import {
@@ -427,6 +428,46 @@ describe('snapcron restore (the same choice without a webhook)', () => {
     });
     expect(pvc.spec?.dataSource?.name).toBe('web-0-3h');
     expect(pvc.spec?.storageClassName).toBe('fast');
+
+    // --schedule and --at narrow the choice as the annotations do; --size asks for more; -o yaml.
+    await snapshot(ns(), 'web-0-6h-hourly', 'web-0', 6, { readyToUse: true, restoreSize: '2Gi' }, 'hourly');
+    await snapshot(ns(), 'web-0-8h', 'web-0', 8, { readyToUse: true, restoreSize: '2Gi' });
+    const narrowed = await runCli([
+      'restore',
+      'web-0-older',
+      '--from',
+      'web-0',
+      '--schedule',
+      'nightly',
+      '--at',
+      new Date(Date.now() - 5 * HOUR).toISOString(),
+      '--size',
+      '5Gi',
+      '-n',
+      ns(),
+      '--dry-run',
+      '-o',
+      'yaml',
+    ]);
+    expect(narrowed.code, narrowed.err).toBe(0);
+    const older = parse(narrowed.out) as PersistentVolumeClaim;
+    expect(older.metadata?.name).toBe('web-0-older');
+    expect(older.spec?.dataSource?.name).toBe('web-0-8h');
+    expect(older.spec?.resources?.requests?.storage).toBe('5Gi');
+    const hourly = await runCli([
+      'restore',
+      'y',
+      '--from',
+      'web-0',
+      '--schedule',
+      'hourly',
+      '-n',
+      ns(),
+      '--dry-run',
+      '-o',
+      'json',
+    ]);
+    expect((JSON.parse(hourly.out) as PersistentVolumeClaim).spec?.dataSource?.name).toBe('web-0-6h-hourly');
 
     const none = await runCli(['restore', 'x', '--from', 'db-0', '-n', ns()]);
     expect(none.code).toBe(1);
