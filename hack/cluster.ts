@@ -3,13 +3,15 @@
 // `npm run cluster:up -- --node` adds a real node (dev/node.ts: kubelet, containerd,
 // scheduler, workload controllers) and the CSI stack with its node side; `cluster:down` then
 // deletes the pods, stops the node and restores the host settings it changed.
+// SNAPCRON_CLUSTER_DIR keeps the state (kubeconfig, log, pid) elsewhere than .cluster/, for a
+// second cluster beside the first (test/integration/cluster-script.test.ts uses it).
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const STATE_DIR = join(ROOT, '.cluster');
+const STATE_DIR = process.env.SNAPCRON_CLUSTER_DIR || join(ROOT, '.cluster');
 const STATE = join(STATE_DIR, 'state.json');
 const KUBECONFIG = join(STATE_DIR, 'kubeconfig');
 const say = (msg: string): void => void process.stderr.write(`[cluster] ${msg}\n`);
@@ -78,13 +80,29 @@ async function up(): Promise<void> {
 
 async function serve(): Promise<void> {
   const { ControlPlane } = await import('../dev/control-plane.ts');
+  const { CsiStack } = await import('../dev/csi-stack.ts');
+  let stopNode = async (): Promise<void> => undefined;
+  // From the start: cluster:down while the control plane still starts stops what has started
+  // (its processes run in their own process groups, so nothing else would).
+  const stop = (): void => {
+    void stopNode()
+      .catch((err: unknown) => say(`node stop: ${String(err)}`))
+      .then(async () => {
+        for (const stack of [...CsiStack.running]) await stack.stop();
+        for (const cp of [...ControlPlane.running]) await cp.stop();
+      })
+      .finally(() => {
+        rmSync(STATE, { force: true });
+        process.exit(0);
+      });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
   const cp = await ControlPlane.start();
   copyFileSync(cp.kubeconfigPath, KUBECONFIG);
   const state: State = { pid: process.pid, kubeconfig: KUBECONFIG, server: cp.server };
-  let stopNode = async (): Promise<void> => undefined;
   if (withNode) {
     const { Node, PLUGINS_REGISTRY } = await import('../dev/node.ts');
-    const { CsiStack } = await import('../dev/csi-stack.ts');
     const node = await Node.start({ kubeconfig: KUBECONFIG, dir: join(STATE_DIR, 'node') }).catch(
       async (err) => {
         await cp.stop();
@@ -102,17 +120,6 @@ async function serve(): Promise<void> {
     };
   }
   writeFileSync(STATE, JSON.stringify(state));
-  const stop = (): void => {
-    void stopNode()
-      .catch((err: unknown) => say(`node stop: ${String(err)}`))
-      .then(() => cp.stop())
-      .finally(() => {
-        rmSync(STATE, { force: true });
-        process.exit(0);
-      });
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
   setInterval(() => undefined, 1 << 30);
 }
 
