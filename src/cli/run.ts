@@ -142,7 +142,7 @@ export async function runRun(
 
   // 2. One pass over this schedule, as tick takes it.
   const events = new EventRecorder(kube, log, clock);
-  const executor = new Executor(kube, events, log, undefined, clock);
+  const executor = new Executor({ kube, events, log, now: clock });
   const pvcs = (await kube.read(() => kube.core.listNamespacedPersistentVolumeClaim({ namespace })))
     .items as unknown as PersistentVolumeClaim[];
   const labelled = (

@@ -132,7 +132,15 @@ export class Controller {
       () => this.clock.now(),
       (key) => this.enqueueSoon(key),
     );
-    this.executor = new Executor(acting, this.events, o.log, o.metrics, now, this.cacheView(), this.own);
+    this.executor = new Executor({
+      kube: acting,
+      events: this.events,
+      log: o.log,
+      metrics: o.metrics,
+      now,
+      view: this.cacheView(),
+      own: this.own,
+    });
     this.elector = new LeaderElector({
       kube: o.kube,
       ...o.lease,

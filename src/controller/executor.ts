@@ -181,8 +181,24 @@ export function apiView(kube: Kube): FreshView {
   };
 }
 
-/** How long the post hook waits for the run's snapshots to be cut by the driver. */
-const CUT_WAIT_MS = 120_000;
+/** How long the post hook waits for the run's snapshots to be cut by the driver (README "Hooks"). */
+export const CUT_WAIT_MS = 120_000;
+
+export interface ExecutorOptions {
+  kube: Kube;
+  events: EventRecorder;
+  log: Logger;
+  metrics?: Metrics | undefined;
+  now?: (() => Date) | undefined;
+  /** Fresh reads before deletes: the controller's caches; the API server unless given. */
+  view?: FreshView | undefined;
+  /** This process's own writes, told to the controller's event handlers (own-writes.ts). */
+  own?: OwnWrites | undefined;
+  /** Where hooks find pods and exec in them; pods/exec through the API server unless a test gives its own. */
+  hooks?: HookExec | undefined;
+  /** How long post waits for the snapshots to be cut (default CUT_WAIT_MS). */
+  cutWaitMs?: number | undefined;
+}
 
 /** A create whose turn in the write budget came after the run's startingDeadlineSeconds. */
 class PastDeadline extends Error {}
@@ -222,26 +238,18 @@ export class Executor {
   private readonly written = new Map<string, { replaced: Set<string>; object: SnapshotSchedule }>();
   /** This process's own writes, told to the controller's event handlers (own-writes.ts). */
   private readonly own: OwnWrites | undefined;
-  constructor(
-    kube: Kube,
-    events: EventRecorder,
-    log: Logger,
-    metrics?: Metrics,
-    now: () => Date = () => new Date(),
-    view?: FreshView,
-    own?: OwnWrites,
-    /** Where hooks find pods and exec in them; pods/exec through the API server unless a test gives its own. */
-    hooks?: HookExec,
-  ) {
-    this.own = own;
-    this.kube = kube;
-    this.events = events;
-    this.log = log;
-    this.metrics = metrics;
-    this.now = now;
-    this.api = apiView(kube);
-    this.view = view ?? this.api;
-    this.hooks = hooks ?? new HookRunner(kube);
+  private readonly cutWaitMs: number;
+  constructor(o: ExecutorOptions) {
+    this.own = o.own;
+    this.kube = o.kube;
+    this.events = o.events;
+    this.log = o.log;
+    this.metrics = o.metrics;
+    this.now = o.now ?? (() => new Date());
+    this.api = apiView(o.kube);
+    this.view = o.view ?? this.api;
+    this.hooks = o.hooks ?? new HookRunner(o.kube);
+    this.cutWaitMs = o.cutWaitMs ?? CUT_WAIT_MS;
   }
 
   /** Runs one hook in the pods, counts and logs each outcome; returns the failures, described. */
@@ -305,7 +313,7 @@ export class Executor {
 
   /** Waits until each named snapshot has status.creationTime or an error; returns those that never got one. */
   private async waitForCut(namespace: string, names: string[], grouped = false): Promise<string[]> {
-    const deadline = Date.now() + CUT_WAIT_MS;
+    const deadline = Date.now() + this.cutWaitMs;
     let left = names;
     while (left.length > 0) {
       const states = await Promise.all(
@@ -543,7 +551,7 @@ export class Executor {
         !!schedule.spec.group,
       );
       if (uncut.length > 0) {
-        const message = `VolumeSnapshot(s) ${listed(uncut)} not cut (no status.creationTime) within ${CUT_WAIT_MS / 1000}s of their creation; the post hook runs anyway, so they may not be consistent`;
+        const message = `VolumeSnapshot(s) ${listed(uncut)} not cut (no status.creationTime) within ${this.cutWaitMs / 1000}s of their creation; the post hook runs anyway, so they may not be consistent`;
         log.warn({ uncut }, message);
         this.events.emit(target, 'Warning', 'HookSnapshotNotCut', message);
       }

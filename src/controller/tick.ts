@@ -89,7 +89,7 @@ export async function tick(opts: TickOptions): Promise<number> {
   const clock = opts.now ?? (() => new Date());
   const interval = opts.intervalSeconds ?? DEFAULT_TICK_INTERVAL_SECONDS;
   const events = new EventRecorder(kube, log, clock);
-  const executor = new Executor(kube, events, log, undefined, clock);
+  const executor = new Executor({ kube, events, log, now: clock });
   const list: unknown = opts.namespace
     ? await kube.read(() =>
         kube.custom.listNamespacedCustomObject({ ...kube.schedules, namespace: opts.namespace as string }),

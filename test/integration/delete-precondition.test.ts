@@ -37,7 +37,7 @@ describe('a delete under the resourceVersion of its re-check', () => {
     const client = Kube.fromFile(kubeconfigPath());
     // The controller's re-check reads its watch-fed cache: here a cache that has not caught up.
     const view: FreshView = { ...apiView(client), snapshot: async () => seen };
-    const executor = new Executor(client, new EventRecorder(client, log), log, undefined, undefined, view);
+    const executor = new Executor({ kube: client, events: new EventRecorder(client, log), log, view });
     const schedule = await createSchedule(ns(), `app-${name}`, { schedule: '0 2 * * *' });
     return executor.finalize(schedule, {
       deletes: [{ name, resourceVersion: seen.metadata.resourceVersion }],

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PersistentVolumeClaim } from '../../src/api/objects.ts';
 import type { Hook, SnapshotSchedule } from '../../src/api/types.generated.ts';
 import { decide } from '../../src/controller/decide.ts';
-import { Executor } from '../../src/controller/executor.ts';
+import { CUT_WAIT_MS, Executor } from '../../src/controller/executor.ts';
 import type { HookOutcome } from '../../src/controller/hooks.ts';
 import { Kube } from '../../src/kube/client.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
@@ -16,6 +16,7 @@ import {
   ALL_VERBS,
   boundPvc,
   createSchedule,
+  eventually,
   getSchedule,
   kube,
   kubeconfigPath,
@@ -85,17 +86,8 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
   };
 
   /** snapcron's executor with the exec recorded. */
-  const executorWith = (client: Kube, hooks: RecordingHooks): Executor =>
-    new Executor(
-      client,
-      new EventRecorder(client, log),
-      log,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      hooks,
-    );
+  const executorWith = (client: Kube, hooks: RecordingHooks, cutWaitMs?: number): Executor =>
+    new Executor({ kube: client, events: new EventRecorder(client, log), log, hooks, cutWaitMs });
 
   /** A schedule with hooks, due now: its pass as the controller would make it. */
   const duePass = async (hooks: SnapshotSchedule['spec']['hooks'], kubeconfig = kubeconfigPath()) => {
@@ -133,6 +125,34 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
     expect(hooks.cutAtPost).toBe(true);
     // The owed post was recorded before pre and cleared by the pass's status write.
     expect((await getSchedule(ns(), 'db')).status?.hooks?.pendingPost).toBeUndefined();
+  });
+
+  it("a snapshot not cut in time: a Warning HookSnapshotNotCut, and post runs anyway in pre's pods", async () => {
+    // No snapshotter marks anything cut; the wait is 1.5 s here, 120 s in the controller.
+    expect(CUT_WAIT_MS).toBe(120_000);
+    const { schedule, plan, client } = await duePass({
+      pre: { podSelector: { matchLabels: { app: 'db' } }, command: ['pre'] },
+      post: { podSelector: { matchLabels: { app: 'db' } }, command: ['post'] },
+    });
+    const hooks = new RecordingHooks(['db-0']);
+    const t0 = Date.now();
+    const result = await executorWith(client, hooks, 1_500).execute(schedule, plan);
+    expect(result.created).toHaveLength(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_500);
+    expect(hooks.runs).toEqual([
+      { which: 'pre', pods: ['db-0'] },
+      { which: 'post', pods: ['db-0'] },
+    ]);
+    expect(hooks.cutAtPost).toBe(false);
+    const event = await eventually(async () => {
+      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
+      return list.items.find((e) => e.reason === 'HookSnapshotNotCut');
+    }, 10_000);
+    expect(event.type).toBe('Warning');
+    expect(event.involvedObject).toMatchObject({ kind: 'SnapshotSchedule', name: 'db' });
+    expect(event.message).toMatch(
+      /^VolumeSnapshot\(s\) \S+ not cut \(no status\.creationTime\) within 1\.5s of their creation; the post hook runs anyway, so they may not be consistent$/,
+    );
   });
 
   it('onFailure Continue: a failed pre hook still takes the snapshots, says so in an event, and post runs', async () => {

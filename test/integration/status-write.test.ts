@@ -29,7 +29,7 @@ describe('status writes', () => {
       rereads++;
       return get(...args);
     }) as typeof get;
-    const executor = new Executor(client, new EventRecorder(client, log), log);
+    const executor = new Executor({ kube: client, events: new EventRecorder(client, log), log });
     await createSchedule(ns(), 'app', { schedule: '0 2 * * *' });
     // The cache's copy, which stays as it is below: the watch has not brought the writes yet.
     const cached = await getSchedule(ns(), 'app');
