@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as k8s from '@kubernetes/client-node';
 import {
@@ -14,6 +17,7 @@ import {
   statusCode,
   useNamespace,
 } from '../env/kube.ts';
+import { ControlPlane, controlPlaneBinaries } from '../../dev/control-plane.ts';
 
 describe('the test control plane', () => {
   const ns = useNamespace('cp');
@@ -84,4 +88,41 @@ describe('the test control plane', () => {
     const s = await eventually(() => getSchedule(ns(), 'kept'));
     expect(s.spec.schedule).toBe('@daily');
   });
+});
+
+describe('KUBEBUILDER_ASSETS (envtest convention, README)', () => {
+  it('a control plane runs the kube-apiserver and etcd found there, building nothing', async () => {
+    const built = controlPlaneBinaries();
+    const assets = mkdtempSync(join(tmpdir(), 'snapcron-assets-'));
+    for (const bin of ['kube-apiserver', 'etcd', 'kube-controller-manager'])
+      symlinkSync(join(built, bin), join(assets, bin));
+    const before = process.env.KUBEBUILDER_ASSETS;
+    process.env.KUBEBUILDER_ASSETS = assets;
+    let cp: ControlPlane | undefined;
+    try {
+      expect(controlPlaneBinaries()).toBe(assets);
+      cp = await ControlPlane.start({ installCrds: false });
+      const running = readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .map((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          } catch {
+            return [];
+          }
+        })
+        .filter((args) => args.some((a) => a.includes(cp?.dir ?? '?')));
+      const programs = running.map((args) => args[0]).sort();
+      expect(programs).toEqual([
+        join(assets, 'etcd'),
+        join(assets, 'kube-apiserver'),
+        join(assets, 'kube-controller-manager'),
+      ]);
+    } finally {
+      if (before === undefined) delete process.env.KUBEBUILDER_ASSETS;
+      else process.env.KUBEBUILDER_ASSETS = before;
+      await cp?.stop();
+      rmSync(assets, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
