@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isAlive } from '../dev/processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE_DIR = process.env.SNAPCRON_CLUSTER_DIR || join(ROOT, '.cluster');
@@ -23,21 +24,12 @@ interface State {
   node?: string;
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 const withNode = process.argv.includes('--node');
 
 async function up(): Promise<void> {
   if (existsSync(STATE)) {
     const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
-    if (alive(state.pid)) {
+    if (isAlive(state.pid)) {
       say(`already running (pid ${state.pid}, ${state.server})`);
       console.log(`KUBECONFIG=${state.kubeconfig}`);
       return;
@@ -129,10 +121,10 @@ async function down(): Promise<void> {
     return;
   }
   const state = JSON.parse(readFileSync(STATE, 'utf8')) as State;
-  if (alive(state.pid)) {
+  if (isAlive(state.pid)) {
     process.kill(state.pid, 'SIGTERM');
     // A node deletes its pods and restores host settings first: give it time.
-    for (let i = 0; i < (state.node ? 900 : 100) && alive(state.pid); i++)
+    for (let i = 0; i < (state.node ? 900 : 100) && isAlive(state.pid); i++)
       await new Promise((r) => setTimeout(r, 200));
   }
   rmSync(STATE, { force: true });

@@ -3,11 +3,11 @@
  * makes through it: hand the client the proxy's kubeconfig and read back exactly which calls
  * it made (the API server's own metrics also count the CSI stack's and the controllers').
  */
-import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { kubeConfig, kubeconfigPath } from './kube.ts';
+import { writeLocalKubeconfig } from '../support/kubeconfig.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -59,20 +59,7 @@ export async function recordingProxy(dir: string, source = kubeconfigPath()): Pr
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
   const kubeconfig = join(dir, 'recording-proxy.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      // Plain HTTP on loopback: client-node accepts it only with TLS verification off.
-      clusters: [
-        { name: 'proxy', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
-      ],
-      users: [{ name: 'proxy', user: {} }],
-      contexts: [{ name: 'proxy', context: { cluster: 'proxy', user: 'proxy' } }],
-      'current-context': 'proxy',
-    }),
-  );
+  writeLocalKubeconfig(kubeconfig, `http://127.0.0.1:${port}`);
   return {
     kubeconfig,
     requests,

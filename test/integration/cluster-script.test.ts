@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdminKube } from '../../dev/admin-kube.ts';
+import { isAlive } from '../../dev/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'snapcron-cluster-'));
 
@@ -27,15 +28,6 @@ function cluster(command: 'up' | 'down'): Promise<{ code: number | null; out: st
   });
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 afterAll(async () => {
   await cluster('down');
   rmSync(dir, { recursive: true, force: true });
@@ -48,7 +40,7 @@ describe('npm run cluster:up / cluster:down', () => {
     const lines = first.out.trim().split('\n');
     expect(lines.at(-1)).toBe(`KUBECONFIG=${join(dir, 'kubeconfig')}`);
     const { pid } = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { pid: number };
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
 
     const kube = AdminKube.fromFile(join(dir, 'kubeconfig'), { retry: { attempts: 1, baseMs: 100 } });
     const namespaces = await kube.core.listNamespace();
@@ -62,7 +54,7 @@ describe('npm run cluster:up / cluster:down', () => {
     const down = await cluster('down');
     expect(down.code, down.err).toBe(0);
     expect(down.err).toMatch(/\[cluster\] stopped/);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     expect(existsSync(join(dir, 'state.json'))).toBe(false);
     expect(existsSync(join(dir, 'kubeconfig'))).toBe(false);
     await expect(kube.core.listNamespace()).rejects.toThrow();

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { isAlive } from '../../dev/processes.ts';
 
 const DEMO_STATE = join(fileURLToPath(new URL('../..', import.meta.url)), '.cluster', 'demo');
 
@@ -20,15 +21,6 @@ function processesMentioning(needles: string[]): string[] {
   }
   return found;
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Runs the demo; `interruptAt`: sends SIGINT once the output matches it. Returns its exit code,
@@ -57,7 +49,7 @@ async function demo(
   const cpDir = /KUBECONFIG=(\/\S+)\/kubeconfig\)/.exec(out)?.[1];
   const controllerPid = Number(/snapcron controller running \(pid (\d+)\)/.exec(out)?.[1] ?? 0);
   const left = processesMentioning([DEMO_STATE, ...(cpDir ? [cpDir] : [])]);
-  if (controllerPid && alive(controllerPid)) left.push(`${controllerPid}: the snapcron controller`);
+  if (controllerPid && isAlive(controllerPid)) left.push(`${controllerPid}: the snapcron controller`);
   return { code, out, left };
 }
 

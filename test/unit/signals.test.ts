@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onFirstStopSignal } from '../../src/cli/signals.ts';
+import { writeLocalKubeconfig } from '../support/kubeconfig.ts';
 
 describe('the controller stops on its first SIGTERM or SIGINT', () => {
   for (const [first, second] of [
@@ -51,19 +52,7 @@ describe('snapcron processes and stop signals', () => {
     const { port } = server.address() as AddressInfo;
     const dir = mkdtempSync(join(tmpdir(), 'snapcron-signals-'));
     kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'c', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
-        ],
-        users: [{ name: 'u', user: { token: 'x' } }],
-        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: 'default' } }],
-        'current-context': 'c',
-      }),
-    );
+    writeLocalKubeconfig(kubeconfig, `https://127.0.0.1:${port}`, { token: 'x' }, 'default');
   });
   afterAll(async () => {
     for (const s of sockets) s.destroy();
