@@ -73,16 +73,14 @@ async function up(): Promise<void> {
 async function serve(): Promise<void> {
   const { ControlPlane } = await import('../dev/control-plane.ts');
   const { CsiStack } = await import('../dev/csi-stack.ts');
+  const { stopStarted } = await import('../dev/started.ts');
   let stopNode = async (): Promise<void> => undefined;
   // From the start: cluster:down while the control plane still starts stops what has started
   // (its processes run in their own process groups, so nothing else would).
   const stop = (): void => {
     void stopNode()
       .catch((err: unknown) => say(`node stop: ${String(err)}`))
-      .then(async () => {
-        for (const stack of [...CsiStack.running]) await stack.stop();
-        for (const cp of [...ControlPlane.running]) await cp.stop();
-      })
+      .then(stopStarted)
       .finally(() => {
         rmSync(STATE, { force: true });
         process.exit(0);

@@ -16,6 +16,7 @@ import type { VolumeSnapshot } from '../src/api/objects.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
 import { CsiStack, SNAPSHOT_CLASS, STORAGE_CLASS } from '../dev/csi-stack.ts';
 import { installRestoreWebhook } from '../dev/restore-webhook.ts';
+import { stopStarted } from '../dev/started.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STATE = join(ROOT, '.cluster', 'demo');
@@ -71,8 +72,7 @@ async function stopAll(): Promise<void> {
       /* gone */
     }
   }
-  for (const stack of [...CsiStack.running]) await stack.stop();
-  for (const cp of [...ControlPlane.running]) await cp.stop();
+  await stopStarted();
 }
 /** Stops everything once, then exits: with the flow's outcome at its end, else with `code`. */
 function stopAndExit(code: number, why: string): void {

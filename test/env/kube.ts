@@ -236,6 +236,12 @@ export async function getSchedule(namespace: string, name: string): Promise<Snap
   return (await k.custom.getNamespacedCustomObject({ ...k.schedules, namespace, name })) as SnapshotSchedule;
 }
 
+/** The namespace's Events with this reason, as the API server holds them. */
+export async function eventsOf(namespace: string, reason: string): Promise<k8s.CoreV1Event[]> {
+  const list = await kube().core.listNamespacedEvent({ namespace });
+  return list.items.filter((e) => e.reason === reason);
+}
+
 export async function listSnapshots(namespace: string): Promise<VolumeSnapshot[]> {
   const k = kube();
   // Retried: right after start-up the API server answers 429 while its storage initialises.

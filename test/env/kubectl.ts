@@ -3,12 +3,12 @@
  * harness's kube-apiserver (hack/build-kubectl.sh, cached), with snapcron installed as its
  * `kubectl-snapcron` plugin the way package.json's bin entry installs it.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kubeconfigPath } from './kube.ts';
+import { runProgram, type Finished } from './processes.ts';
 import { hackScriptOutput } from '../../dev/hack-script.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -40,20 +40,9 @@ export function runKubectl(
   args: string[],
   plugins: string,
   kubeconfig = kubeconfigPath(),
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(kubectlBinary(), args, {
-      env: {
-        ...process.env,
-        KUBECONFIG: kubeconfig,
-        PATH: [plugins, dirname(process.execPath), process.env.PATH ?? ''].join(':'),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.once('exit', (code) => resolve({ code, out, err }));
+): Promise<Finished> {
+  return runProgram(kubectlBinary(), args, {
+    KUBECONFIG: kubeconfig,
+    PATH: [plugins, dirname(process.execPath), process.env.PATH ?? ''].join(':'),
   });
 }

@@ -105,17 +105,25 @@ export function runTick(
   });
 }
 
-/** Any snapcron command as a child process. */
-export function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+export interface Finished {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs a program to its end with this environment added to the test's; its exit code, stdout and stderr. */
+export function runProgram(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, KUBECONFIG: kubeconfigPath() },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     proc.once('exit', (code) => resolve({ code, out, err }));
   });
+}
+
+/** Any snapcron command as a child process. */
+export function runCli(args: string[]): Promise<Finished> {
+  return runProgram(process.execPath, [CLI, ...args], { KUBECONFIG: kubeconfigPath() });
 }

@@ -4,29 +4,18 @@
  * same line, and down stops it. Run in a directory of its own (SNAPCRON_CLUSTER_DIR), beside
  * any cluster of the developer's in .cluster/.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdminKube } from '../../dev/admin-kube.ts';
 import { isAlive } from '../../dev/processes.ts';
+import { runProgram, type Finished } from '../env/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'snapcron-cluster-'));
 
-function cluster(command: 'up' | 'down'): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['hack/cluster.ts', command], {
-      env: { ...process.env, SNAPCRON_CLUSTER_DIR: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
+const cluster = (command: 'up' | 'down'): Promise<Finished> =>
+  runProgram(process.execPath, ['hack/cluster.ts', command], { SNAPCRON_CLUSTER_DIR: dir });
 
 afterAll(async () => {
   await cluster('down');

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import {
   useNamespace,
 } from '../env/kube.ts';
 import { ControlPlane, controlPlaneBinaries } from '../../dev/control-plane.ts';
+import { processesMentioning } from '../../dev/processes.ts';
 
 describe('the test control plane', () => {
   const ns = useNamespace('cp');
@@ -102,17 +103,9 @@ describe('KUBEBUILDER_ASSETS (envtest convention, README)', () => {
     try {
       expect(controlPlaneBinaries()).toBe(assets);
       cp = await ControlPlane.start({ installCrds: false });
-      const running = readdirSync('/proc')
-        .filter((d) => /^\d+$/.test(d))
-        .map((pid) => {
-          try {
-            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-          } catch {
-            return [];
-          }
-        })
-        .filter((args) => args.some((a) => a.includes(cp?.dir ?? '?')));
-      const programs = running.map((args) => args[0]).sort();
+      const programs = processesMentioning([cp.dir])
+        .map((p) => p.args[0])
+        .sort();
       expect(programs).toEqual([
         join(assets, 'etcd'),
         join(assets, 'kube-apiserver'),

@@ -13,6 +13,7 @@ import {
   boundPvc,
   createSchedule,
   eventually,
+  eventsOf,
   getSchedule,
   kube,
   ALL_VERBS,
@@ -27,11 +28,6 @@ import { runTick, startController } from '../env/processes.ts';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pvcOf = (s: VolumeSnapshot): string => s.spec.source.persistentVolumeClaimName ?? '';
 const live = (s: VolumeSnapshot): boolean => !s.metadata.deletionTimestamp;
-
-async function eventsOf(namespace: string, reason: string): Promise<{ count?: number; message?: string }[]> {
-  const list = await kube().core.listNamespacedEvent({ namespace });
-  return list.items.filter((e) => e.reason === reason);
-}
 
 describe('issue 9 on a real API server', () => {
   const ns = useNamespace('fix');

@@ -1,26 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { isAlive } from '../../dev/processes.ts';
+import { isAlive, processesMentioning } from '../../dev/processes.ts';
 
 const DEMO_STATE = join(fileURLToPath(new URL('../..', import.meta.url)), '.cluster', 'demo');
-
-/** Processes whose command line mentions one of `needles`: what the demo left running. */
-function processesMentioning(needles: string[]): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let cmd: string;
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      continue; // gone meanwhile
-    }
-    if (needles.some((n) => cmd.includes(n))) found.push(`${pid}: ${cmd.slice(0, 300)}`);
-  }
-  return found;
-}
 
 /**
  * Runs the demo; `interruptAt`: sends SIGINT once the output matches it. Returns its exit code,
@@ -48,7 +32,9 @@ async function demo(
   });
   const cpDir = /KUBECONFIG=(\/\S+)\/kubeconfig\)/.exec(out)?.[1];
   const controllerPid = Number(/snapcron controller running \(pid (\d+)\)/.exec(out)?.[1] ?? 0);
-  const left = processesMentioning([DEMO_STATE, ...(cpDir ? [cpDir] : [])]);
+  const left = processesMentioning([DEMO_STATE, ...(cpDir ? [cpDir] : [])]).map(
+    (p) => `${p.pid}: ${p.args.join(' ').slice(0, 300)}`,
+  );
   if (controllerPid && isAlive(controllerPid)) left.push(`${controllerPid}: the snapcron controller`);
   return { code, out, left };
 }

@@ -17,6 +17,7 @@ import {
   boundPvc,
   createSchedule,
   eventually,
+  eventsOf,
   getSchedule,
   kube,
   kubeconfigPath,
@@ -144,10 +145,7 @@ describe('the executor around hooks (real API server; exec recorded)', () => {
       { which: 'post', pods: ['db-0'] },
     ]);
     expect(hooks.cutAtPost).toBe(false);
-    const event = await eventually(async () => {
-      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
-      return list.items.find((e) => e.reason === 'HookSnapshotNotCut');
-    }, 10_000);
+    const event = await eventually(async () => (await eventsOf(ns(), 'HookSnapshotNotCut'))[0], 10_000);
     expect(event.type).toBe('Warning');
     expect(event.involvedObject).toMatchObject({ kind: 'SnapshotSchedule', name: 'db' });
     expect(event.message).toMatch(

@@ -27,6 +27,7 @@ import {
   createSchedule,
   deleteNamespacesAndWait,
   eventually,
+  eventsOf,
   getSchedule,
   kube,
   kubeConfig,
@@ -178,8 +179,7 @@ describe.skipIf(!enabled)('pre and post hooks exec’d in real pods on a real no
     return execFileSync('tar', ['-xOf', archive, `./${file}`], { encoding: 'utf8' }).trim();
   }
 
-  const events = async (reason: string): Promise<k8s.CoreV1Event[]> =>
-    (await kube().core.listNamespacedEvent({ namespace: ns() })).items.filter((e) => e.reason === reason);
+  const events = (reason: string): Promise<k8s.CoreV1Event[]> => eventsOf(ns(), reason);
   const postRuns = async (): Promise<number> =>
     (await inPod('sh', '-c', 'cat /data/post-ran 2>/dev/null || true')).split('\n').filter(Boolean).length;
 

@@ -15,7 +15,7 @@ import { freePort, snapshotCrdDir } from '../../dev/control-plane.ts';
 import { installRestoreWebhook } from '../../dev/restore-webhook.ts';
 import { EventRecorder } from '../../src/kube/events.ts';
 import { startWebhook } from '../../src/restore/webhook.ts';
-import { eventually, kube, kubeConfig, useNamespace } from '../env/kube.ts';
+import { eventsOf, eventually, kube, kubeConfig, useNamespace } from '../env/kube.ts';
 import { runCli } from '../env/processes.ts';
 
 const MINUTE = 60_000;
@@ -297,12 +297,11 @@ describe('the restore webhook with consistency groups (real API server, TLS)', (
     });
     const moved = await restore('data-x-1', setOf);
     expect(moved.metadata.annotations?.['snapcron.io/restored-from-group']).toBe('vgs-b');
-    const event = await eventually(async () => {
-      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
-      return list.items.find(
-        (e) => e.reason === 'RestoreGroupChanged' && e.involvedObject.name === 'data-x-1',
-      );
-    }, 10_000);
+    const event = await eventually(
+      async () =>
+        (await eventsOf(ns(), 'RestoreGroupChanged')).find((e) => e.involvedObject.name === 'data-x-1'),
+      10_000,
+    );
     expect(event.type).toBe('Warning');
     expect(event.message).toBe(
       `PVCs data-x-0 of the same set restored from VolumeGroupSnapshot vgs-a, which cannot serve this one: VolumeGroupSnapshot ${ns()}/vgs-a does not exist; restoring the newest copy instead`,

@@ -12,6 +12,7 @@ import {
   createSchedule,
   createSnapshot,
   eventually,
+  eventsOf,
   kube,
   kubeConfig,
   listSnapshots,
@@ -182,10 +183,10 @@ describe('restore from latest through the admission webhook (real API server, TL
       /^created empty: no ready VolumeSnapshot/,
     );
     // README: "says so in snapcron.io/restore-result and an event".
-    const event = await eventually(async () => {
-      const list = await kube().core.listNamespacedEvent({ namespace: ns() });
-      return list.items.find((e) => e.reason === 'RestoreEmpty' && e.involvedObject.name === 'opt');
-    }, 10_000);
+    const event = await eventually(
+      async () => (await eventsOf(ns(), 'RestoreEmpty')).find((e) => e.involvedObject.name === 'opt'),
+      10_000,
+    );
     expect(event.type).toBe('Warning');
     expect(event.message).toMatch(/no ready VolumeSnapshot of PVC restore-[0-9a-f]+\/db-0/);
   });
