@@ -29,18 +29,26 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 # What Node never loads at run time: TypeScript sources and declarations, source maps and
 # docs of the dependencies (60 MB of their 125 MB). Then every production dependency must
-# still import (reflect-metadata first, as the Alibaba SDK needs it), and the CLI start, on
-# the image's own Node binary.
+# still import, and the CLI start, on the image's own Node binary.
 RUN find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' -o -name '*.md' \) -delete \
  && /usr/local/bin/node --input-type=module -e \
-    'import "reflect-metadata"; import { readFileSync } from "node:fs"; for (const d of Object.keys(JSON.parse(readFileSync("package.json", "utf8")).dependencies)) await import(d);' \
+    'import { readFileSync } from "node:fs"; for (const d of Object.keys(JSON.parse(readFileSync("package.json", "utf8")).dependencies)) await import(d);' \
  && /usr/local/bin/node dist/cli.js help >/dev/null
 
 FROM ${BASE}
+# jemalloc in place of glibc's malloc: glibc kept about 7 MiB of freed fragments resident in a
+# controller at rest, jemalloc hands freed pages back a second later (BENCHMARKS.md). Debian's
+# package, so image scanners see it; the preload names the file only, found on any architecture.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libjemalloc2 \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 ENV NODE_ENV=production
-# Bounded V8 heap and two glibc malloc arenas, as deploy/base/controller.yaml sets them (BENCHMARKS.md).
+# A bounded V8 heap, as deploy/base/controller.yaml sets it; one jemalloc arena without thread
+# caches, freed pages returned after 1 s by its background thread (bench/controller-env.ts).
 ENV NODE_OPTIONS="--max-old-space-size=384 --max-semi-space-size=4"
-ENV MALLOC_ARENA_MAX=2
+ENV LD_PRELOAD=libjemalloc.so.2
+ENV MALLOC_CONF=narenas:1,tcache:false,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true
 WORKDIR /app
 # Largest and least often changed first, so a source change rebuilds only the last layers.
 COPY --from=build /usr/local/bin/node /usr/local/bin/node

@@ -17,14 +17,16 @@
 //          [--ready 0.2] [--no-schedules] [--settle 5] [--runs 1] [--linger 0]
 //          [--kubeconfig <path>]   (an existing cluster: only missing objects are created)
 //          [--cli dist/cli.js]... [--node-options '<flags>']... [--node-args '<flags>']...
+//          [--allocator jemalloc|glibc]... (the image's jemalloc by default where libjemalloc2 is
+//          installed, else glibc's)
 //          (each combination is measured; --node-args go on node's command line)
 //          [--no-naive] [--no-empty] [--out <file.json>]
 //        npm run bench:memory -- --small   (100 namespaces x 10 PVCs, 10,000 snapshots)
 //
 // One reading varies by 10 to 20 % with where the last full GC fell: compare with --runs 3 or
 // more. --linger 75 also covers the controller's first report-metrics refresh (a minute after
-// it starts). The controller gets the image's environment (bench/scale.ts CONTROLLER_ENV, e.g.
-// MALLOC_ARENA_MAX=2), which the caller's environment overrides.
+// it starts). The controller gets the image's environment (bench/controller-env.ts: NODE_OPTIONS
+// and jemalloc), which the caller's environment overrides.
 // Another build: `npx tsc -p tsconfig.build.json --outDir /tmp/x/dist`, with /tmp/x holding
 // a package.json of {"type":"module"} and a node_modules link to the repository's, then
 // --cli /tmp/x/dist/cli.js beside the default.
@@ -51,7 +53,14 @@ import {
   retrying,
   sleep,
 } from './fixtures.ts';
-import { CONTROLLER_ENV, CONTROLLER_NODE_OPTIONS } from './scale.ts';
+import { allocatorOption } from './scale.ts';
+import {
+  type Allocator,
+  allocatorNote,
+  CONTROLLER_NODE_OPTIONS,
+  controllerEnv,
+  defaultAllocator,
+} from './controller-env.ts';
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const EMPTY_NAMESPACE = 'memory-probe-empty';
@@ -77,6 +86,8 @@ export interface MemoryOptions {
   nodeOptions: string[];
   /** Node flags on the command line (as an image's ENTRYPOINT would give them), each a variant. */
   nodeArgs: string[];
+  /** The controller's malloc, each a variant (`--allocator`): the image's jemalloc or glibc's. */
+  allocators: Allocator[];
   naive: boolean;
   empty: boolean;
   out?: string | undefined;
@@ -189,6 +200,7 @@ async function measureController(
   cli: string,
   nodeOptions: string,
   nodeArgs: string,
+  allocator: Allocator,
   kubeconfig: string,
   o: MemoryOptions,
   extra: string[] = [],
@@ -213,7 +225,7 @@ async function measureController(
     ],
     {
       env: {
-        ...CONTROLLER_ENV,
+        ...controllerEnv(allocator),
         ...process.env,
         KUBECONFIG: jsonKubeconfig(kubeconfig),
         NODE_OPTIONS: nodeOptions,
@@ -306,6 +318,7 @@ export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory
     const snapshots = await countSnapshots(admin);
     const pvcs = o.namespaces * o.pvcsPerNamespace;
     log(`measuring: ${pvcs} PVCs, ${snapshots} VolumeSnapshots in the cluster`);
+    for (const a of o.allocators) log(`malloc ${a}: ${allocatorNote(a)}`);
     for (const nodeOptions of o.nodeOptions) {
       const bare = await bareNodeRss(nodeOptions);
       baselines.push(`bare node [${nodeOptions}]: RSS ${mib(bare)} MiB`);
@@ -317,6 +330,7 @@ export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory
         o.clis[0] as string,
         o.nodeOptions[0] as string,
         o.nodeArgs[0] as string,
+        o.allocators[0] as Allocator,
         kubeconfig,
         o,
         [`--namespace=${EMPTY_NAMESPACE}`],
@@ -328,10 +342,12 @@ export async function runMemoryBench(o: MemoryOptions): Promise<ControllerMemory
       for (const cli of o.clis) {
         for (const nodeOptions of o.nodeOptions) {
           for (const nodeArgs of o.nodeArgs) {
-            const label = `${cli === CLI ? 'dist/cli.js' : cli} [${nodeOptions}]${nodeArgs ? ` node ${nodeArgs}` : ''}${o.runs > 1 ? ` run ${run + 1}` : ''}`;
-            const r = await measureController(label, cli, nodeOptions, nodeArgs, kubeconfig, o);
-            results.push(r);
-            log(row(r));
+            for (const allocator of o.allocators) {
+              const label = `${cli === CLI ? 'dist/cli.js' : cli} [${nodeOptions}]${nodeArgs ? ` node ${nodeArgs}` : ''} ${allocator}${o.runs > 1 ? ` run ${run + 1}` : ''}`;
+              const r = await measureController(label, cli, nodeOptions, nodeArgs, allocator, kubeconfig, o);
+              results.push(r);
+              log(row(r));
+            }
           }
         }
       }
@@ -398,6 +414,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       cli: { type: 'string', multiple: true },
       'node-options': { type: 'string', multiple: true },
       'node-args': { type: 'string', multiple: true },
+      allocator: { type: 'string', multiple: true },
       'no-naive': { type: 'boolean', default: false },
       'no-empty': { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -417,6 +434,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     clis: values.cli?.length ? values.cli : [CLI],
     nodeOptions: values['node-options']?.length ? values['node-options'] : [CONTROLLER_NODE_OPTIONS],
     nodeArgs: values['node-args']?.length ? values['node-args'] : [''],
+    allocators: values.allocator?.length
+      ? values.allocator.map((a) => allocatorOption(a) as Allocator)
+      : [defaultAllocator()],
     naive: !values['no-naive'],
     empty: !values['no-empty'],
     out: values.out,

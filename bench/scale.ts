@@ -10,6 +10,9 @@
 //          [--alloc-prof <dir>]              (what the controller allocates, written when it stops)
 //          [--node-options '<flags>']        (the controller's NODE_OPTIONS instead of the image's)
 //          [--node-args '<flags>']           (V8 flags on node's command line, which NODE_OPTIONS refuses)
+//          [--allocator jemalloc|glibc]      (the controller's malloc: the image's jemalloc by default
+//                                             where libjemalloc2 is installed, else glibc's)
+//          [--malloc-conf '<conf>']          (jemalloc's MALLOC_CONF instead of the image's)
 //        npm run bench:scale -- --small        (50 schedules x 4 PVCs, --qps 20, short windows: CI's size)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -24,6 +27,13 @@ import { AdminKube } from '../dev/admin-kube.ts';
 import { Kube } from '../src/kube/client.ts';
 import { errorMessage } from '../src/kube/retry.ts';
 import { ControlPlane, freePort } from '../dev/control-plane.ts';
+import {
+  type Allocator,
+  allocatorNote,
+  CONTROLLER_NODE_OPTIONS,
+  controllerEnv,
+  defaultAllocator,
+} from './controller-env.ts';
 import {
   benchPvcs,
   childOutput,
@@ -47,10 +57,6 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const ALLOC_PROFILER = fileURLToPath(new URL('./alloc-profile.ts', import.meta.url));
 const PACED_CLIENT = fileURLToPath(new URL('./paced-client.ts', import.meta.url));
 /** As deploy/base/controller.yaml sets them (a test checks they agree). */
-export const CONTROLLER_NODE_OPTIONS = '--max-old-space-size=384 --max-semi-space-size=4';
-/** The controller's environment in the image and the Deployment (a test checks they agree). */
-export const CONTROLLER_ENV = { NODE_OPTIONS: CONTROLLER_NODE_OPTIONS, MALLOC_ARENA_MAX: '2' };
-
 export interface ScaleOptions {
   schedules: number;
   pvcsPerSchedule: number;
@@ -80,6 +86,13 @@ export interface ScaleOptions {
   nodeOptions?: string | undefined;
   /** Flags on node's own command line, before the CLI: V8 flags NODE_OPTIONS refuses (`--node-args`). */
   nodeArgs?: string | undefined;
+  /**
+   * The controller's malloc (`--allocator`): the image's jemalloc (the default where
+   * libjemalloc2 is installed) or glibc's.
+   */
+  allocator?: Allocator | undefined;
+  /** jemalloc's settings in place of the image's (`--malloc-conf`). */
+  mallocConf?: string | undefined;
   out?: string | undefined;
   log?: (line: string) => void;
 }
@@ -196,7 +209,7 @@ async function startController(
       env: {
         ...process.env,
         KUBECONFIG: kubeconfig,
-        ...CONTROLLER_ENV,
+        ...controllerEnv(o.allocator ?? defaultAllocator(), o.mallocConf),
         NODE_OPTIONS: [
           o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
           ...(o.cpuProfDir ? [`--cpu-prof --cpu-prof-dir=${o.cpuProfDir}`] : []),
@@ -370,7 +383,7 @@ async function pacedClientCpu(
   };
   const out = await childOutput([PACED_CLIENT, JSON.stringify(options)], {
     KUBECONFIG: kubeconfig,
-    ...CONTROLLER_ENV,
+    ...controllerEnv(o.allocator ?? defaultAllocator(), o.mallocConf),
     NODE_OPTIONS: o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
   });
   return JSON.parse(out) as { creates: number; cpuSeconds: number };
@@ -534,7 +547,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     o.ready === false
       ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
       : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
-    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.nodeArgs ? `; node ${o.nodeArgs}` : ''}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); malloc: ${allocatorNote(o.allocator ?? defaultAllocator(), o.mallocConf)}; NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.nodeArgs ? `; node ${o.nodeArgs}` : ''}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
   const add = (f: Figure): void => {
@@ -1243,6 +1256,8 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
       'alloc-prof': { type: 'string' },
       'node-options': { type: 'string' },
       'node-args': { type: 'string' },
+      allocator: { type: 'string' },
+      'malloc-conf': { type: 'string' },
       out: { type: 'string', default: 'bench/scale-results.json' },
     },
   });
@@ -1281,8 +1296,15 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
     allocProfDir: values['alloc-prof'] === undefined ? undefined : resolve(values['alloc-prof']),
     nodeOptions: values['node-options'],
     nodeArgs: values['node-args'],
+    allocator: allocatorOption(values.allocator),
+    mallocConf: values['malloc-conf'],
     out: values.out,
   };
+}
+
+export function allocatorOption(v: string | undefined): Allocator | undefined {
+  if (v === undefined || v === 'jemalloc' || v === 'glibc') return v;
+  throw new Error(`--allocator must be jemalloc (the image's) or glibc, got "${v}"`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url))

@@ -12,6 +12,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Kube } from '../kube/client.ts';
 import { statusOf } from '../kube/retry.ts';
+import { CertificateAuthority } from '../tls/authority.ts';
 
 const DAY_MS = 86_400_000;
 /** Renew when the serving certificate has less than this left. */
@@ -133,9 +134,6 @@ export async function ensureSharedCertificate(o: SharedCertificateOptions): Prom
     const reason = reasonToRenew(stored, o.dnsNames, now());
     if (stored && !reason) return pairOf(stored, now());
 
-    // Loaded only to make a pair: a replica serving the stored one never pays for @peculiar/x509
-    // and its ASN.1 modules (about 20 MiB of RSS in a bare Node).
-    const { CertificateAuthority } = await import('../tls/authority.ts');
     const ca = await CertificateAuthority.create('snapcron webhook CA', CERT_DAYS * 2);
     const leaf = await ca.issue(`CN=${o.dnsNames[0] ?? 'snapcron-webhook'}`, {
       dns: o.dnsNames,

@@ -281,6 +281,11 @@ describe.skipIf(skipImage)('the image, run as a kubelet runs the shipped manifes
     });
     const ca = Buffer.from(secret.data?.['ca.crt'] ?? '', 'base64');
     expect(await eventually(() => tlsGet(a.webhook, ca), 20_000)).toBe(404);
+    // The image's malloc is jemalloc (README "Image"): mapped in the process the kubelet runs,
+    // and the loader said nothing about the preload.
+    const hostPid = Number(await podman(['inspect', '--format', '{{.State.Pid}}', a.c.name]));
+    expect(readFileSync(`/proc/${hostPid}/maps`, 'utf8')).toMatch(/\/libjemalloc\.so\.2$/m);
+    expect(a.c.output()).not.toMatch(/LD_PRELOAD|ld\.so/);
     const metrics = (await get(a.metrics, '/metrics')).body;
     expect(metrics).toMatch(/^snapcron_leader 1$/m);
     expect(metrics).toMatch(/^snapcron_snapshots_created_total\{[^}]*namespace="[^"]+"[^}]*\} [1-9]/m);

@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   nextCertificateCheckMs,
@@ -44,6 +48,56 @@ describe('CertificateAuthority', () => {
     expect(a.serialNumber).not.toBe(b.serialNumber);
     expect(a.subject).toContain('O=system:masters');
     expect(a.keyUsage).toContain('1.3.6.1.5.5.7.3.2'); // clientAuth
+  });
+
+  it('writes certificates OpenSSL verifies, with the extensions TLS peers and kube-apiserver check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'snapcron-certs-'));
+    try {
+      const ca = await CertificateAuthority.create('test CA', 730);
+      const server = await ca.issue('CN=localhost', { dns: NAMES, ips: ['127.0.0.1', '::1'], server: true });
+      const client = await ca.issue('CN=admin,O=system:masters,O=other');
+      writeFileSync(join(dir, 'ca.pem'), ca.certPem);
+      writeFileSync(join(dir, 'server.pem'), server.certPem);
+      writeFileSync(join(dir, 'client.pem'), client.certPem);
+      const openssl = (...args: string[]): string =>
+        execFileSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+      expect(
+        openssl('verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', 'ca.pem', 'server.pem'),
+      ).toBe('server.pem: OK\n');
+      expect(
+        openssl('verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', 'ca.pem', 'client.pem'),
+      ).toBe('client.pem: OK\n');
+      const caText = openssl('x509', '-in', 'ca.pem', '-noout', '-text');
+      expect(caText).toMatch(/Basic Constraints: critical\s+CA:TRUE, pathlen:0/);
+      expect(caText).toMatch(/Key Usage: critical\s+Certificate Sign, CRL Sign/);
+      const serverText = openssl('x509', '-in', 'server.pem', '-noout', '-text');
+      expect(serverText).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
+      expect(serverText).toMatch(/Extended Key Usage:\s*\n\s+TLS Web Server Authentication\n/);
+      expect(serverText).toContain(
+        'DNS:snapcron-webhook.snapcron-system.svc, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1',
+      );
+      expect(serverText).toMatch(/Subject Key Identifier/);
+      expect(serverText).toMatch(/Authority Key Identifier/);
+      expect(new X509Certificate(client.certPem).subject).toBe('CN=admin\nO=system:masters\nO=other');
+      // The private key is the certificate's: OpenSSL derives the same public key from both.
+      writeFileSync(join(dir, 'server.key'), server.keyPem);
+      expect(openssl('pkey', '-in', 'server.key', '-pubout')).toBe(
+        openssl('x509', '-in', 'server.pem', '-noout', '-pubkey'),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('dates a certificate past 2049 in GeneralizedTime, and refuses a subject it cannot write', async () => {
+    const ca = await CertificateAuthority.create('test CA', 40_000);
+    const root = new X509Certificate(ca.certPem);
+    expect(new Date(root.validTo).getUTCFullYear()).toBeGreaterThan(2100);
+    expect(
+      new X509Certificate((await ca.issue('CN=a', { days: 40_000 })).certPem).verify(root.publicKey),
+    ).toBe(true);
+    await expect(ca.issue('C=DE')).rejects.toThrow(/certificate subject "C=DE"/);
+    await expect(ca.issue('CN=x', { dns: ['bücher.example'] })).rejects.toThrow(/not an ASCII DNS name/);
   });
 });
 
