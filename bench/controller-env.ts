@@ -40,11 +40,23 @@ export function jemallocInstalled(): boolean {
   return jemallocPresent;
 }
 
+/** The image's allocator when this machine has it, else glibc's. */
+export const defaultAllocator = (): Allocator => (jemallocInstalled() ? 'jemalloc' : 'glibc');
+
+/** `--allocator`'s value: jemalloc, glibc, or none given (the default). */
+export function allocatorOption(v: string | undefined): Allocator | undefined {
+  if (v === undefined || v === 'jemalloc' || v === 'glibc') return v;
+  throw new Error(`--allocator must be jemalloc (the image's) or glibc, got "${v}"`);
+}
+
 /**
- * The environment a bench gives its controller: the image's, or glibc's malloc as the baseline.
- * Without libjemalloc2 on the machine the bench can only measure glibc's, and says so.
+ * The environment a bench gives its controller: the image's, or glibc's malloc as the baseline;
+ * without an allocator named, the image's where this machine has it.
  */
-export function controllerEnv(allocator: Allocator, mallocConf?: string): Record<string, string> {
+export function controllerEnv(
+  allocator: Allocator = defaultAllocator(),
+  mallocConf?: string,
+): Record<string, string> {
   if (allocator === 'jemalloc' && !jemallocInstalled())
     throw new Error(
       'libjemalloc.so.2 is not installed, so the controller cannot run as the image runs it: apt-get install libjemalloc2, or pass --allocator glibc',
@@ -57,13 +69,15 @@ export function controllerEnv(allocator: Allocator, mallocConf?: string): Record
   };
 }
 
-/** The image's allocator when this machine has it, else glibc's. */
-export const defaultAllocator = (): Allocator => (jemallocInstalled() ? 'jemalloc' : 'glibc');
-
-/** How a bench's output names the allocator it measured. */
-export const allocatorNote = (a: Allocator, mallocConf?: string): string =>
-  a === 'jemalloc'
-    ? mallocConf
-      ? `jemalloc with MALLOC_CONF=${mallocConf} (the image's: ${JEMALLOC_ENV.MALLOC_CONF})`
-      : `jemalloc (${JEMALLOC_ENV.MALLOC_CONF}), as the image`
-    : `glibc's (MALLOC_ARENA_MAX=2)${jemallocInstalled() ? '' : ': libjemalloc2 is not installed here, the image preloads it (apt-get install libjemalloc2 to measure as the image runs)'}`;
+/** How a bench's output names the allocator it measured (the default as controllerEnv picks it). */
+export function allocatorNote(allocator: Allocator = defaultAllocator(), mallocConf?: string): string {
+  if (allocator === 'glibc') {
+    const settings = Object.entries(GLIBC_ENV)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    return `glibc's (${settings})${jemallocInstalled() ? '' : ': libjemalloc2 is not installed here, the image preloads it (apt-get install libjemalloc2 to measure as the image runs)'}`;
+  }
+  return mallocConf
+    ? `jemalloc with MALLOC_CONF=${mallocConf} (the image's: ${JEMALLOC_ENV.MALLOC_CONF})`
+    : `jemalloc (${JEMALLOC_ENV.MALLOC_CONF}), as the image`;
+}

@@ -53,10 +53,10 @@ import {
   retrying,
   sleep,
 } from './fixtures.ts';
-import { allocatorOption } from './scale.ts';
 import {
   type Allocator,
   allocatorNote,
+  allocatorOption,
   CONTROLLER_NODE_OPTIONS,
   controllerEnv,
   defaultAllocator,

@@ -30,9 +30,9 @@ import { ControlPlane, freePort } from '../dev/control-plane.ts';
 import {
   type Allocator,
   allocatorNote,
+  allocatorOption,
   CONTROLLER_NODE_OPTIONS,
   controllerEnv,
-  defaultAllocator,
 } from './controller-env.ts';
 import {
   benchPvcs,
@@ -56,7 +56,6 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 /** Preloaded for `--alloc-prof` (Node strips its types: a profiling run, not a measured one). */
 const ALLOC_PROFILER = fileURLToPath(new URL('./alloc-profile.ts', import.meta.url));
 const PACED_CLIENT = fileURLToPath(new URL('./paced-client.ts', import.meta.url));
-/** As deploy/base/controller.yaml sets them (a test checks they agree). */
 export interface ScaleOptions {
   schedules: number;
   pvcsPerSchedule: number;
@@ -209,7 +208,7 @@ async function startController(
       env: {
         ...process.env,
         KUBECONFIG: kubeconfig,
-        ...controllerEnv(o.allocator ?? defaultAllocator(), o.mallocConf),
+        ...controllerEnv(o.allocator, o.mallocConf),
         NODE_OPTIONS: [
           o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
           ...(o.cpuProfDir ? [`--cpu-prof --cpu-prof-dir=${o.cpuProfDir}`] : []),
@@ -383,7 +382,7 @@ async function pacedClientCpu(
   };
   const out = await childOutput([PACED_CLIENT, JSON.stringify(options)], {
     KUBECONFIG: kubeconfig,
-    ...controllerEnv(o.allocator ?? defaultAllocator(), o.mallocConf),
+    ...controllerEnv(o.allocator, o.mallocConf),
     NODE_OPTIONS: o.nodeOptions ?? CONTROLLER_NODE_OPTIONS,
   });
   return JSON.parse(out) as { creates: number; cpuSeconds: number };
@@ -547,7 +546,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleResult> {
     o.ready === false
       ? 'No CSI driver, and --no-ready: no snapshot becomes ready, so nothing is pruned (as in the run the issue measured snapscheduler with).'
       : 'No CSI driver: the bench marks snapshots ready through the status subresource, as a snapshot controller would.',
-    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); malloc: ${allocatorNote(o.allocator ?? defaultAllocator(), o.mallocConf)}; NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.nodeArgs ? `; node ${o.nodeArgs}` : ''}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
+    `Controller flags: --qps ${o.qps} --burst ${o.burst} (the defaults are 100/200); malloc: ${allocatorNote(o.allocator, o.mallocConf)}; NODE_OPTIONS ${o.nodeOptions ?? CONTROLLER_NODE_OPTIONS}${o.nodeArgs ? `; node ${o.nodeArgs}` : ''}${o.cpuProfDir ? ' with --cpu-prof (CPU figures include the profiler)' : ''}${o.allocProfDir ? ' with --alloc-prof (CPU and memory figures include the profiler and Node stripping its types)' : ''}.`,
     'snapscheduler could not be run beside it: the Go module proxy refuses github.com/backube/snapscheduler (403).',
   ];
   const add = (f: Figure): void => {
@@ -1300,11 +1299,6 @@ export function parseScaleArgs(argv: string[]): ScaleOptions {
     mallocConf: values['malloc-conf'],
     out: values.out,
   };
-}
-
-export function allocatorOption(v: string | undefined): Allocator | undefined {
-  if (v === undefined || v === 'jemalloc' || v === 'glibc') return v;
-  throw new Error(`--allocator must be jemalloc (the image's) or glibc, got "${v}"`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url))

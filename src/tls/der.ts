@@ -4,13 +4,18 @@
  * crypto/x509 inside kube-apiserver and `openssl verify`.
  */
 
-/** A definite length: short form below 128, else 0x80 + the count of big-endian length bytes. */
-export function derLength(n: number): Buffer {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DER length ${n}`);
-  if (n < 0x80) return Buffer.of(n);
+/** A non-negative whole number's big-endian bytes, fewest first to last (none for 0). */
+function bigEndian(n: number, what: string): number[] {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DER ${what} ${n}`);
   const bytes: number[] = [];
   for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-  return Buffer.of(0x80 | bytes.length, ...bytes);
+  return bytes;
+}
+
+/** A definite length: short form below 128, else 0x80 + the count of big-endian length bytes. */
+export function derLength(n: number): Buffer {
+  const bytes = bigEndian(n, 'length');
+  return n < 0x80 ? Buffer.of(n) : Buffer.of(0x80 | bytes.length, ...bytes);
 }
 
 export const tlv = (tag: number, ...contents: Uint8Array[]): Buffer => {
@@ -37,12 +42,8 @@ export function unsignedInteger(magnitude: Uint8Array): Buffer {
   return (bytes[0] ?? 0) & 0x80 ? tlv(0x02, Buffer.of(0), bytes) : tlv(0x02, bytes);
 }
 
-export const smallInteger = (n: number): Buffer => {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`DER small integer ${n}`);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-  return unsignedInteger(Buffer.from(bytes));
-};
+export const smallInteger = (n: number): Buffer =>
+  unsignedInteger(Buffer.from(bigEndian(n, 'small integer')));
 
 /** An OBJECT IDENTIFIER from its dotted form: the first two arcs as 40a+b, each arc base 128. */
 export function objectIdentifier(dotted: string): Buffer {
